@@ -1,0 +1,114 @@
+# ivshmem-bench: host/guest shared-memory benchmark over QEMU's ivshmem.
+#
+#   make            build everything into build/
+#   make test       set up what is missing (packages, build, VM) and run the benchmark
+#   make check      install test needs, build, run the test suite
+#   make help       list the targets
+#
+# SANITIZE=1 builds with AddressSanitizer and UBSan (host programs and tests).
+
+VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
+BUILD   ?= build
+CC      ?= cc
+
+CFLAGS_PROJECT := -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+                  -Icommon -Iserver -I$(BUILD)
+LDLIBS_PROJECT := -lcrypto -lpthread -lm
+ifeq ($(SANITIZE),1)
+CFLAGS_PROJECT += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS_SAN    := -fsanitize=address,undefined
+endif
+
+LIB_SRC   := $(wildcard common/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB       := $(BUILD)/libivb.a
+TEST_SRC  := $(wildcard tests/*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+HEADERS   := $(wildcard common/*.h server/*.h) $(BUILD)/version.h
+PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader
+ifneq ($(wildcard server/main.c),)
+PROGRAMS  += $(BUILD)/ivshmem_server
+endif
+
+.PHONY: all test check bench analyze initramfs deps clean help stop status
+
+all: $(PROGRAMS) $(TEST_BIN)
+
+help:
+	@echo "Targets:"
+	@echo "  all        build host_writer, guest_reader (static), the server and the tests"
+	@echo "  test       set up whatever is missing (packages, build, VM) and run the benchmark"
+	@echo "  check      install what the tests need, build, run the test suite"
+	@echo "  bench      latency host-only and in the VM in one run, with the ratio"
+	@echo "  analyze    statistics, plots and a report from results/"
+	@echo "  initramfs  build the micro guest's initramfs"
+	@echo "  deps       install the Debian packages the project needs"
+	@echo "  stop       stop the VM (same as ./setup.sh stop)"
+	@echo "  status     show what runs (same as ./setup.sh status)"
+	@echo "  clean      remove build/"
+	@echo "Variables: SANITIZE=1 (ASan+UBSan), BUILD=dir; settings: see README.md"
+
+# The version is compiled in; version.h is rewritten only when it changes.
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define IVB_VERSION "$(VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_PROJECT) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/host_writer: $(BUILD)/obj/host_writer.o $(LIB)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
+
+# guest_reader runs inside the guest, which has no shared libraries: link
+# it statically (OpenSSL included). It never uses sanitizers for that reason.
+$(BUILD)/obj-static/%.o: %.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -fsanitize% -fno-omit-frame-pointer,$(CFLAGS_PROJECT)) $(CFLAGS) -c -o $@ $<
+$(BUILD)/guest_reader: $(BUILD)/obj-static/guest_reader.o $(patsubst %.c,$(BUILD)/obj-static/%.o,$(wildcard common/*.c))
+	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
+
+$(BUILD)/ivshmem_server: $(BUILD)/obj/server/main.o $(LIB)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
+
+initramfs: $(BUILD)/guest_reader
+	./setup.sh initramfs
+
+deps:
+	./setup.sh deps
+
+test:
+	./setup.sh
+	./run_test.sh
+
+check:
+	./setup.sh deps
+	$(MAKE) all
+	tests/run.sh
+
+bench:
+	./setup.sh deps
+	$(MAKE) all
+	./run_test.sh --bench
+
+analyze:
+	/usr/bin/python3 analyze_results.py
+
+stop:
+	./setup.sh stop
+
+status:
+	./setup.sh status
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,18 @@
+/*
+ * cpu.h - pinning and host description for the results' provenance.
+ */
+#ifndef IVB_CPU_H
+#define IVB_CPU_H
+
+#include <stddef.h>
+
+/* Pin the calling thread to cpu. Returns 0 or -errno. */
+int ivb_pin_self(int cpu);
+
+/* Number of online CPUs. */
+int ivb_cpu_count(void);
+
+/* The CPU model name from /proc/cpuinfo into buf, or "unknown". */
+void ivb_cpu_model(char *buf, size_t len);
+
+#endif

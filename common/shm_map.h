@@ -1,0 +1,48 @@
+/*
+ * shm_map.h - mapping the shared memory, from either side.
+ *
+ * The host maps the file QEMU's memory backend uses (/dev/shm/ivshmem by
+ * default). The guest maps BAR2 of the ivshmem PCI device through sysfs
+ * (resource2), found by vendor and device id. guest_reader can also map a
+ * file, so the whole protocol runs without a VM.
+ */
+#ifndef IVB_SHM_MAP_H
+#define IVB_SHM_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ivb_map {
+	void *base;        /* start of the mapping */
+	size_t size;       /* bytes mapped */
+	char source[1024]; /* file or sysfs path it came from, for messages */
+};
+
+/*
+ * Map an existing file of at least min_size bytes read-write and shared.
+ * On failure returns -1 and writes a message (naming the file and the
+ * reason, with a hint) into err.
+ */
+int ivb_map_file(const char *path, size_t min_size, struct ivb_map *m, char *err, size_t errlen);
+
+/*
+ * Find the n-th (0-based) PCI device with the given vendor/device id under
+ * sysfs_root ("/sys/bus/pci/devices"), write its address ("0000:00:03.0")
+ * into bdf. Returns 0, or -1 when there is none.
+ */
+int ivb_pci_find(const char *sysfs_root, unsigned vendor, unsigned device, int index,
+		 char *bdf, size_t len);
+
+/*
+ * Enable the PCI device and map BAR bar (resource file) of it. Returns 0 or
+ * -1 with a message in err.
+ */
+int ivb_map_pci_bar(const char *sysfs_root, const char *bdf, int bar, struct ivb_map *m,
+		    char *err, size_t errlen);
+
+void ivb_unmap(struct ivb_map *m);
+
+/* 1 when x is a power of two (and non-zero). */
+static inline int ivb_is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
+
+#endif

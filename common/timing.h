@@ -1,0 +1,42 @@
+/*
+ * timing.h - monotonic nanosecond clock, deadlines and duration parsing.
+ *
+ * All measurements use CLOCK_MONOTONIC through the vDSO (about 20 ns a read
+ * with the TSC clocksource). ivb_clocksource() names the kernel's clock
+ * source so results can say when that assumption does not hold.
+ */
+#ifndef IVB_TIMING_H
+#define IVB_TIMING_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+
+static inline uint64_t ivb_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleep for ns nanoseconds (restarting after signals). */
+void ivb_sleep_ns(uint64_t ns);
+
+/*
+ * Parse a duration such as "500ms", "10s", "2m", "250us", "100ns" or a bare
+ * number (taken in default_unit_ns units) into nanoseconds. Returns 0 on
+ * success, -1 on malformed input.
+ */
+int ivb_parse_duration(const char *s, uint64_t default_unit_ns, uint64_t *out_ns);
+
+/*
+ * Parse a size such as "64M", "4k", "1G" or "4096" (powers of 1024) into
+ * bytes. Returns 0 on success, -1 on malformed input or overflow.
+ */
+int ivb_parse_size(const char *s, uint64_t *out);
+
+/* The current clocksource ("tsc", "kvm-clock", ...) into buf, or "unknown". */
+void ivb_clocksource(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,359 @@
+# shellcheck shell=bash disable=SC2054 # QEMU options contain commas
+# common/vm.sh - the VM launcher's helpers, sourced by setup.sh, run_test.sh
+# and the tests. Everything is prefixed vm_; settings come from IVSHMEM_*
+# environment variables with the defaults below (README.md lists them).
+#
+# The launcher boots QEMU daemonized with its console on a log file, waits
+# for the guest's readiness token on that console (an event, with a
+# deadline), pins the vCPU thread, and records what it started in
+# $VM_STATE_DIR/vm.env so that status, stop and the benchmark can say
+# exactly what ran.
+
+VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+: "${IVSHMEM_MODE:=plain}"                  # plain | doorbell
+: "${IVSHMEM_GUEST:=micro}"                 # micro | cloud
+: "${IVSHMEM_SHM_PATH:=/dev/shm/ivshmem}"   # shared-memory file (plain mode)
+: "${IVSHMEM_SHM_SIZE:=64M}"                # power of two
+: "${IVSHMEM_MEM:=512M}"                    # guest memory
+: "${IVSHMEM_VCPUS:=1}"                     # guest vCPUs
+: "${IVSHMEM_ACCEL:=auto}"                  # auto | kvm | tcg
+: "${IVSHMEM_STATE_DIR:=$VM_TOP/.vm}"       # pidfile, console log, vm.env
+: "${IVSHMEM_BUILD_DIR:=$VM_TOP/build}"     # binaries and the initramfs
+: "${IVSHMEM_BOOT_TIMEOUT:=90}"             # seconds to ready under TCG
+: "${IVSHMEM_KVM_TIMEOUT:=20}"              # seconds to ready under KVM before falling back
+: "${IVSHMEM_KERNEL:=}"                     # guest kernel (default: newest /boot/vmlinuz-*)
+: "${IVSHMEM_VCPU_CPU:=$(($(nproc) - 1))}"  # host CPU for the vCPU thread(s)
+: "${IVSHMEM_WRITER_CPU:=0}"                # host CPU for host_writer
+: "${IVSHMEM_SERVER_SOCKET:=$IVSHMEM_STATE_DIR/ivshmem.sock}" # doorbell server socket
+: "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
+
+VM_STATE_DIR=$IVSHMEM_STATE_DIR
+VM_PIDFILE=$VM_STATE_DIR/qemu.pid
+VM_CONSOLE=$VM_STATE_DIR/console.log
+VM_ENV=$VM_STATE_DIR/vm.env
+VM_READY_TOKEN=IVB-GUEST-READY
+VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
+
+# Debian packages the project needs, for building, the VM and the tests.
+VM_PACKAGES=(gcc make libc6-dev libssl-dev qemu-system-x86 qemu-utils linux-image-amd64
+	busybox-static cpio kmod python3-pandas python3-matplotlib python3-pytest
+	genisoimage mmdebstrap openssh-client e2fsprogs util-linux iproute2 procps)
+
+vm_log() { printf '%s\n' "$*"; }
+vm_warn() { printf 'setup: %s\n' "$*" >&2; }
+vm_die() {
+	printf 'setup: %s\n' "$*" >&2
+	exit 1
+}
+
+# ---- packages and build ----------------------------------------------------
+
+# Install whatever Debian packages are missing (through sudo when not root).
+vm_install_deps() {
+	local missing=() pkg sudo=()
+	for pkg in "${VM_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null || vm_die "missing packages (${missing[*]}) and no sudo to install them"
+		sudo=(sudo)
+	fi
+	vm_log "Installing ${missing[*]}"
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
+		vm_die "apt-get update failed"
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		"${missing[@]}" >"$IVSHMEM_BUILD_DIR/apt.log" 2>&1 ||
+		vm_die "apt-get install failed; see $IVSHMEM_BUILD_DIR/apt.log"
+}
+
+vm_build() {
+	make -C "$VM_TOP" -s BUILD="$IVSHMEM_BUILD_DIR" all 2> >(grep -v -e 'statically linked applications' \
+		-e 'in function' >&2) || vm_die "build failed"
+}
+
+# The guest kernel: IVSHMEM_KERNEL, or the newest Debian kernel in /boot.
+vm_kernel() {
+	if [ -n "$IVSHMEM_KERNEL" ]; then
+		[ -r "$IVSHMEM_KERNEL" ] || vm_die "IVSHMEM_KERNEL=$IVSHMEM_KERNEL: not readable"
+		echo "$IVSHMEM_KERNEL"
+		return
+	fi
+	local k
+	k=$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)
+	[ -n "$k" ] || vm_die "no kernel in /boot: install linux-image-amd64 (./setup.sh deps)"
+	echo "$k"
+}
+
+# Kernel version of a vmlinuz-VERSION path.
+vm_kernel_version() { basename "$1" | sed 's/^vmlinuz-//'; }
+
+# Build the micro guest's initramfs: busybox, guest_reader, /init and the
+# VFIO modules (with their dependencies) for doorbell mode. Rebuilt only
+# when one of those inputs changes.
+vm_build_initramfs() {
+	local kernel kver root stamp new_stamp modules m
+	kernel=$(vm_kernel)
+	kver=$(vm_kernel_version "$kernel")
+	[ -d "/lib/modules/$kver" ] || vm_die "no modules for $kver in /lib/modules"
+	mapfile -t modules < <(modprobe -S "$kver" --show-depends vfio-pci |
+		awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
+	[ ${#modules[@]} -gt 0 ] || vm_die "cannot resolve the vfio-pci module for $kver"
+	new_stamp=$(sha256sum /bin/busybox "$IVSHMEM_BUILD_DIR/guest_reader" "$VM_TOP/initramfs/init" \
+		"${modules[@]}" | sha256sum | cut -d' ' -f1)
+	stamp=$VM_INITRAMFS.stamp
+	if [ -f "$VM_INITRAMFS" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$new_stamp" ]; then
+		return 0
+	fi
+	vm_log "Building the micro guest initramfs (kernel $kver)"
+	root=$(mktemp -d)
+	mkdir -p "$root"/{bin,dev,proc,sys,etc,tmp} "$(dirname "$VM_INITRAMFS")"
+	cp /bin/busybox "$root/bin/busybox"
+	cp "$IVSHMEM_BUILD_DIR/guest_reader" "$root/bin/guest_reader"
+	cp "$VM_TOP/initramfs/init" "$root/init"
+	chmod 0755 "$root/init" "$root/bin/guest_reader"
+	: >"$root/etc/modules.list"
+	for m in "${modules[@]}"; do
+		mkdir -p "$root$(dirname "$m")"
+		cp "$m" "$root$m"
+		echo "$m" >>"$root/etc/modules.list"
+	done
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$VM_INITRAMFS.tmp"
+	mv "$VM_INITRAMFS.tmp" "$VM_INITRAMFS"
+	echo "$new_stamp" >"$stamp"
+	rm -rf "$root"
+}
+
+# ---- state -----------------------------------------------------------------
+
+# PID of the running QEMU, or nothing.
+vm_pid() {
+	local pid
+	[ -f "$VM_PIDFILE" ] || return 0
+	pid=$(cat "$VM_PIDFILE" 2>/dev/null) || return 0
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q qemu-system; then
+		echo "$pid"
+	fi
+}
+
+# Load vm.env (what the running VM was started with) into VM_* variables.
+vm_load_env() {
+	[ -f "$VM_ENV" ] || return 1
+	# shellcheck disable=SC1090
+	. "$VM_ENV"
+}
+
+vm_write_env() {
+	local tmp=$VM_ENV.tmp
+	{
+		printf 'VM_MODE=%q\nVM_GUEST=%q\nVM_ACCEL=%q\nVM_QEMU_PID=%q\n' \
+			"$IVSHMEM_MODE" "$IVSHMEM_GUEST" "$1" "$2"
+		printf 'VM_SHM_PATH=%q\nVM_SHM_SIZE=%q\nVM_KERNEL=%q\nVM_GUEST_KERNEL=%q\n' \
+			"$IVSHMEM_SHM_PATH" "$IVSHMEM_SHM_SIZE" "$3" "$4"
+		printf 'VM_QEMU_VERSION=%q\nVM_VCPU_CPU=%q\nVM_VCPUS=%q\nVM_MEM=%q\n' \
+			"$(qemu-system-x86_64 --version | head -n1)" "$IVSHMEM_VCPU_CPU" "$IVSHMEM_VCPUS" "$IVSHMEM_MEM"
+		printf 'VM_BOOT_SECONDS=%q\nVM_STARTED=%q\nVM_SERVER_SOCKET=%q\n' \
+			"$5" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$IVSHMEM_SERVER_SOCKET"
+	} >"$tmp"
+	mv "$tmp" "$VM_ENV"
+}
+
+# ---- boot ------------------------------------------------------------------
+
+# Size in bytes of a size such as 64M.
+vm_bytes() { numfmt --from=iec "${1%B}"; }
+
+vm_check_size() {
+	local bytes
+	bytes=$(vm_bytes "$IVSHMEM_SHM_SIZE" 2>/dev/null) ||
+		vm_die "IVSHMEM_SHM_SIZE=$IVSHMEM_SHM_SIZE is not a size (e.g. 64M)"
+	if [ "$bytes" -lt 1048576 ] || [ $((bytes & (bytes - 1))) -ne 0 ]; then
+		vm_die "IVSHMEM_SHM_SIZE=$IVSHMEM_SHM_SIZE must be a power of two of at least 1M (QEMU requires a power-of-two BAR)"
+	fi
+}
+
+# Fresh shared-memory file, mode 0600 (stale headers from a previous run go).
+vm_make_shm() {
+	rm -f "$IVSHMEM_SHM_PATH"
+	(umask 077 && truncate -s "$(vm_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH") ||
+		vm_die "cannot create $IVSHMEM_SHM_PATH"
+}
+
+# Is KVM worth trying? /dev/kvm must be there and usable by us.
+vm_kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+
+# Fill VM_QEMU_ARGS for accel $1 (kvm|tcg).
+vm_qemu_args() {
+	local accel=$1 kernel=$2 machine=q35 cpu=max append
+	if [ "$accel" = kvm ]; then
+		cpu=host
+		[ "$IVSHMEM_MODE" = doorbell ] && machine=q35,kernel-irqchip=split
+	fi
+	VM_QEMU_ARGS=(-name ivshmem-bench,debug-threads=on -machine "$machine" -accel "$accel"
+		-cpu "$cpu" -m "$IVSHMEM_MEM" -smp "$IVSHMEM_VCPUS" -nodefaults -display none
+		-no-reboot -chardev "file,id=con,path=$VM_CONSOLE" -serial chardev:con
+		-pidfile "$VM_PIDFILE" -daemonize)
+	append="console=ttyS0 panic=-1 quiet ivb.mode=$IVSHMEM_MODE"
+	if [ "$IVSHMEM_MODE" = doorbell ]; then
+		VM_QEMU_ARGS+=(-device intel-iommu,intremap=on
+			-chardev "socket,id=ivsock,path=$IVSHMEM_SERVER_SOCKET"
+			-device "ivshmem-doorbell,chardev=ivsock,vectors=$IVSHMEM_VECTORS")
+		append+=" intel_iommu=on"
+	else
+		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$IVSHMEM_SHM_SIZE,share=on"
+			-device ivshmem-plain,memdev=ivshm)
+	fi
+	VM_QEMU_ARGS+=(-kernel "$kernel" -initrd "$VM_INITRAMFS" -append "$append")
+}
+
+# Wait until the console shows the readiness token, QEMU exits, or $1
+# seconds pass. Returns 0 when ready.
+vm_wait_ready() {
+	local deadline=$1 pid=$2 line end fd tail_pid rc=1
+	end=$((SECONDS + deadline))
+	exec {fd}< <(exec tail -n +1 -F --pid="$pid" "$VM_CONSOLE" 2>/dev/null)
+	tail_pid=$!
+	while [ $SECONDS -lt $end ]; do
+		if ! IFS= read -r -t $((end - SECONDS)) -u "$fd" line; then
+			break # deadline, or QEMU exited and tail with it
+		fi
+		if [[ $line == *"$VM_READY_TOKEN"* ]]; then
+			rc=0
+			break
+		fi
+	done
+	kill "$tail_pid" 2>/dev/null || true
+	exec {fd}<&-
+	return $rc
+}
+
+# Stop QEMU $1: SIGTERM is a clean QEMU shutdown; SIGKILL after 10 s.
+vm_kill() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Pin QEMU's vCPU threads (named "CPU n/TCG" or "CPU n/KVM") to IVSHMEM_VCPU_CPU.
+vm_pin_vcpus() {
+	local pid=$1 task comm
+	for task in /proc/"$pid"/task/*; do
+		comm=$(cat "$task/comm" 2>/dev/null) || continue
+		if [[ $comm == CPU\ * ]]; then
+			taskset -pc "$IVSHMEM_VCPU_CPU" "${task##*/}" >/dev/null ||
+				vm_warn "cannot pin $comm to CPU $IVSHMEM_VCPU_CPU"
+		fi
+	done
+}
+
+# Boot under accel $1 with deadline $2. Returns 0 when the guest is ready;
+# otherwise stops QEMU and returns 1.
+vm_boot_with() {
+	local accel=$1 deadline=$2 kernel pid start
+	kernel=$(vm_kernel)
+	vm_qemu_args "$accel" "$kernel"
+	: >"$VM_CONSOLE"
+	rm -f "$VM_PIDFILE"
+	[ "$IVSHMEM_MODE" = doorbell ] || vm_make_shm
+	start=$(date +%s.%N)
+	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>"$VM_STATE_DIR/qemu.err"; then
+		vm_warn "QEMU failed to start under $accel: $(tail -n 3 "$VM_STATE_DIR/qemu.err")"
+		return 1
+	fi
+	pid=$(cat "$VM_PIDFILE")
+	if ! vm_wait_ready "$deadline" "$pid"; then
+		vm_kill "$pid"
+		rm -f "$VM_PIDFILE"
+		return 1
+	fi
+	vm_pin_vcpus "$pid"
+	vm_write_env "$accel" "$pid" "$kernel" "$(vm_kernel_version "$kernel")" \
+		"$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+	return 0
+}
+
+# Start the VM unless one runs. KVM first when usable (and not known to
+# hang here), TCG otherwise or when KVM misses its deadline.
+vm_start() {
+	local pid accels=() accel kvm_failed=$VM_STATE_DIR/kvm-failed
+	mkdir -p "$VM_STATE_DIR"
+	pid=$(vm_pid)
+	if [ -n "$pid" ]; then
+		vm_load_env || true
+		if [ "${VM_MODE:-}" != "$IVSHMEM_MODE" ] || [ "${VM_GUEST:-}" != "$IVSHMEM_GUEST" ]; then
+			vm_die "a VM is running in ${VM_MODE:-?} mode with the ${VM_GUEST:-?} guest (pid $pid); you asked for $IVSHMEM_MODE/$IVSHMEM_GUEST: ./setup.sh stop first"
+		fi
+		vm_log "VM already running: pid $pid, $VM_MODE mode, $VM_GUEST guest, ${VM_ACCEL:-?}"
+		return 0
+	fi
+	vm_check_size
+	case $IVSHMEM_ACCEL in
+	kvm) accels=(kvm) ;;
+	tcg) accels=(tcg) ;;
+	auto)
+		if ! vm_kvm_usable; then
+			vm_log "KVM: /dev/kvm missing or not accessible; using TCG (software emulation)"
+			accels=(tcg)
+		elif [ -f "$kvm_failed" ]; then
+			vm_log "KVM: a KVM guest did not boot here before ($(cat "$kvm_failed")); using TCG. IVSHMEM_ACCEL=kvm tries KVM again"
+			accels=(tcg)
+		else
+			accels=(kvm tcg)
+		fi
+		;;
+	*) vm_die "IVSHMEM_ACCEL=$IVSHMEM_ACCEL: expected auto, kvm or tcg" ;;
+	esac
+	for accel in "${accels[@]}"; do
+		local deadline=$IVSHMEM_BOOT_TIMEOUT
+		[ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ] && deadline=$IVSHMEM_KVM_TIMEOUT
+		vm_log "Booting the $IVSHMEM_GUEST guest ($IVSHMEM_MODE mode) under $accel, deadline ${deadline}s"
+		if vm_boot_with "$accel" "$deadline"; then
+			vm_load_env
+			vm_log "Guest ready in ${VM_BOOT_SECONDS}s under $accel: QEMU pid $VM_QEMU_PID, vCPU on host CPU $IVSHMEM_VCPU_CPU"
+			vm_log "Console log: $VM_CONSOLE. Stop it with: ./setup.sh stop"
+			return 0
+		fi
+		if [ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ]; then
+			echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) on kernel $(uname -r)" >"$kvm_failed"
+			vm_log "KVM: guest not ready within ${deadline}s (KVM present but unusable here); stopped it, falling back to TCG"
+		fi
+	done
+	vm_warn "the guest did not become ready; last lines of $VM_CONSOLE:"
+	tail -n 20 "$VM_CONSOLE" | sed 's/^/    | /' >&2
+	[ -s "$VM_STATE_DIR/qemu.err" ] && sed 's/^/    qemu: /' "$VM_STATE_DIR/qemu.err" >&2
+	return 1
+}
+
+vm_stop() {
+	local pid
+	pid=$(vm_pid)
+	if [ -z "$pid" ]; then
+		vm_log "No VM running (state in $VM_STATE_DIR)"
+	else
+		vm_kill "$pid"
+		vm_log "Stopped QEMU (pid $pid)"
+	fi
+	rm -f "$VM_PIDFILE"
+}
+
+vm_status() {
+	local pid
+	pid=$(vm_pid)
+	if [ -z "$pid" ]; then
+		vm_log "VM: not running (state in $VM_STATE_DIR)"
+		return 3
+	fi
+	vm_load_env || true
+	vm_log "VM: running, QEMU pid $pid"
+	vm_log "  mode $VM_MODE, guest $VM_GUEST, accel $VM_ACCEL, ${VM_VCPUS} vCPU(s) pinned to CPU $VM_VCPU_CPU, memory $VM_MEM"
+	vm_log "  kernel $VM_GUEST_KERNEL, $VM_QEMU_VERSION"
+	vm_log "  shared memory $VM_SHM_PATH ($VM_SHM_SIZE); started $VM_STARTED, ready in ${VM_BOOT_SECONDS}s"
+	vm_log "  console log $VM_CONSOLE"
+}

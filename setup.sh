@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# setup.sh - prepare and boot the ivshmem-bench guest.
+#
+#   ./setup.sh [start]   install missing packages, build, boot the VM; returns
+#                        when the guest is ready (or fails with its console)
+#   ./setup.sh stop      stop the VM
+#   ./setup.sh status    what runs, in which mode and with which accelerator
+#   ./setup.sh deps      only install the Debian packages
+#   ./setup.sh build     only build the programs and the guest initramfs
+#
+# Settings are IVSHMEM_* environment variables; see README.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+# shellcheck source=common/vm.sh
+. common/vm.sh
+
+cmd=${1:-start}
+case $cmd in
+start)
+	vm_install_deps
+	vm_build
+	vm_build_initramfs
+	vm_start
+	;;
+stop) vm_stop ;;
+status) vm_status ;;
+deps) vm_install_deps ;;
+build | initramfs)
+	vm_install_deps
+	vm_build
+	vm_build_initramfs
+	;;
+-h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+*)
+	echo "setup.sh: unknown command '$cmd' (expected start, stop, status, deps, build)" >&2
+	exit 2
+	;;
+esac
