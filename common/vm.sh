@@ -254,7 +254,7 @@ vm_pin_vcpus() {
 }
 
 # Boot under accel $1 with deadline $2. Returns 0 when the guest is ready;
-# otherwise stops QEMU and returns 1.
+# otherwise stops QEMU, says why in VM_BOOT_FAILURE and returns 1.
 vm_boot_with() {
 	local accel=$1 deadline=$2 kernel pid start
 	kernel=$(vm_kernel)
@@ -264,11 +264,16 @@ vm_boot_with() {
 	[ "$IVSHMEM_MODE" = doorbell ] || vm_make_shm
 	start=$(date +%s.%N)
 	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>"$VM_STATE_DIR/qemu.err"; then
-		vm_warn "QEMU failed to start under $accel: $(tail -n 3 "$VM_STATE_DIR/qemu.err")"
+		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_STATE_DIR/qemu.err")"
 		return 1
 	fi
 	pid=$(cat "$VM_PIDFILE")
 	if ! vm_wait_ready "$deadline" "$pid"; then
+		if kill -0 "$pid" 2>/dev/null; then
+			VM_BOOT_FAILURE="guest not ready within ${deadline}s"
+		else
+			VM_BOOT_FAILURE="QEMU exited before the guest was ready $(grep -m1 . "$VM_STATE_DIR/qemu.err")"
+		fi
 		vm_kill "$pid"
 		rm -f "$VM_PIDFILE"
 		return 1
@@ -322,7 +327,9 @@ vm_start() {
 		fi
 		if [ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ]; then
 			echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) on kernel $(uname -r)" >"$kvm_failed"
-			vm_log "KVM: guest not ready within ${deadline}s (KVM present but unusable here); stopped it, falling back to TCG"
+			vm_log "KVM: $VM_BOOT_FAILURE (KVM present but unusable here); stopped it, falling back to TCG"
+		else
+			vm_warn "$accel: $VM_BOOT_FAILURE"
 		fi
 	done
 	vm_warn "the guest did not become ready; last lines of $VM_CONSOLE:"

@@ -1,0 +1,76 @@
+/*
+ * unit_stats - percentiles, summaries and the parsing of durations and
+ * sizes, against values worked out by hand (and by numpy's default
+ * "linear" percentile, which analyze_results.py uses).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "stats.h"
+#include "timing.h"
+
+static int failures;
+
+#define CHECK(cond)                                                        \
+	do {                                                               \
+		if (!(cond)) {                                             \
+			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+			failures++;                                        \
+		}                                                          \
+	} while (0)
+
+static int close_to(double a, double b) { return fabs(a - b) < 1e-9 * (fabs(b) + 1); }
+
+int main(void)
+{
+	uint64_t v[1000], one = 42, ns = 0, bytes = 0;
+	struct ivb_summary s;
+	size_t i;
+
+	/* 1..1000 shuffled: numpy.percentile gives p50 500.5, p90 900.1,
+	 * p99 990.01, p99.9 999.001. */
+	for (i = 0; i < 1000; i++)
+		v[i] = (uint64_t)((i * 379) % 1000) + 1;
+	ivb_summarize(v, 1000, &s);
+	CHECK(s.count == 1000);
+	CHECK(close_to(s.min, 1) && close_to(s.max, 1000));
+	CHECK(close_to(s.mean, 500.5));
+	CHECK(close_to(s.p50, 500.5));
+	CHECK(close_to(s.p90, 900.1));
+	CHECK(close_to(s.p99, 990.01));
+	CHECK(close_to(s.p999, 999.001));
+	CHECK(fabs(s.stddev - 288.8194360957494) < 1e-6);
+	for (i = 1; i < 1000; i++)
+		CHECK(v[i - 1] <= v[i]);
+
+	/* One sample: every percentile is that sample, no deviation. */
+	ivb_summarize(&one, 1, &s);
+	CHECK(close_to(s.p50, 42) && close_to(s.p999, 42) && s.stddev == 0);
+	/* No samples: zeros, no crash. */
+	ivb_summarize(v, 0, &s);
+	CHECK(s.count == 0 && s.p50 == 0);
+	CHECK(close_to(ivb_percentile(v, 1000, 0), 1) && close_to(ivb_percentile(v, 1000, 100), 1000));
+
+	/* Durations. */
+	CHECK(!ivb_parse_duration("10s", 1, &ns) && ns == 10000000000ull);
+	CHECK(!ivb_parse_duration("250us", 1, &ns) && ns == 250000);
+	CHECK(!ivb_parse_duration("1.5ms", 1, &ns) && ns == 1500000);
+	CHECK(!ivb_parse_duration("3", 1000000000ull, &ns) && ns == 3000000000ull);
+	CHECK(!ivb_parse_duration("2m", 1, &ns) && ns == 120000000000ull);
+	CHECK(ivb_parse_duration("", 1, &ns) == -1);
+	CHECK(ivb_parse_duration("-1s", 1, &ns) == -1);
+	CHECK(ivb_parse_duration("10 s", 1, &ns) == -1);
+	CHECK(ivb_parse_duration("5parsecs", 1, &ns) == -1);
+
+	/* Sizes. */
+	CHECK(!ivb_parse_size("64M", &bytes) && bytes == 64ull << 20);
+	CHECK(!ivb_parse_size("4k", &bytes) && bytes == 4096);
+	CHECK(!ivb_parse_size("1GiB", &bytes) && bytes == 1ull << 30);
+	CHECK(!ivb_parse_size("4096", &bytes) && bytes == 4096);
+	CHECK(ivb_parse_size("12X", &bytes) == -1);
+	CHECK(ivb_parse_size("1.3", &bytes) == -1);
+
+	printf("unit_stats: %s\n", failures ? "FAILED" : "ok");
+	return failures ? 1 : 0;
+}
