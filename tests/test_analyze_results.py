@@ -1,0 +1,510 @@
+# timeout: 300
+"""Tests for analyze_results.py: statistics against independent calculations,
+the files and plots it writes, the comparison of runs, partial data, and a
+clear one-line error (no traceback) for every kind of bad input.
+
+Run: /usr/bin/python3 -m pytest -q tests/test_analyze_results.py
+The script is always run as a separate process with this interpreter.
+"""
+
+import json
+import statistics
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "analyze_results.py"
+PROG = "analyze_results.py: "
+
+LAT_HEADER = "iteration,latency_ns,latency_us,received_ns,received_us"
+BW_HEADER = ("frame,width,height,bytes,iteration,success,error_code,error_name,"
+             "copy_ns,handoff_ns,verify_ns,total_ns,guest_read_ns,guest_hash_ns,"
+             "transfer_gbps,bandwidth_gbps")
+FRAMES = {"1080p": (1920, 1080), "1440p": (2560, 1440), "4k": (3840, 2160)}
+
+# Round-trip latencies 1..1000 ns in a shuffled order: the order statistics
+# and so every percentile are known in advance.
+LATENCY = np.random.default_rng(7).permutation(np.arange(1, 1001))
+RECEIVED = LATENCY // 2 + 3
+
+# Frame transfers: (frame, total_ns or None for a failure, error name).
+# 1080p: 8 of 10 succeed; 1440p: 5 of 5 with empty gbps columns (the script
+# must compute them); 4k: 3 of 4. Listed largest frame first on purpose.
+TRANSFERS = (
+    [("4k", t, "ok") for t in (10_000_000, 12_000_000, 8_000_000)]
+    + [("4k", None, "bad_size")]
+    + [("1080p", t, "ok") for t in (2_000_000, 2_500_000, 3_000_000, 3_100_000,
+                                    4_000_000, 5_000_000, 2_200_000, 2_900_000)]
+    + [("1080p", None, "digest"), ("1080p", None, "timeout")]
+    + [("1440p", t, "ok") for t in (4_000_000, 4_400_000, 5_000_000, 6_000_000,
+                                    4_100_000)]
+)
+
+
+def frame_bytes(frame):
+    width, height = FRAMES[frame]
+    return width * height * 3
+
+
+def run(*args, cwd=None):
+    """Run the script with this interpreter; return the finished process."""
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def write_latency(directory, latency=LATENCY, received=RECEIVED):
+    rows = [LAT_HEADER] + [f"{i},{l},{l / 1000:.3f},{r},{r / 1000:.3f}"
+                           for i, (l, r) in enumerate(zip(latency, received))]
+    (directory / "latency_results.csv").write_text("\n".join(rows) + "\n")
+
+
+def write_bandwidth(directory, transfers=TRANSFERS, scale=1):
+    """One row per transfer; total_ns multiplied by scale."""
+    rows, counts = [BW_HEADER], {}
+    for frame, total, error in transfers:
+        it = counts[frame] = counts.get(frame, -1) + 1
+        (w, h), b = FRAMES[frame], frame_bytes(frame)
+        if total is None:
+            code = {"digest": 3, "bad_size": 2}.get(error, 99)
+            rows.append(f"{frame},{w},{h},{b},{it},0,{code},{error},,,,,,,,")
+            continue
+        total *= scale
+        copy, handoff = total // 5, total // 20
+        verify = total - copy - handoff
+        rates = ("", "") if frame == "1440p" else (f"{b / copy!r}", f"{b / total!r}")
+        rows.append(f"{frame},{w},{h},{b},{it},1,0,ok,{copy},{handoff},{verify},{total},"
+                    f"{verify // 3},{verify // 2},{rates[0]},{rates[1]}")
+    (directory / "bandwidth_results.csv").write_text("\n".join(rows) + "\n")
+
+
+def write_run_json(directory, **info):
+    base = {"version": "v1.2-3-gabcdef", "mode": "plain", "accel": "kvm",
+            "guest": "micro", "qemu_version": "8.2.2", "shm_size": 67108864,
+            "latency_iterations": 1000, "pinning": {"host": 2, "vcpu": 3}}
+    base.update(info)
+    (directory / "run.json").write_text(json.dumps(base))
+
+
+def png_size(path):
+    """(width, height) from a PNG's IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_one_line_error(proc, *fragments, code=1):
+    """Exit status, one stderr line with the prefix, no traceback."""
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(PROG), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """One complete run (both CSVs and run.json), analysed once with plots."""
+    directory = tmp_path_factory.mktemp("run")
+    write_latency(directory)
+    write_bandwidth(directory)
+    write_run_json(directory)
+    proc = run(directory)
+    summary = json.loads((directory / "summary.json").read_text())
+    return directory, proc, summary
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_full_run_succeeds_quietly(full_run):
+    _, proc, _ = full_run
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "LATENCY" in proc.stdout and "BANDWIDTH" in proc.stdout
+
+
+def test_latency_percentiles_match_known_values(full_run):
+    rt = full_run[2]["latency"]["round_trip"]
+    # Linear interpolation between order statistics of 1..1000.
+    assert rt["p50_ns"] == pytest.approx(500.5)
+    assert rt["p90_ns"] == pytest.approx(900.1)
+    assert rt["p95_ns"] == pytest.approx(950.05)
+    assert rt["p99_ns"] == pytest.approx(990.01)
+    assert rt["p99_9_ns"] == pytest.approx(999.001)
+    assert rt["iqr_ns"] == pytest.approx(750.25 - 250.75)
+    # The same figures from the standard library (type 7 = "inclusive").
+    data = list(range(1, 1001))
+    centiles = statistics.quantiles(data, n=100, method="inclusive")
+    assert rt["p99_ns"] == pytest.approx(centiles[98])
+    assert rt["p90_ns"] == pytest.approx(centiles[89])
+    assert rt["p99_9_ns"] == pytest.approx(
+        statistics.quantiles(data, n=1000, method="inclusive")[998])
+
+
+def test_latency_moments_and_one_way(full_run):
+    rt = full_run[2]["latency"]["round_trip"]
+    data = list(range(1, 1001))
+    assert rt["count"] == 1000
+    assert (rt["min_ns"], rt["max_ns"]) == (1, 1000)
+    assert rt["mean_ns"] == pytest.approx(statistics.mean(data))
+    assert rt["median_ns"] == pytest.approx(statistics.median(data))
+    assert rt["std_ns"] == pytest.approx(statistics.stdev(data))
+    assert rt["one_way_median_ns"] == pytest.approx(500.5 / 2)
+    assert rt["one_way_mean_ns"] == pytest.approx(500.5 / 2)
+
+
+def test_received_statistics_match_numpy(full_run):
+    rc = full_run[2]["latency"]["received"]
+    for p, key in ((50, "p50_ns"), (90, "p90_ns"), (99, "p99_ns"), (99.9, "p99_9_ns")):
+        assert rc[key] == pytest.approx(np.percentile(RECEIVED, p))
+    assert rc["count"] == len(RECEIVED)
+    assert rc["mean_ns"] == pytest.approx(statistics.mean(RECEIVED.tolist()))
+
+
+def expected_frame(frame):
+    """Independent figures for one frame of TRANSFERS."""
+    totals = [t for f, t, _ in TRANSFERS if f == frame and t is not None]
+    b = frame_bytes(frame)
+    return {
+        "attempts": sum(1 for f, _, _ in TRANSFERS if f == frame),
+        "totals": totals,
+        "gbps": [b / t for t in totals],
+        "copy_gbps": [b / (t // 5) for t in totals],
+    }
+
+
+@pytest.mark.parametrize("frame", ["1080p", "1440p", "4k"])
+def test_bandwidth_per_frame(full_run, frame):
+    frames = {f["frame"]: f for f in full_run[2]["bandwidth"]["frames"]}
+    got, want = frames[frame], expected_frame(frame)
+    assert got["bytes"] == frame_bytes(frame)
+    assert (got["successes"], got["attempts"]) == (len(want["totals"]), want["attempts"])
+    assert got["success_rate"] == pytest.approx(len(want["totals"]) / want["attempts"])
+    bw = got["bandwidth_gbps"]
+    assert bw["mean"] == pytest.approx(statistics.mean(want["gbps"]))
+    assert bw["std"] == pytest.approx(statistics.stdev(want["gbps"]))
+    assert (bw["min"], bw["max"]) == pytest.approx((min(want["gbps"]), max(want["gbps"])))
+    assert got["duration_ns"]["mean"] == pytest.approx(statistics.mean(want["totals"]))
+    assert got["transfer_gbps"]["mean"] == pytest.approx(statistics.mean(want["copy_gbps"]))
+
+
+def test_bandwidth_frames_ordered_and_errors_counted(full_run):
+    frames = full_run[2]["bandwidth"]["frames"]
+    assert [f["frame"] for f in frames] == ["1080p", "1440p", "4k"]
+    assert frames[0]["errors"] == {"digest": 1, "timeout": 1}
+    assert frames[2]["errors"] == {"bad_size": 1}
+
+
+def test_bandwidth_overall(full_run):
+    overall = full_run[2]["bandwidth"]["overall"]
+    ok = [(f, t) for f, t, _ in TRANSFERS if t is not None]
+    gbps = [frame_bytes(f) / t for f, t in ok]
+    assert (overall["total"], overall["successful"], overall["failed"]) == (19, 16, 3)
+    assert overall["peak_gbps"]["value"] == pytest.approx(max(gbps))
+    assert overall["average_gbps"] == pytest.approx(statistics.mean(gbps))
+    assert overall["aggregate_gbps"] == pytest.approx(
+        sum(frame_bytes(f) for f, _ in ok) / sum(t for _, t in ok))
+    assert overall["fastest_ns"] == {"value": 2_000_000, "frame": "1080p", "iteration": 0}
+    assert overall["slowest_ns"]["value"] == 12_000_000
+
+
+# ------------------------------------------------------- report and plots
+
+
+def test_report_text(full_run):
+    directory, proc, _ = full_run
+    report = (directory / "performance_report.txt").read_text()
+    assert report == proc.stdout[:len(report)]  # printed as well
+    assert "plain / kvm, micro guest" in report.splitlines()[0]
+    for text in ("qemu_version", "8.2.2", "pinning.vcpu", "64 MiB",
+                 "linear interpolation between order statistics", "C harness",
+                 "990.0", "999.0", "500.5", "8/10", "5/5", "3/4", "digest x1",
+                 "one-way", "IQR", "round trip (ns)", "first ack (ns)"):
+        assert text in report, text
+
+
+PLOTS = ("latency_histogram.png", "latency_over_time.png",
+         "latency_percentiles.png", "bandwidth_analysis.png")
+
+
+@pytest.mark.parametrize("name", PLOTS)
+def test_plots_written(full_run, name):
+    path = full_run[0] / name
+    assert path.stat().st_size > 10_000
+    width, height = png_size(path)
+    assert 800 <= width <= 3000 and 400 <= height <= 2000, (width, height)
+
+
+def test_summary_is_strict_json_with_run_info(full_run):
+    directory, _, summary = full_run
+    text = (directory / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert summary["run"]["mode"] == "plain"
+    assert summary["label"] == "plain / kvm, micro guest"
+    assert summary["notes"] == []
+
+
+def test_output_option_leaves_input_alone(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out" / "nested"
+    src.mkdir()
+    write_latency(src, latency=np.arange(10, 20), received=np.arange(5, 15))
+    proc = run("--results", src, "--output", out, "--no-plots", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert sorted(p.name for p in src.iterdir()) == ["latency_results.csv"]
+    assert {p.name for p in out.iterdir()} == {"performance_report.txt", "summary.json"}
+
+
+def test_default_directory_is_results(tmp_path):
+    (tmp_path / "results").mkdir()
+    write_latency(tmp_path / "results", latency=np.arange(1, 11),
+                  received=np.arange(1, 11))
+    proc = run("--no-plots", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert summary["latency"]["round_trip"]["p50_ns"] == pytest.approx(5.5)
+
+
+def test_broken_run_json_is_a_warning(tmp_path):
+    write_latency(tmp_path, latency=np.arange(1, 11), received=np.arange(1, 11))
+    (tmp_path / "run.json").write_text("{not json")
+    proc = run(tmp_path, "--no-plots", "-q")
+    assert proc.returncode == 0
+    assert "warning" in proc.stderr and "run.json" in proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["run"] is None and tmp_path.name in summary["label"]
+
+
+def test_help_describes_defaults():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for text in ("default: results/", "--compare", "--output", "current directory",
+                 "exit status"):
+        assert text in proc.stdout, text
+
+
+def test_script_header_for_uv_and_headless():
+    head = SCRIPT.read_text().split('"""')[0]
+    assert "# /// script" in head
+    for package in ("pandas", "numpy", "matplotlib"):
+        assert f'"{package}' in head, package
+    source = SCRIPT.read_text()
+    assert source.index('matplotlib.use("Agg")') < source.index("import matplotlib.pyplot")
+
+
+# ------------------------------------------------------------- partial data
+
+
+def test_latency_only(tmp_path):
+    write_latency(tmp_path, latency=np.array([370]), received=np.array([180]))
+    proc = run(tmp_path, "-q")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["bandwidth"] is None
+    assert summary["latency"]["round_trip"]["std_ns"] is None  # one sample
+    assert any("bandwidth_results.csv not found" in n for n in summary["notes"])
+    assert "bandwidth_results.csv not found" in (tmp_path / "performance_report.txt").read_text()
+    for name in PLOTS[:3]:
+        png_size(tmp_path / name)
+    assert not (tmp_path / "bandwidth_analysis.png").exists()
+
+
+def test_bandwidth_only(tmp_path):
+    write_bandwidth(tmp_path)
+    proc = run(tmp_path, "-q")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["latency"] is None
+    assert any("latency_results.csv not found" in n for n in summary["notes"])
+    png_size(tmp_path / "bandwidth_analysis.png")
+    assert not any((tmp_path / name).exists() for name in PLOTS[:3])
+
+
+def test_every_frame_failed_reports_then_exits_1(tmp_path):
+    write_bandwidth(tmp_path, transfers=[("1080p", None, "digest")] * 2
+                    + [("4k", None, "timeout")])
+    proc = run(tmp_path, "-q")
+    assert_one_line_error(proc, "bandwidth_results.csv", "every frame transfer failed",
+                          "0/3")
+    report = (tmp_path / "performance_report.txt").read_text()
+    assert "0/2" in report and "0/1" in report and "digest x2" in report
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["bandwidth"]["overall"]["success_rate"] == 0
+    png_size(tmp_path / "bandwidth_analysis.png")
+
+
+# --------------------------------------------------------------- comparison
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    """Three runs: baseline, twice the latency and half the bandwidth, and a
+    copy of the baseline without run.json (labelled by its directory)."""
+    root = tmp_path_factory.mktemp("cmp")
+    base, slow, plain = root / "base", root / "slow", root / "unlabelled-run"
+    for d in (base, slow, plain):
+        d.mkdir()
+    write_latency(base)
+    write_bandwidth(base)
+    write_run_json(base)
+    write_latency(slow, latency=LATENCY * 2, received=RECEIVED * 2)
+    write_bandwidth(slow, scale=2)
+    write_run_json(slow, mode="doorbell")
+    write_latency(plain)
+    write_bandwidth(plain)
+    out = root / "out"
+    proc = run("--compare", base, slow, plain, "--output", out)
+    data = json.loads((out / "comparison.json").read_text())
+    return root, out, proc, data
+
+
+def metric(data, name):
+    return next(m for m in data["metrics"] if m["metric"] == name)
+
+
+def test_comparison_labels_and_files(comparison):
+    root, out, proc, data = comparison
+    assert proc.returncode == 0, proc.stderr
+    assert [r["label"] for r in data["runs"]] == [
+        "plain/kvm/micro", "doorbell/kvm/micro", "unlabelled-run"]
+    assert {p.name for p in out.iterdir()} == {
+        "comparison.txt", "comparison.json", "comparison.png"}
+    assert not (root / "base" / "comparison.txt").exists()
+    width, height = png_size(out / "comparison.png")
+    assert width >= 1000 and height >= 400
+
+
+def test_comparison_ratios(comparison):
+    data = comparison[3]
+    p50 = metric(data, "latency p50")
+    assert p50["values"] == pytest.approx([500.5, 1001.0, 500.5])
+    assert p50["ratios"] == pytest.approx([1.0, 2.0, 1.0])
+    assert metric(data, "latency p99")["ratios"] == pytest.approx([1.0, 2.0, 1.0])
+    for frame in ("1080p", "1440p", "4k"):
+        assert metric(data, f"bandwidth {frame} mean")["ratios"] == pytest.approx(
+            [1.0, 0.5, 1.0], rel=1e-9)
+        assert metric(data, f"duration {frame} mean")["ratios"] == pytest.approx(
+            [1.0, 2.0, 1.0])
+    assert metric(data, "success 1080p")["values"] == pytest.approx([80.0] * 3)
+
+
+def test_comparison_table_text(comparison):
+    _, out, proc, _ = comparison
+    text = (out / "comparison.txt").read_text()
+    assert text in proc.stdout
+    row = next(line for line in text.splitlines() if line.startswith("latency p50"))
+    assert "500.5" in row and "1,001.0 (x2.00)" in row and "(x1.00)" in row
+    assert "[2] doorbell/kvm/micro" in text
+
+
+def test_positional_dirs_compare_into_current_directory(tmp_path):
+    for name, scale in (("a", 1), ("b", 3)):
+        (tmp_path / name).mkdir()
+        write_latency(tmp_path / name, latency=np.arange(1, 11) * scale,
+                      received=np.arange(1, 11))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = run(tmp_path / "a", tmp_path / "b", "--no-plots", "-q", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((cwd / "comparison.json").read_text())
+    assert metric(data, "latency mean")["ratios"] == pytest.approx([1.0, 3.0])
+    assert (cwd / "comparison.txt").exists()
+
+
+# ---------------------------------------------------------------- bad input
+
+LAT_OK_HEADER = "iteration,latency_ns,latency_us"
+BAD_FILES = [
+    ("latency_results.csv", "", "file is empty"),
+    ("latency_results.csv", "\n  \n", "file is empty"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n", "header but no data rows"),
+    ("latency_results.csv", "iteration,latency_us\n0,0.37\n", "missing column latency_ns"),
+    ("latency_results.csv", "frame,bytes\n4k,1\n", "missing columns iteration, latency_ns"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n0,370,0.370\n1,abc,0.1\n",
+     "line 3: column latency_ns: non-numeric value 'abc'"),
+    # A blank line and quotes take the careful reader: line numbers still exact.
+    ("latency_results.csv", LAT_OK_HEADER + '\n0,370,0.370\n\n"1","37x","0.1"\n',
+     "line 4: column latency_ns: non-numeric value '37x'"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n0,370,0.370\n1,380\n",
+     "line 3: 2 fields, the header has 3"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n0,370,0.370,9\n",
+     "line 2: 4 fields, the header has 3"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n0,,0.1\n", "line 2: column latency_ns: empty value"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n0,-5,0.1\n", "below 0"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n0,inf,0.1\n", "not a finite number"),
+    ("latency_results.csv", LAT_OK_HEADER + "\n0.5,370,0.37\n",
+     "column iteration: expected an integer"),
+    ("latency_results.csv", "iteration,latency_ns,latency_ns\n0,1,1\n", "appears twice"),
+    ("latency_results.csv", b"\xff\xfe\x00\x89PNG\x00\x00", "not a text CSV file"),
+    ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,yes,0,ok,,,,1,,,,\n",
+     "column success: expected 0 or 1, got 'yes'"),
+    ("bandwidth_results.csv", "frame,bytes,total_ns\n4k,24883200,1\n", "missing column success"),
+    ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,1,0,ok,,,,,,,,\n",
+     "line 2: column total_ns: a successful transfer needs a positive time"),
+    ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24.9MB,0,0,3,digest,,,,,,,,\n",
+     "column bytes: non-numeric value '24.9MB'"),
+    ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,0,3,digest,,,,,,,,\n"
+     "4k,3840,2160,6220800,1,0,3,digest,,,,,,,,\n", "frame 4k appears with different byte"),
+]
+
+
+@pytest.mark.parametrize("name,content,message", BAD_FILES,
+                         ids=[f"{n.split('_')[0]}-{m.split(':')[-1].strip()[:30]}"
+                              for n, _, m in BAD_FILES])
+def test_bad_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    proc = run(tmp_path, "--no-plots")
+    assert_one_line_error(proc, str(path), message)
+    assert not (tmp_path / "performance_report.txt").exists()
+
+
+def test_bad_latency_next_to_good_bandwidth_is_an_error(tmp_path):
+    write_bandwidth(tmp_path)
+    (tmp_path / "latency_results.csv").write_text("")
+    proc = run(tmp_path, "--no-plots")
+    assert_one_line_error(proc, "latency_results.csv", "file is empty")
+
+
+def test_missing_directory(tmp_path):
+    proc = run(tmp_path / "nope", "--no-plots")
+    assert_one_line_error(proc, "nope", "no such directory")
+
+
+def test_directory_without_results(tmp_path):
+    proc = run(tmp_path, "--no-plots")
+    assert_one_line_error(proc, str(tmp_path), "neither latency_results.csv nor "
+                          "bandwidth_results.csv")
+
+
+def test_compare_with_a_bad_run_names_it(tmp_path):
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    write_latency(tmp_path / "good", latency=np.arange(1, 11), received=np.arange(1, 11))
+    (tmp_path / "bad" / "latency_results.csv").write_text(LAT_OK_HEADER + "\n0,x,1\n")
+    proc = run("--compare", tmp_path / "good", tmp_path / "bad", "-o", tmp_path, "--no-plots")
+    assert_one_line_error(proc, str(tmp_path / "bad" / "latency_results.csv"), "'x'")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--compare", "only-one"], "--compare needs at least two directories"),
+    (["--results", "a", "b"], "give the directories one way"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_usage_errors_exit_2(args, message):
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert message in proc.stderr
+    assert "analyze_results.py: error:" in proc.stderr
