@@ -12,6 +12,11 @@
  * copied out of shared memory once, then hashed with SHA-256 and compared
  * with the digest the host posted.
  *
+ * In doorbell mode (--doorbell) the device is opened through VFIO: the
+ * guest sleeps in poll() on an eventfd that MSI-X vector 0 signals, and
+ * rings the host's peer id through the Doorbell register after each
+ * acknowledgement, so no side spins.
+ *
  * Shared memory is untrusted input: the header fields of each message are
  * copied once, every size is checked against this side's own mapping, and
  * anything inconsistent is answered with an ERROR state rather than used.
@@ -30,6 +35,7 @@
 #include "shm_map.h"
 #include "timing.h"
 #include "version.h"
+#include "vfio_irq.h"
 
 #define PROG "guest_reader"
 #define DEFAULT_SYSFS "/sys/bus/pci/devices"
@@ -47,12 +53,16 @@ struct config {
 	int cpu;                /* pin to this CPU, or -1 */
 	int once;               /* exit after one session */
 	long exit_after;        /* fault injection: exit after this many messages (-1: off) */
+	int doorbell;           /* VFIO + interrupts instead of polling */
+	int vectors;            /* MSI-X vectors to wire (0: all the device has) */
 	int verbose;
 };
 
 struct reader {
 	struct config cfg;      /* settings */
 	struct ivb_map map;     /* the shared memory */
+	struct ivb_vfio vfio;   /* doorbell mode: the device through VFIO */
+	uint32_t host_peer;     /* doorbell mode: whom to ring (from the header) */
 	struct ivb_header *hdr; /* = map.base */
 	uint8_t *buf;           /* private copy of the current frame */
 	size_t buf_size;        /* bytes allocated in buf */
@@ -82,13 +92,16 @@ static void usage(FILE *out)
 		"  -i, --idle-exit DUR     exit with status 3 when no session opens this long\n"
 		"                          (default: wait for ever)\n"
 		"  -1, --once              exit after serving one session\n"
+		"      --doorbell          open the device through VFIO and wait for MSI-X\n"
+		"                          interrupts instead of polling (ivshmem-doorbell)\n"
+		"      --vectors N         MSI-X vectors to enable (default: all, at most %d)\n"
 		"  -c, --cpu N             pin to CPU N (default: no pinning)\n"
 		"      --exit-after N      fault injection: exit after answering N messages\n"
 		"  -v, --verbose           log every session and error\n"
 		"  -h, --help              this text\n"
 		"  -V, --version           print the version\n"
 		"Durations take ns, us, ms, s, m suffixes (default unit: seconds).\n",
-		IVB_PCI_VENDOR, IVB_PCI_DEVICE);
+		IVB_PCI_VENDOR, IVB_PCI_DEVICE, IVB_VFIO_MAX_VECTORS);
 }
 
 static void die_usage(const char *fmt, const char *arg)
@@ -110,6 +123,8 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		{ "once", no_argument, NULL, '1' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "exit-after", required_argument, NULL, 'X' },
+		{ "doorbell", no_argument, NULL, 'D' },
+		{ "vectors", required_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -144,6 +159,12 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 			if (*end || end == optarg || cfg->exit_after < 0)
 				die_usage("--exit-after: '%s' is not a count >= 0", optarg);
 			break;
+		case 'D': cfg->doorbell = 1; break;
+		case 'N':
+			cfg->vectors = (int)strtol(optarg, &end, 10);
+			if (*end || end == optarg || cfg->vectors < 1 || cfg->vectors > IVB_VFIO_MAX_VECTORS)
+				die_usage("--vectors: '%s' is not a number in 1..8", optarg);
+			break;
 		case 'v': cfg->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf(PROG " " IVB_VERSION "\n"); exit(0);
@@ -154,6 +175,8 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (cfg->shm_path && cfg->bdf)
 		die_usage("--shm and --device exclude each other%s", "");
+	if (cfg->shm_path && cfg->doorbell)
+		die_usage("--doorbell needs the PCI device; it excludes --shm%s", "");
 }
 
 /* Map the shared memory the configuration names; exits on failure. */
@@ -175,6 +198,17 @@ static void map_shared_memory(struct reader *r)
 			IVB_PCI_VENDOR, IVB_PCI_DEVICE, r->cfg.sysfs_root);
 		exit(1);
 	}
+	if (r->cfg.doorbell) {
+		if (ivb_vfio_open(bdf, r->cfg.vectors, &r->vfio, err, sizeof(err))) {
+			fprintf(stderr, PROG ": %s: %s\n", bdf, err);
+			exit(1);
+		}
+		r->map.base = r->vfio.shm;
+		r->map.size = r->vfio.shm_size;
+		snprintf(r->map.source, sizeof(r->map.source), "vfio:%s (peer %u, %d MSI-X vectors)",
+			 bdf, ivb_vfio_peer_id(&r->vfio), r->vfio.nvectors);
+		return;
+	}
 	if (ivb_map_pci_bar(r->cfg.sysfs_root, bdf, 2, &r->map, err, sizeof(err))) {
 		fprintf(stderr, PROG ": %s\n", err);
 		exit(1);
@@ -185,6 +219,13 @@ static void map_shared_memory(struct reader *r)
 	}
 }
 
+/* Doorbell mode: tell the host an ack changed (vector 0 of its peer id). */
+static void ring_host(const struct reader *r)
+{
+	if (r->cfg.doorbell && r->host_peer != IVB_NO_PEER)
+		ivb_vfio_ring(&r->vfio, r->host_peer, 0);
+}
+
 /* Publish ack (seq, state) with error and timings; the release store is last. */
 static void ack(struct reader *r, uint64_t seq, enum ivb_state state, enum ivb_error error,
 		uint64_t read_ns, uint64_t hash_ns)
@@ -193,6 +234,7 @@ static void ack(struct reader *r, uint64_t seq, enum ivb_state state, enum ivb_e
 	r->hdr->guest_read_ns = read_ns;
 	r->hdr->guest_hash_ns = hash_ns;
 	ivb_store_release(&r->hdr->ack, ivb_ack_make(seq, state));
+	ring_host(r);
 }
 
 /*
@@ -206,6 +248,10 @@ static enum ivb_error check_identity(const struct reader *r, const struct ivb_he
 	if (id->header_size != sizeof(struct ivb_header))
 		return IVB_ERR_BAD_HEADER;
 	if (id->payload_offset < sizeof(struct ivb_header) || id->payload_offset >= r->map.size)
+		return IVB_ERR_BAD_HEADER;
+	if (id->mode != (r->cfg.doorbell ? IVB_MODE_DOORBELL : IVB_MODE_PLAIN))
+		return IVB_ERR_MODE;
+	if (r->cfg.doorbell && id->host_peer_id > 0xffff)
 		return IVB_ERR_BAD_HEADER;
 	return IVB_OK;
 }
@@ -223,13 +269,16 @@ static int attach(struct reader *r, uint64_t s)
 	memcpy(&id, r->hdr, offsetof(struct ivb_header, session_id));
 	e = check_identity(r, &id);
 	r->last_session = s;
+	r->host_peer = e == IVB_OK && r->cfg.doorbell ? id.host_peer_id : IVB_NO_PEER;
 	r->hdr->guest_version = IVB_LAYOUT_VERSION;
-	r->hdr->guest_peer_id = IVB_NO_PEER;
+	r->hdr->guest_peer_id = r->cfg.doorbell ? ivb_vfio_peer_id(&r->vfio) : IVB_NO_PEER;
 	r->hdr->guest_map_size = r->map.size;
 	r->hdr->guest_pid = (uint32_t)getpid();
-	r->hdr->guest_wait = IVB_MODE_PLAIN;
-	ack(r, 0, e == IVB_OK ? IVB_STATE_NONE : IVB_STATE_ERROR, e, 0, 0);
+	r->hdr->guest_wait = r->cfg.doorbell ? IVB_MODE_DOORBELL : IVB_MODE_PLAIN;
+	r->hdr->error_code = e;
+	ivb_store_release(&r->hdr->ack, ivb_ack_make(0, e == IVB_OK ? IVB_STATE_NONE : IVB_STATE_ERROR));
 	ivb_store_release(&r->hdr->attached_session, s);
+	ring_host(r);
 	if (e != IVB_OK) {
 		fprintf(stderr, PROG ": refusing session %016llx: %s (magic %016llx, layout %u, "
 			"payload offset %llu, mapping %zu bytes)\n", (unsigned long long)s,
@@ -287,6 +336,7 @@ static int handle_message(struct reader *r, uint64_t seq)
 
 	memcpy(want, r->hdr->sha256, sizeof(want));
 	ivb_store_release(&r->hdr->ack, ivb_ack_make(seq, IVB_STATE_RECEIVED));
+	ring_host(r);
 	switch (command) {
 	case IVB_CMD_PING:
 	case IVB_CMD_STOP:
@@ -311,8 +361,27 @@ static int handle_message(struct reader *r, uint64_t seq)
 }
 
 /*
- * Serve the attached session: spin on seq until STOP, a new session, host
- * silence or a signal.
+ * Doorbell mode: sleep until the host rings or ms pass. The host rings
+ * after every store it wants seen, and the eventfd counts rings that came
+ * before the call, so checking seq first and then sleeping loses nothing.
+ */
+static void wait_for_ring(const struct reader *r, int ms)
+{
+	int rc = ivb_vfio_wait(&r->vfio, 0, ms);
+
+	if (rc < 0) {
+		fprintf(stderr, PROG ": waiting for an interrupt: %s\n", strerror(errno));
+		ivb_sleep_ns((uint64_t)ms * 1000000ull);
+	}
+	if (getenv("IVB_DEBUG"))
+		fprintf(stderr, "wake rc=%d ms=%d seq=%llu session=%llx\n", rc, ms,
+			(unsigned long long)ivb_load_acquire(&r->hdr->seq),
+			(unsigned long long)ivb_load_acquire(&r->hdr->session_id));
+}
+
+/*
+ * Serve the attached session: wait for seq to change (spinning, or asleep
+ * on the doorbell) until STOP, a new session, host silence or a signal.
  */
 static void serve(struct reader *r)
 {
@@ -332,8 +401,16 @@ static void serve(struct reader *r)
 			spins = 0;
 			continue;
 		}
-		if (++spins % SPIN_CHECK_EVERY)
+		if (r->cfg.doorbell) {
+			uint64_t quiet = ivb_now_ns() - last_heard;
+
+			if (quiet < r->cfg.silence_ns) {
+				wait_for_ring(r, (int)((r->cfg.silence_ns - quiet) / 1000000ull) + 1);
+				continue;
+			}
+		} else if (++spins % SPIN_CHECK_EVERY) {
 			continue;
+		}
 		if (ivb_now_ns() - last_heard > r->cfg.silence_ns) {
 			fprintf(stderr, PROG ": host silent for %.0f s; detaching from session %016llx\n",
 				(double)r->cfg.silence_ns / 1e9, (unsigned long long)r->session);
@@ -348,8 +425,9 @@ static void serve(struct reader *r)
 
 /*
  * Wait for a new session. No one is waiting on us here, so look every
- * millisecond instead of spinning a CPU. Returns the session id, or 0 when
- * the idle limit passed or a signal arrived.
+ * millisecond instead of spinning a CPU (in doorbell mode: sleep until the
+ * host rings, looking once a second anyway). Returns the session id, or 0
+ * when the idle limit passed or a signal arrived.
  */
 static uint64_t wait_for_session(struct reader *r)
 {
@@ -362,7 +440,10 @@ static uint64_t wait_for_session(struct reader *r)
 			return s;
 		if (r->cfg.idle_limit_ns && ivb_now_ns() - start > r->cfg.idle_limit_ns)
 			return 0;
-		ivb_sleep_ns(DEFAULT_IDLE_POLL_US * 1000ull);
+		if (r->cfg.doorbell)
+			wait_for_ring(r, 1000);
+		else
+			ivb_sleep_ns(DEFAULT_IDLE_POLL_US * 1000ull);
 	}
 	return 0;
 }
@@ -402,6 +483,9 @@ int main(int argc, char **argv)
 			break;
 	}
 	free(r.buf);
-	ivb_unmap(&r.map);
+	if (r.cfg.doorbell)
+		ivb_vfio_close(&r.vfio);
+	else
+		ivb_unmap(&r.map);
 	return 0;
 }

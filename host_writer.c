@@ -12,6 +12,11 @@
  *              the guest with SHA-256; copy, hand-off and verification are
  *              timed separately.
  *
+ * In doorbell mode (--doorbell SOCKET) host_writer is a peer of the
+ * ivshmem server like QEMU: it gets the shared memory and the eventfds from
+ * the server, rings the guest's MSI-X vector after each post and sleeps on
+ * its own eventfd, which the guest rings through its Doorbell register.
+ *
  * Results go to CSV files in the results directory as they are measured,
  * with a run.json describing the run (version, mode, host, settings, and
  * whatever the caller adds with --meta). Every wait has a deadline: on a
@@ -34,6 +39,7 @@
 #include "cpu.h"
 #include "digest.h"
 #include "ivshmem_abi.h"
+#include "ivshmem_client.h"
 #include "shm_map.h"
 #include "stats.h"
 #include "timing.h"
@@ -50,6 +56,7 @@
 #define DEFAULT_FRAMES "1080p,1440p,4k"
 #define DEFAULT_TIMEOUT "10s"
 #define DEFAULT_CPU 0
+#define DEFAULT_VECTORS 2
 #define MAX_FRAMES 16
 #define MAX_META 32
 #define SPIN_CHECK_EVERY 1024 /* spins between clock reads in a wait */
@@ -79,6 +86,9 @@ struct config {
 	uint64_t timeout_ns;        /* deadline of every wait */
 	int cpu;                    /* pin to this CPU, -1 for none */
 	long corrupt_frame;         /* fault injection: corrupt this frame (1-based), 0 off */
+	const char *server_socket;  /* doorbell mode: the ivshmem server's socket */
+	unsigned vectors;           /* doorbell mode: vectors per peer */
+	int watch_tid;              /* thread (QEMU vCPU) whose idle CPU time to record, 0 off */
 	const char *meta[MAX_META]; /* KEY=VALUE pairs for run.json */
 	int nmeta;
 	int quiet;                  /* no progress output */
@@ -112,6 +122,10 @@ struct writer {
 	struct config cfg;      /* settings */
 	struct ivb_map map;     /* shared memory */
 	struct ivb_header *hdr; /* = map.base */
+	enum ivb_mode mode;     /* plain, or doorbell with a server */
+	struct ivs_client peer; /* doorbell mode: our connection to the server */
+	uint32_t guest_peer;    /* doorbell mode: the guest's peer id */
+	double idle_cpu_pct;    /* CPU use of watch_tid while the guest waits, -1 unknown */
 	uint64_t session;       /* current session id */
 	uint64_t seq;           /* last message posted */
 	char start_time[32];    /* ISO 8601, UTC */
@@ -152,6 +166,11 @@ static void usage(FILE *out)
 		"                            (default " DEFAULT_FRAMES "; 3 bytes per pixel)\n"
 		"  -T, --timeout DUR         deadline of every wait (default " DEFAULT_TIMEOUT ")\n"
 		"  -c, --cpu N|none          pin to CPU N (default %d; the VM's vCPU runs elsewhere)\n"
+		"  -d, --doorbell SOCKET     doorbell mode: be a peer of the ivshmem server at\n"
+		"                            SOCKET (shared memory comes from it; --shm unused)\n"
+		"      --vectors N           vectors per peer the server uses (default %d)\n"
+		"      --watch-thread TID    record the CPU use of thread TID (the VM's vCPU)\n"
+		"                            during one idle second in the session\n"
 		"  -m, --meta KEY=VALUE      add to run.json (repeatable)\n"
 		"      --corrupt-frame N     fault injection: corrupt frame N (1-based) after hashing\n"
 		"  -q, --quiet               no progress output\n"
@@ -159,7 +178,8 @@ static void usage(FILE *out)
 		"  -V, --version             print the version\n"
 		"Durations take ns, us, ms, s, m suffixes (default unit: seconds, 0 for --gap).\n"
 		"Exit status: 0 all verified, 1 timeout or failed frames, 2 bad options.\n",
-		DEFAULT_ITERATIONS, DEFAULT_WARMUP, DEFAULT_FRAME_ITERATIONS, DEFAULT_CPU);
+		DEFAULT_ITERATIONS, DEFAULT_WARMUP, DEFAULT_FRAME_ITERATIONS, DEFAULT_CPU,
+		DEFAULT_VECTORS);
 }
 
 static void die_usage(const char *fmt, ...)
@@ -244,6 +264,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "meta", required_argument, NULL, 'm' },
+		{ "doorbell", required_argument, NULL, 'd' },
+		{ "vectors", required_argument, NULL, 'N' },
+		{ "watch-thread", required_argument, NULL, 'W' },
 		{ "corrupt-frame", required_argument, NULL, 'C' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -256,11 +279,11 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		.shm_path = DEFAULT_SHM, .results_dir = DEFAULT_RESULTS,
 		.iterations = DEFAULT_ITERATIONS, .warmup = DEFAULT_WARMUP,
 		.frame_iterations = DEFAULT_FRAME_ITERATIONS, .run_latency = 1,
-		.run_bandwidth = 1, .cpu = DEFAULT_CPU,
+		.run_bandwidth = 1, .cpu = DEFAULT_CPU, .vectors = DEFAULT_VECTORS,
 	};
 	parse_frames(DEFAULT_FRAMES, cfg);
 	ivb_parse_duration(DEFAULT_TIMEOUT, 1000000000ull, &cfg->timeout_ns);
-	while ((c = getopt_long(argc, argv, "s:o:t:n:w:g:b:f:T:c:m:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:o:t:n:w:g:b:f:T:c:m:d:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': cfg->shm_path = optarg; break;
 		case 'o': cfg->results_dir = optarg; break;
@@ -294,6 +317,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 				die_usage("--meta: at most %d entries", MAX_META);
 			cfg->meta[cfg->nmeta++] = optarg;
 			break;
+		case 'd': cfg->server_socket = optarg; break;
+		case 'N': cfg->vectors = (unsigned)parse_count("--vectors", optarg, 1, IVS_CLIENT_MAX_VECTORS); break;
+		case 'W': cfg->watch_tid = (int)parse_count("--watch-thread", optarg, 1, 1 << 30); break;
 		case 'C': cfg->corrupt_frame = parse_count("--corrupt-frame", optarg, 1, 100000000); break;
 		case 'q': cfg->quiet = 1; break;
 		case 'h': usage(stdout); exit(0);
@@ -360,7 +386,7 @@ static void write_run_json(const struct writer *w)
 	uname(&un);
 	fprintf(f, "{\n  \"tool\": \"ivshmem-bench\",\n  \"version\": ");
 	json_string(f, IVB_VERSION);
-	fprintf(f, ",\n  \"mode\": \"%s\",\n  \"status\": ", ivb_mode_name(IVB_MODE_PLAIN));
+	fprintf(f, ",\n  \"mode\": \"%s\",\n  \"status\": ", ivb_mode_name(w->mode));
 	json_string(f, w->status);
 	fprintf(f, ",\n  \"start_time\": \"%s\",\n  \"end_time\": \"%s\",\n", w->start_time, now);
 	fprintf(f, "  \"host_cpu\": ");
@@ -381,6 +407,16 @@ static void write_run_json(const struct writer *w)
 		fprintf(f, "%s\"%s\"", i ? ", " : "", c->frames[i].name);
 	fprintf(f, "],\n  \"timeout_ns\": %llu,\n", (unsigned long long)c->timeout_ns);
 	fprintf(f, "  \"guest_pid\": %u,\n", w->hdr ? w->hdr->guest_pid : 0);
+	fprintf(f, "  \"guest_wait\": \"%s\",\n",
+		w->hdr && w->hdr->attached_session == w->session ? ivb_mode_name(w->hdr->guest_wait) : "unknown");
+	if (w->mode == IVB_MODE_DOORBELL) {
+		fprintf(f, "  \"server_socket\": ");
+		json_string(f, c->server_socket);
+		fprintf(f, ",\n  \"vectors\": %u,\n  \"host_peer_id\": %u,\n  \"guest_peer_id\": %u,\n",
+			c->vectors, ivs_client_id(&w->peer), w->guest_peer);
+	}
+	if (w->idle_cpu_pct >= 0)
+		fprintf(f, "  \"vcpu_idle_cpu_percent\": %.1f,\n", w->idle_cpu_pct);
 	if (w->lat.count)
 		json_summary(f, "latency", &w->lat);
 	if (w->rcv.count)
@@ -444,6 +480,8 @@ static const char *outcome_name(uint32_t error)
 	return ivb_error_name(error);
 }
 
+static void ring_all_peers(struct writer *w);
+
 /*
  * Open a new session: reset the message counter, write the identity line,
  * then publish the session id. Wait for guest_reader to attach.
@@ -469,11 +507,12 @@ static int open_session(struct writer *w)
 	h->shm_size = w->map.size;
 	h->payload_offset = IVB_PAYLOAD_OFFSET;
 	h->payload_capacity = w->map.size - IVB_PAYLOAD_OFFSET;
-	h->mode = IVB_MODE_PLAIN;
-	h->host_peer_id = IVB_NO_PEER;
+	h->mode = w->mode;
+	h->host_peer_id = w->mode == IVB_MODE_DOORBELL ? ivs_client_id(&w->peer) : IVB_NO_PEER;
 	h->command = IVB_CMD_NONE;
 	h->payload_size = 0;
 	ivb_store_release(&h->session_id, w->session);
+	ring_all_peers(w);
 
 	deadline = ivb_now_ns() + w->cfg.timeout_ns;
 	while (ivb_load_acquire(&h->attached_session) != w->session) {
@@ -487,7 +526,10 @@ static int open_session(struct writer *w)
 				 "./setup.sh status shows the VM)", (double)w->cfg.timeout_ns / 1e9);
 			return -1;
 		}
-		ivb_sleep_ns(100000);
+		if (w->mode == IVB_MODE_DOORBELL)
+			ivs_client_wait(&w->peer, 0, 100, NULL);
+		else
+			ivb_sleep_ns(100000);
 	}
 	ack = ivb_load_acquire(&h->ack);
 	if (ivb_ack_state(ack) == IVB_STATE_ERROR) {
@@ -495,7 +537,75 @@ static int open_session(struct writer *w)
 			 ivb_error_name(h->error_code));
 		return -1;
 	}
+	if (w->mode == IVB_MODE_DOORBELL) {
+		w->guest_peer = h->guest_peer_id;
+		if (w->guest_peer > IVS_CLIENT_MAX_PEER_ID ||
+		    ivs_client_peer_vectors(&w->peer, w->guest_peer) == 0) {
+			snprintf(w->status, sizeof(w->status),
+				 "the guest says it is peer %u, which the server does not know",
+				 w->guest_peer);
+			return -1;
+		}
+	}
 	return 0;
+}
+
+/*
+ * Doorbell mode: take in the server's connect and disconnect notices that
+ * arrived so far, then ring vector 0 of every other peer, so a guest asleep
+ * waiting for a session looks at the header.
+ */
+static void ring_all_peers(struct writer *w)
+{
+	struct ivs_client_event ev;
+	unsigned ids[256];
+	size_t i, n;
+
+	if (w->mode != IVB_MODE_DOORBELL)
+		return;
+	while (ivs_client_next_event(&w->peer, &ev, 0) > 0)
+		;
+	n = ivs_client_peers(&w->peer, ids, sizeof(ids) / sizeof(ids[0]));
+	for (i = 0; i < n; i++)
+		ivs_client_notify(&w->peer, ids[i], 0);
+}
+
+/*
+ * Watch thread tid for a second while the attached guest has nothing to
+ * do: the share of that second it spent on a CPU (from /proc, in clock
+ * ticks), or -1 when it cannot be read.
+ */
+static double idle_cpu_percent(int tid)
+{
+	char path[64];
+	unsigned long long t[2];
+	uint64_t start, elapsed;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
+	for (i = 0; i < 2; i++) {
+		unsigned long long ut, st;
+		FILE *f = fopen(path, "r");
+		char buf[1024], *p;
+		int ok;
+
+		if (!f)
+			return -1;
+		ok = fgets(buf, sizeof(buf), f) != NULL;
+		fclose(f);
+		p = ok ? strrchr(buf, ')') : NULL;
+		/* fields after "(comm)": state is 3rd, utime 14th, stime 15th */
+		if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+				 &ut, &st) != 2)
+			return -1;
+		t[i] = ut + st;
+		if (i == 0) {
+			start = ivb_now_ns();
+			ivb_sleep_ns(1000000000ull);
+			elapsed = ivb_now_ns() - start;
+		}
+	}
+	return 100.0 * (double)(t[1] - t[0]) / (double)sysconf(_SC_CLK_TCK) / ((double)elapsed / 1e9);
 }
 
 /* Post message seq (the fields are written already): the release store. */
@@ -504,6 +614,8 @@ static uint64_t post(struct writer *w, enum ivb_command cmd)
 	w->hdr->command = cmd;
 	w->seq++;
 	ivb_store_release(&w->hdr->seq, w->seq);
+	if (w->mode == IVB_MODE_DOORBELL)
+		ivs_client_notify(&w->peer, w->guest_peer, 0);
 	return w->seq;
 }
 
@@ -541,8 +653,16 @@ static int wait_ack(const struct writer *w, uint64_t seq, uint64_t t0, struct ac
 				received = 1;
 			}
 		}
-		if (++spins % SPIN_CHECK_EVERY)
+		if (w->mode == IVB_MODE_DOORBELL) {
+			/* Sleep until the guest rings; a ring that came before this
+			 * call is still counted in the eventfd, so none is lost. */
+			now = ivb_now_ns();
+			if (!interrupted && now < deadline)
+				ivs_client_wait((struct ivs_client *)&w->peer, 0,
+						(int)((deadline - now) / 1000000ull) + 1, NULL);
+		} else if (++spins % SPIN_CHECK_EVERY) {
 			continue;
+		}
 		if (interrupted || ivb_now_ns() > deadline) {
 			r->state = ivb_ack_state(ack);
 			r->seen_seq = ivb_ack_seq(ack);
@@ -763,7 +883,7 @@ static void print_summary(const struct writer *w)
 		       s->min / 1e3, s->p50 / 1e3, s->p90 / 1e3, s->p99 / 1e3, s->p999 / 1e3,
 		       s->max / 1e3, s->mean / 1e3);
 	}
-	if (c->run_bandwidth) {
+	if (c->run_bandwidth && w->frames_ok + w->frames_failed > 0) {
 		snprintf(path, sizeof(path), "%s/bandwidth_results.csv", c->results_dir);
 		printf("\nBandwidth: frames verified %ld, failed %ld (details in %s)\n",
 		       w->frames_ok, w->frames_failed, path);
@@ -773,6 +893,8 @@ static void print_summary(const struct writer *w)
 			const struct frame_stats *fs = &w->fstats[i];
 			double n = fs->verified ? (double)fs->verified : 1;
 
+			if (!fs->attempts)
+				continue;
 			printf("  %-9s %10llu %3ld/%-4ld %12.3f %12.3f %10.2f\n", c->frames[i].name,
 			       (unsigned long long)c->frames[i].bytes, fs->verified, fs->attempts,
 			       fs->copy_gbps / n, fs->total_gbps / n, fs->total_ms / n);
@@ -793,7 +915,25 @@ int main(int argc, char **argv)
 	int i, rc, failed = 0;
 
 	parse_args(argc, argv, &w.cfg);
-	if (ivb_map_file(w.cfg.shm_path, IVB_PAYLOAD_OFFSET, &w.map, err, sizeof(err))) {
+	w.idle_cpu_pct = -1;
+	if (w.cfg.server_socket) {
+		w.mode = IVB_MODE_DOORBELL;
+		rc = ivs_client_connect(&w.peer, w.cfg.server_socket, w.cfg.vectors,
+					(int)(w.cfg.timeout_ns / 1000000ull));
+		if (rc < 0) {
+			fprintf(stderr, PROG ": ivshmem server %s: %s\n", w.cfg.server_socket,
+				ivs_client_error(&w.peer));
+			return 1;
+		}
+		if (ivs_client_shm_size(&w.peer) < IVB_PAYLOAD_OFFSET * 2 ||
+		    ivb_map_fd(ivs_client_shm_fd(&w.peer), ivs_client_shm_size(&w.peer),
+			       w.cfg.server_socket, &w.map, err, sizeof(err))) {
+			fprintf(stderr, PROG ": shared memory from %s: %s\n", w.cfg.server_socket,
+				ivs_client_shm_size(&w.peer) < IVB_PAYLOAD_OFFSET * 2 ? "too small" : err);
+			return 1;
+		}
+		w.cfg.shm_path = w.cfg.server_socket;
+	} else if (ivb_map_file(w.cfg.shm_path, IVB_PAYLOAD_OFFSET, &w.map, err, sizeof(err))) {
 		fprintf(stderr, PROG ": %s\n", err);
 		return 1;
 	}
@@ -828,6 +968,12 @@ int main(int argc, char **argv)
 		printf(PROG " %s: guest_reader attached (guest pid %u), shm %s, %zu bytes\n",
 		       IVB_VERSION, w.hdr->guest_pid, w.cfg.shm_path, w.map.size);
 	snprintf(w.status, sizeof(w.status), "complete");
+	if (w.cfg.watch_tid) {
+		w.idle_cpu_pct = idle_cpu_percent(w.cfg.watch_tid);
+		if (!w.cfg.quiet)
+			printf("vCPU thread %d while the guest waits: %.1f%% of a CPU\n", w.cfg.watch_tid,
+			       w.idle_cpu_pct);
+	}
 	if (w.cfg.run_latency) {
 		if (!w.cfg.quiet)
 			printf("latency: %ld round trips after %ld warm-up\n", w.cfg.iterations,
@@ -853,5 +999,6 @@ int main(int argc, char **argv)
 		return interrupted ? 130 : 1;
 	}
 	ivb_unmap(&w.map);
+	ivs_client_close(&w.peer);
 	return 0;
 }

@@ -36,6 +36,7 @@ const char *ivb_error_name(uint32_t error)
 	case IVB_ERR_NO_MEMORY: return "no_memory";
 	case IVB_ERR_CRYPTO: return "crypto";
 	case IVB_ERR_BAD_HEADER: return "bad_header";
+	case IVB_ERR_MODE: return "mode_mismatch";
 	}
 	return "invalid";
 }

@@ -71,6 +71,7 @@ enum ivb_error {
 	IVB_ERR_NO_MEMORY = 4,   /* guest could not allocate a frame buffer */
 	IVB_ERR_CRYPTO = 5,      /* OpenSSL failed */
 	IVB_ERR_BAD_HEADER = 6,  /* header fields inconsistent */
+	IVB_ERR_MODE = 7,        /* host and guest disagree on plain/doorbell */
 	IVB_ERR__COUNT
 };
 

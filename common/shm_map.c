@@ -64,6 +64,17 @@ fail:
 	return -1;
 }
 
+int ivb_map_fd(int fd, size_t size, const char *source, struct ivb_map *m, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->source, sizeof(m->source), "%s", source);
+	if (map_fd(fd, size, m) < 0) {
+		snprintf(err, errlen, "%s: mmap of %zu bytes: %s", source, size, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Read a hex number such as "0x1af4" from a sysfs attribute file. */
 static int read_hex(const char *dir, const char *name, unsigned *out)
 {

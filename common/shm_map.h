@@ -26,6 +26,12 @@ struct ivb_map {
 int ivb_map_file(const char *path, size_t min_size, struct ivb_map *m, char *err, size_t errlen);
 
 /*
+ * Map size bytes of an open shared-memory fd (one a doorbell server sent);
+ * source names it in messages. Returns 0 or -1 with a message in err.
+ */
+int ivb_map_fd(int fd, size_t size, const char *source, struct ivb_map *m, char *err, size_t errlen);
+
+/*
  * Find the n-th (0-based) PCI device with the given vendor/device id under
  * sysfs_root ("/sys/bus/pci/devices"), write its address ("0000:00:03.0")
  * into bdf. Returns 0, or -1 when there is none.

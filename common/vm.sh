@@ -27,12 +27,16 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_WRITER_CPU:=0}"                # host CPU for host_writer
 : "${IVSHMEM_SERVER_SOCKET:=$IVSHMEM_STATE_DIR/ivshmem.sock}" # doorbell server socket
 : "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
+: "${IVSHMEM_GUEST_ARGS:=}"                 # extra guest_reader options, e.g. -v
+: "${IVSHMEM_QEMU_ARGS:=}"                  # extra QEMU options (split on spaces)
 
 VM_STATE_DIR=$IVSHMEM_STATE_DIR
 VM_PIDFILE=$VM_STATE_DIR/qemu.pid
 VM_CONSOLE=$VM_STATE_DIR/console.log
 VM_ENV=$VM_STATE_DIR/vm.env
 VM_READY_TOKEN=IVB-GUEST-READY
+VM_SERVER_PIDFILE=$VM_STATE_DIR/server.pid
+VM_SERVER_LOG=$VM_STATE_DIR/server.log
 VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
 
 # Debian packages the project needs, for building, the VM and the tests.
@@ -182,6 +186,46 @@ vm_make_shm() {
 		vm_die "cannot create $IVSHMEM_SHM_PATH"
 }
 
+# PID of the running ivshmem server, or nothing.
+vm_server_pid() {
+	local pid
+	[ -f "$VM_SERVER_PIDFILE" ] || return 0
+	pid=$(cat "$VM_SERVER_PIDFILE" 2>/dev/null) || return 0
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ivshmem_server; then
+		echo "$pid"
+	fi
+}
+
+# Doorbell mode: start the project's ivshmem server (QEMU blocks in device
+# set-up until the server answers, so it must listen first). It daemonizes
+# only once it listens, so its return is the readiness event.
+vm_start_server() {
+	local pid
+	pid=$(vm_server_pid)
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET"
+	if ! "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
+		--shm "$IVSHMEM_SHM_PATH" --size "$IVSHMEM_SHM_SIZE" --vectors "$IVSHMEM_VECTORS" \
+		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >"$VM_SERVER_LOG" 2>&1; then
+		VM_BOOT_FAILURE="the ivshmem server did not start: $(tail -n 2 "$VM_SERVER_LOG")"
+		return 1
+	fi
+}
+
+vm_stop_server() {
+	local pid i
+	pid=$(vm_server_pid)
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	rm -f "$VM_SERVER_PIDFILE"
+	vm_log "Stopped the ivshmem server (pid $pid)"
+}
+
 # Is KVM worth trying? /dev/kvm must be there and usable by us.
 vm_kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 
@@ -196,9 +240,10 @@ vm_qemu_args() {
 		-cpu "$cpu" -m "$IVSHMEM_MEM" -smp "$IVSHMEM_VCPUS" -nodefaults -display none
 		-no-reboot -chardev "file,id=con,path=$VM_CONSOLE" -serial chardev:con
 		-pidfile "$VM_PIDFILE" -daemonize)
-	append="console=ttyS0 panic=-1 quiet ivb.mode=$IVSHMEM_MODE"
+	append="console=ttyS0 panic=-1 quiet ivb.mode=$IVSHMEM_MODE${IVSHMEM_APPEND:+ $IVSHMEM_APPEND}"
+	[ -z "$IVSHMEM_GUEST_ARGS" ] || append+=" ivb.args=${IVSHMEM_GUEST_ARGS// /,}"
 	if [ "$IVSHMEM_MODE" = doorbell ]; then
-		VM_QEMU_ARGS+=(-device intel-iommu,intremap=on
+		VM_QEMU_ARGS+=(-device "intel-iommu,intremap=${IVSHMEM_INTREMAP:-on}"
 			-chardev "socket,id=ivsock,path=$IVSHMEM_SERVER_SOCKET"
 			-device "ivshmem-doorbell,chardev=ivsock,vectors=$IVSHMEM_VECTORS")
 		append+=" intel_iommu=on"
@@ -207,6 +252,8 @@ vm_qemu_args() {
 			-device ivshmem-plain,memdev=ivshm)
 	fi
 	VM_QEMU_ARGS+=(-kernel "$kernel" -initrd "$VM_INITRAMFS" -append "$append")
+	# shellcheck disable=SC2206 # split on purpose
+	[ -z "$IVSHMEM_QEMU_ARGS" ] || VM_QEMU_ARGS+=($IVSHMEM_QEMU_ARGS)
 }
 
 # Wait until the console shows the readiness token, QEMU exits, or $1
@@ -261,10 +308,15 @@ vm_boot_with() {
 	vm_qemu_args "$accel" "$kernel"
 	: >"$VM_CONSOLE"
 	rm -f "$VM_PIDFILE"
-	[ "$IVSHMEM_MODE" = doorbell ] || vm_make_shm
 	start=$(date +%s.%N)
+	if [ "$IVSHMEM_MODE" = doorbell ]; then
+		vm_start_server || return 1
+	else
+		vm_make_shm
+	fi
 	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>"$VM_STATE_DIR/qemu.err"; then
 		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_STATE_DIR/qemu.err")"
+		vm_stop_server >/dev/null
 		return 1
 	fi
 	pid=$(cat "$VM_PIDFILE")
@@ -276,6 +328,7 @@ vm_boot_with() {
 		fi
 		vm_kill "$pid"
 		rm -f "$VM_PIDFILE"
+		vm_stop_server >/dev/null
 		return 1
 	fi
 	vm_pin_vcpus "$pid"
@@ -348,6 +401,7 @@ vm_stop() {
 		vm_log "Stopped QEMU (pid $pid)"
 	fi
 	rm -f "$VM_PIDFILE"
+	vm_stop_server
 }
 
 vm_status() {
@@ -362,5 +416,14 @@ vm_status() {
 	vm_log "  mode $VM_MODE, guest $VM_GUEST, accel $VM_ACCEL, ${VM_VCPUS} vCPU(s) pinned to CPU $VM_VCPU_CPU, memory $VM_MEM"
 	vm_log "  kernel $VM_GUEST_KERNEL, $VM_QEMU_VERSION"
 	vm_log "  shared memory $VM_SHM_PATH ($VM_SHM_SIZE); started $VM_STARTED, ready in ${VM_BOOT_SECONDS}s"
+	if [ "$VM_MODE" = doorbell ]; then
+		local spid
+		spid=$(vm_server_pid)
+		if [ -n "$spid" ]; then
+			vm_log "  ivshmem server: running, pid $spid, socket $VM_SERVER_SOCKET, log $VM_SERVER_LOG"
+		else
+			vm_log "  ivshmem server: NOT running (the guest cannot be reached); ./setup.sh stop && ./setup.sh"
+		fi
+	fi
 	vm_log "  console log $VM_CONSOLE"
 }

@@ -34,7 +34,7 @@ static uint64_t seq;
 	} while (0)
 
 /* Open session s with a valid identity line; wait for the attach. */
-static uint64_t attach_session(uint64_t s, uint64_t payload_offset)
+static uint64_t attach_session(uint64_t s, uint64_t payload_offset, uint32_t mode)
 {
 	uint64_t end = ivb_now_ns() + WAIT_NS;
 
@@ -47,6 +47,8 @@ static uint64_t attach_session(uint64_t s, uint64_t payload_offset)
 	hdr->shm_size = SHM_SIZE;
 	hdr->payload_offset = payload_offset;
 	hdr->payload_capacity = SHM_SIZE - payload_offset;
+	hdr->mode = mode;
+	hdr->host_peer_id = IVB_NO_PEER;
 	ivb_store_release(&hdr->session_id, s);
 	while (ivb_load_acquire(&hdr->attached_session) != s)
 		if (ivb_now_ns() > end)
@@ -99,7 +101,7 @@ int main(void)
 	}
 
 	/* A normal session: ping, a verified frame, then every error. */
-	CHECK(ivb_ack_state(attach_session(0x1111, IVB_PAYLOAD_OFFSET)) == IVB_STATE_NONE);
+	CHECK(ivb_ack_state(attach_session(0x1111, IVB_PAYLOAD_OFFSET, IVB_MODE_PLAIN)) == IVB_STATE_NONE);
 	CHECK(hdr->guest_version == IVB_LAYOUT_VERSION && hdr->guest_map_size == SHM_SIZE);
 	CHECK(hdr->guest_pid == (uint32_t)pid);
 	CHECK(send(IVB_CMD_PING, 0, NULL) == IVB_STATE_PROCESSED && hdr->error_code == IVB_OK);
@@ -130,12 +132,15 @@ int main(void)
 			     hdr->error_code == IVB_ERR_BAD_HEADER));
 	}
 	/* A payload offset outside the mapping is refused too. */
-	CHECK(ivb_ack_state(attach_session(0x2222, SHM_SIZE + 4096)) == IVB_STATE_ERROR);
+	CHECK(ivb_ack_state(attach_session(0x2222, SHM_SIZE + 4096, IVB_MODE_PLAIN)) == IVB_STATE_ERROR);
 	CHECK(hdr->error_code == IVB_ERR_BAD_HEADER);
+	/* A doorbell session offered to a polling guest: mode mismatch. */
+	CHECK(ivb_ack_state(attach_session(0x2223, IVB_PAYLOAD_OFFSET, IVB_MODE_DOORBELL)) == IVB_STATE_ERROR);
+	CHECK(hdr->error_code == IVB_ERR_MODE);
 	CHECK(kill(pid, 0) == 0);
 
 	/* And the next valid session is served as if nothing happened. */
-	CHECK(ivb_ack_state(attach_session(0x3333, IVB_PAYLOAD_OFFSET)) == IVB_STATE_NONE);
+	CHECK(ivb_ack_state(attach_session(0x3333, IVB_PAYLOAD_OFFSET, IVB_MODE_PLAIN)) == IVB_STATE_NONE);
 	CHECK(send(IVB_CMD_PING, 0, NULL) == IVB_STATE_PROCESSED);
 	CHECK(send(IVB_CMD_STOP, 0, NULL) == IVB_STATE_PROCESSED);
 

@@ -23,8 +23,13 @@ check() { # check DESCRIPTION COMMAND... : record a failure, keep going
 	if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
 }
 start_reader() {
+	: >"$tmp/reader.log"
 	"$BIN/guest_reader" --shm "$shm" --idle-exit 60s --silence 30s "$@" >>"$tmp/reader.log" 2>&1 &
 	reader_pid=$!
+	# Wait for its readiness line (bounded), so short deadlines below
+	# measure the protocol, not process start-up on a loaded machine.
+	for _ in $(seq 400); do grep -q IVB-GUEST-READY "$tmp/reader.log" && return; sleep 0.05; done
+	echo "guest_reader did not start"; exit 1
 }
 stop_reader() {
 	kill "$reader_pid" 2>/dev/null || true
