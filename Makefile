@@ -25,7 +25,7 @@ LIB       := $(BUILD)/libivb.a
 TEST_SRC  := $(wildcard tests/*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HEADERS   := $(wildcard common/*.h server/*.h) $(BUILD)/version.h
-PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader
+PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader $(BUILD)/eventfd_pingpong
 ifneq ($(wildcard server/main.c),)
 PROGRAMS  += $(BUILD)/ivshmem_server
 endif
@@ -73,6 +73,9 @@ $(BUILD)/obj-static/%.o: %.c $(HEADERS)
 	$(CC) $(filter-out -fsanitize% -fno-omit-frame-pointer,$(CFLAGS_PROJECT)) $(CFLAGS) -c -o $@ $<
 $(BUILD)/guest_reader: $(BUILD)/obj-static/guest_reader.o $(patsubst %.c,$(BUILD)/obj-static/%.o,$(wildcard common/*.c))
 	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
+
+$(BUILD)/eventfd_pingpong: $(BUILD)/obj/tools/eventfd_pingpong.o $(LIB)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
 
 $(BUILD)/ivshmem_server: $(BUILD)/obj/server/main.o $(LIB)
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2030,SC2031 # bench_vm changes settings in a subshell on purpose
 # run_test.sh - run the benchmark against the running VM (./setup.sh starts
 # it) and write the results directory.
 #
 #   ./run_test.sh [host_writer options]   latency and bandwidth tests in the VM
 #   ./run_test.sh --host-only [options]   the same against a guest_reader on
 #                                         the host (no VM): the baseline
-#   ./run_test.sh --bench                 latency host-only and in the VM in one
-#                                         run, and the ratio of their p50s
+#   ./run_test.sh --bench                 in one run: latency host-only, the
+#                                         eventfd floor, and freshly booted VMs
+#                                         in plain and doorbell mode, with ratios
 #
 # Settings (environment, defaults in README.md): IVSHMEM_RESULTS,
 # IVSHMEM_ITERATIONS, IVSHMEM_WARMUP, IVSHMEM_FRAME_ITERATIONS,
@@ -53,10 +55,17 @@ run_vm() {
 	pid=$(vm_pid)
 	[ -n "$pid" ] || die "no VM running: start it with ./setup.sh (or use make test)"
 	vm_load_env || die "no $VM_ENV: restart the VM with ./setup.sh stop && ./setup.sh"
-	[ "$VM_MODE" = plain ] || die "the VM runs in $VM_MODE mode; this run_test.sh drives plain mode"
 	writer_args
+	if [ "$VM_MODE" = doorbell ]; then
+		[ -n "$(vm_server_pid)" ] || die "the ivshmem server is not running: ./setup.sh stop && IVSHMEM_MODE=doorbell ./setup.sh"
+		WRITER_ARGS+=(--doorbell "$VM_SERVER_SOCKET" --vectors "$VM_VECTORS")
+	else
+		WRITER_ARGS+=(--shm "$VM_SHM_PATH")
+	fi
+	# The first vCPU thread's CPU use while the guest waits for a message.
+	[ -z "${VM_VCPU_TIDS:-}" ] || WRITER_ARGS+=(--watch-thread "${VM_VCPU_TIDS%% *}")
 	mkdir -p "$out"
-	"$BIN/host_writer" --shm "$VM_SHM_PATH" --output "$out" "${WRITER_ARGS[@]}" \
+	"$BIN/host_writer" --output "$out" "${WRITER_ARGS[@]}" \
 		--meta target=vm --meta guest="$VM_GUEST" --meta accel="$VM_ACCEL" \
 		--meta qemu_version="$VM_QEMU_VERSION" --meta guest_kernel="$VM_GUEST_KERNEL" \
 		--meta vcpu_cpu="$VM_VCPU_CPU" --meta vcpus="$VM_VCPUS" \
@@ -91,28 +100,70 @@ run_host_only() {
 	return $rc
 }
 
-# Latency host-only, then in the VM, in one invocation; print the ratio.
+# One line of the benchmark table from a results directory's run.json.
+bench_row() {
+	/usr/bin/python3 - "$1/run.json" "$2" "$3" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+l, base = r["latency"], float(sys.argv[3])
+print("%-34s %10.3f %10.3f %10.3f %10.3f %8.2fx" % (sys.argv[2], l["p50_ns"] / 1e3, l["p90_ns"] / 1e3,
+      l["p99_ns"] / 1e3, l["p999_ns"] / 1e3, l["p50_ns"] / base))
+PY
+}
+
+# Boot a VM of mode $1 in state directory $3, run the latency test into
+# results directory $2, stop it. The user's VM, if any, is left alone.
+bench_vm() {
+	local mode=$1 out=$2 state=$3
+	mkdir -p "$state"
+	(
+		export IVSHMEM_MODE=$mode IVSHMEM_STATE_DIR=$state IVSHMEM_RESULTS=$out
+		export IVSHMEM_SHM_PATH=/dev/shm/ivshmem-bench-$mode-$$
+		export IVSHMEM_SERVER_SOCKET=$state/ivshmem.sock
+		trap './setup.sh stop >/dev/null 2>&1; rm -f "$IVSHMEM_SHM_PATH"' EXIT
+		./setup.sh | grep -E 'Guest ready|KVM' || exit 1
+		./run_test.sh --test latency --quiet
+	)
+}
+
+# The benchmark: in one invocation, the latency round trip host-only (two
+# processes polling shared memory: the limit), the eventfd ping-pong (the
+# floor for interrupt wake-ups), and a freshly booted VM in plain and in
+# doorbell mode; the ratios against the host-only figures in this run.
 bench() {
-	local base=$IVSHMEM_RESULTS/bench host vm ratio
+	local base=$IVSHMEM_RESULTS/bench host_p50 floor_p50 mode
 	IVSHMEM_ITERATIONS=$IVSHMEM_BENCH_ITERATIONS
-	[ -n "$(vm_pid)" ] || ./setup.sh
-	vm_load_env
-	echo "== host-only: host_writer <-> guest_reader on the host, CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU"
+	export IVSHMEM_ITERATIONS
+	rm -rf "$base"
+	mkdir -p "$base"
+	echo "== host-only: host_writer <-> guest_reader on the host (CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU), polling"
 	run_host_only "$base/host" --test latency --quiet
-	echo "== VM: host_writer <-> guest_reader in the $VM_GUEST guest ($VM_ACCEL), vCPU on CPU $VM_VCPU_CPU"
-	run_vm "$base/vm" --test latency --quiet
-	host=$(p50_ns "$base/host")
-	vm=$(p50_ns "$base/vm")
-	ratio=$(awk -v a="$vm" -v b="$host" 'BEGIN { printf "%.2f", a / b }')
-	echo
-	printf '%-34s %12s %12s %12s\n' "latency round trip ($IVSHMEM_ITERATIONS samples)" p50_ns p99_ns p99.9_ns
-	for t in host vm; do
-		/usr/bin/python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["latency"]; print("%-34s %12.0f %12.0f %12.0f" % (sys.argv[2], l["p50_ns"], l["p99_ns"], l["p999_ns"]))' \
-			"$base/$t/run.json" "$t"
+	echo "== eventfd ping-pong between two host threads (CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU)"
+	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_VCPU_CPU" -o "$base/eventfd"
+	for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
+		echo "== VM, $mode mode: boot, then host_writer <-> guest_reader in the guest"
+		bench_vm "$mode" "$(cd "$base" && pwd)/$mode" "$(cd "$base" && pwd)/vm-$mode"
 	done
-	echo "VM p50 / host-only p50: $ratio x"
-	echo "guest boot to ready: ${VM_BOOT_SECONDS}s ($VM_ACCEL)"
-	echo "results: $base/host $base/vm"
+	host_p50=$(p50_ns "$base/host")
+	floor_p50=$(p50_ns "$base/eventfd")
+	{
+		echo
+		echo "Latency round trip, $IVSHMEM_ITERATIONS samples each (us; ratio = p50 / host-only p50)"
+		printf '%-34s %10s %10s %10s %10s %9s\n' "" p50 p90 p99 p99.9 ratio
+		bench_row "$base/host" "host-only, polling" "$host_p50"
+		bench_row "$base/eventfd" "eventfd ping-pong (wake-up floor)" "$host_p50"
+		for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
+			[ -f "$base/$mode/run.json" ] || continue
+			bench_row "$base/$mode" "VM $mode ($(/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["accel"] + ", boot " + r["boot_seconds"] + " s")' "$base/$mode/run.json"))" "$host_p50"
+		done
+		if [ -f "$base/plain/run.json" ]; then
+			echo "VM plain p50 / host-only p50: $(awk -v a="$(p50_ns "$base/plain")" -v b="$host_p50" 'BEGIN { printf "%.2f", a / b }')x"
+		fi
+		if [ -f "$base/doorbell/run.json" ]; then
+			echo "VM doorbell p50 / eventfd floor p50: $(awk -v a="$(p50_ns "$base/doorbell")" -v b="$floor_p50" 'BEGIN { printf "%.2f", a / b }')x"
+		fi
+		echo "Results: $base/{host,eventfd,plain,doorbell}/"
+	} | tee "$base/summary.txt"
 }
 
 case ${1:-} in

@@ -20,6 +20,7 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_ACCEL:=auto}"                  # auto | kvm | tcg
 : "${IVSHMEM_STATE_DIR:=$VM_TOP/.vm}"       # pidfile, console log, vm.env
 : "${IVSHMEM_BUILD_DIR:=$VM_TOP/build}"     # binaries and the initramfs
+: "${IVSHMEM_CACHE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/ivshmem-bench}" # what outlives a VM
 : "${IVSHMEM_BOOT_TIMEOUT:=90}"             # seconds to ready under TCG
 : "${IVSHMEM_KVM_TIMEOUT:=20}"              # seconds to ready under KVM before falling back
 : "${IVSHMEM_KERNEL:=}"                     # guest kernel (default: newest /boot/vmlinuz-*)
@@ -161,6 +162,7 @@ vm_write_env() {
 			"$(qemu-system-x86_64 --version | head -n1)" "$IVSHMEM_VCPU_CPU" "$IVSHMEM_VCPUS" "$IVSHMEM_MEM"
 		printf 'VM_BOOT_SECONDS=%q\nVM_STARTED=%q\nVM_SERVER_SOCKET=%q\n' \
 			"$5" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$IVSHMEM_SERVER_SOCKET"
+		printf 'VM_VECTORS=%q\nVM_VCPU_TIDS=%q\n' "$IVSHMEM_VECTORS" "$VM_VCPU_TIDS"
 	} >"$tmp"
 	mv "$tmp" "$VM_ENV"
 }
@@ -289,11 +291,14 @@ vm_kill() {
 }
 
 # Pin QEMU's vCPU threads (named "CPU n/TCG" or "CPU n/KVM") to IVSHMEM_VCPU_CPU.
+# Their thread ids go to VM_VCPU_TIDS (for the idle-CPU measurement).
 vm_pin_vcpus() {
 	local pid=$1 task comm
+	VM_VCPU_TIDS=""
 	for task in /proc/"$pid"/task/*; do
 		comm=$(cat "$task/comm" 2>/dev/null) || continue
 		if [[ $comm == CPU\ * ]]; then
+			VM_VCPU_TIDS+="${VM_VCPU_TIDS:+ }${task##*/}"
 			taskset -pc "$IVSHMEM_VCPU_CPU" "${task##*/}" >/dev/null ||
 				vm_warn "cannot pin $comm to CPU $IVSHMEM_VCPU_CPU"
 		fi
@@ -340,8 +345,8 @@ vm_boot_with() {
 # Start the VM unless one runs. KVM first when usable (and not known to
 # hang here), TCG otherwise or when KVM misses its deadline.
 vm_start() {
-	local pid accels=() accel kvm_failed=$VM_STATE_DIR/kvm-failed
-	mkdir -p "$VM_STATE_DIR"
+	local pid accels=() accel kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
+	mkdir -p "$VM_STATE_DIR" "$IVSHMEM_CACHE_DIR"
 	pid=$(vm_pid)
 	if [ -n "$pid" ]; then
 		vm_load_env || true

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 not installed"; exit 77; }
 [ -c /dev/kvm ] && [ -w /dev/kvm ] || { echo "skip: no usable /dev/kvm, so nothing to fall back from"; exit 77; }
 tmp=$(mktemp -d)
-export IVSHMEM_STATE_DIR=$tmp/vm IVSHMEM_SHM_PATH=/dev/shm/ivb-test-accel-$$ IVSHMEM_ACCEL=auto IVSHMEM_KVM_TIMEOUT=15
+export IVSHMEM_STATE_DIR=$tmp/vm IVSHMEM_CACHE_DIR=$tmp/cache IVSHMEM_SHM_PATH=/dev/shm/ivb-test-accel-$$ IVSHMEM_ACCEL=auto IVSHMEM_KVM_TIMEOUT=15
 cleanup() {
 	./setup.sh stop >/dev/null 2>&1 || true
 	rm -rf "$tmp" "$IVSHMEM_SHM_PATH"

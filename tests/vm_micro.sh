@@ -44,6 +44,7 @@ r = json.load(open(sys.argv[1]))
 assert r["status"] == "complete" and r["accel"] == "tcg" and r["target"] == "vm"
 assert r["guest"] == "micro" and r["mode"] == "plain" and "QEMU" in r["qemu_version"]
 assert r["guest_kernel"].endswith("amd64") and r["frames_failed"] == 0
+assert r["guest_wait"] == "plain" and r["vcpu_idle_cpu_percent"] > 50  # it polls
 ' "$IVSHMEM_RESULTS/run.json"
 grep -A3 'RTT us' "$tmp/run.out" || true
 
