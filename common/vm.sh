@@ -43,7 +43,7 @@ VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
 # Debian packages the project needs, for building, the VM and the tests.
 VM_PACKAGES=(gcc make libc6-dev libssl-dev qemu-system-x86 qemu-utils linux-image-amd64
 	busybox-static cpio kmod python3-pandas python3-matplotlib python3-pytest
-	genisoimage mmdebstrap openssh-client e2fsprogs util-linux iproute2 procps)
+	genisoimage mmdebstrap openssh-client e2fsprogs util-linux iproute2 procps shellcheck strace valgrind)
 
 vm_log() { printf '%s\n' "$*"; }
 vm_warn() { printf 'setup: %s\n' "$*" >&2; }

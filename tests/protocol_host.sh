@@ -88,6 +88,7 @@ expect() { # expect STATUS PATTERN ARGS...
 	local want=$1 pattern=$2 rc=0
 	shift 2
 	"$BIN/host_writer" "$@" >"$tmp/err.out" 2>&1 || rc=$?
+	# shellcheck disable=SC2016 # expanded by the inner shell
 	check "host_writer $* -> $want" bash -c '[ "$1" = "$2" ] && grep -qF -- "$3" "$4"' _ "$rc" "$want" "$pattern" "$tmp/err.out"
 }
 expect 2 "--iterations: 'abc' is not a whole number" --iterations abc

@@ -8,7 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 not installed"; exit 77; }
-[ -c /dev/kvm ] && [ -w /dev/kvm ] || { echo "skip: no usable /dev/kvm, so nothing to fall back from"; exit 77; }
+if ! [ -c /dev/kvm ] || ! [ -w /dev/kvm ]; then
+	echo "skip: no usable /dev/kvm, so nothing to fall back from"
+	exit 77
+fi
 tmp=$(mktemp -d)
 export IVSHMEM_STATE_DIR=$tmp/vm IVSHMEM_CACHE_DIR=$tmp/cache IVSHMEM_SHM_PATH=/dev/shm/ivb-test-accel-$$ IVSHMEM_ACCEL=auto IVSHMEM_KVM_TIMEOUT=15
 cleanup() {
