@@ -995,6 +995,8 @@ def panel_distribution(ax, good: pd.DataFrame, frames: list[dict]) -> None:
 
 
 def panel_scaling(ax, frames: list[dict]) -> None:
+    from matplotlib.ticker import FuncFormatter
+
     shown = [f for f in frames if f["successes"]]
     x = [f["bytes"] / 1e6 for f in shown]
     for key, label, color in (("bandwidth_gbps", "whole exchange (bytes / total)", "tab:blue"),
@@ -1007,11 +1009,20 @@ def panel_scaling(ax, frames: list[dict]) -> None:
     for f, xi in zip(shown, x):
         ax.annotate(f["frame"], (xi, f["bandwidth_gbps"]["mean"]),
                     textcoords="offset points", xytext=(7, 5), ha="left", fontsize=9)
-    ax.set_ylim(bottom=0)
+    values = [f[k]["mean"] for f in shown for k in ("bandwidth_gbps", "transfer_gbps")
+              if f.get(k) and f[k]["mean"]]
+    if values and max(values) / min(values) > 20:
+        # A slow verified exchange next to a fast copy: a linear axis would
+        # flatten the exchange line onto zero.
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_ylabel("bandwidth (GB/s, log scale)")
+    else:
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("bandwidth (GB/s)")
     ax.margins(x=0.1, y=0.15)
     ax.set_title("Scaling with frame size (mean ± std)")
     ax.set_xlabel("frame size (MB, 1 MB = 1e6 bytes)")
-    ax.set_ylabel("bandwidth (GB/s)")
     ax.legend(loc="best")
 
 

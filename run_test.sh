@@ -55,12 +55,17 @@ run_vm() {
 	pid=$(vm_pid)
 	[ -n "$pid" ] || die "no VM running: start it with ./setup.sh (or use make test)"
 	vm_load_env || die "no $VM_ENV: restart the VM with ./setup.sh stop && ./setup.sh"
+	# The running VM decides the mode and guest, whatever the environment says.
+	IVSHMEM_MODE=$VM_MODE IVSHMEM_GUEST=$VM_GUEST
 	writer_args
 	if [ "$VM_MODE" = doorbell ]; then
 		[ -n "$(vm_server_pid)" ] || die "the ivshmem server is not running: ./setup.sh stop && IVSHMEM_MODE=doorbell ./setup.sh"
 		WRITER_ARGS+=(--doorbell "$VM_SERVER_SOCKET" --vectors "$VM_VECTORS")
 	else
 		WRITER_ARGS+=(--shm "$VM_SHM_PATH")
+	fi
+	if [ "$VM_GUEST" = cloud ]; then
+		vm_cloud_start_reader || die "cannot start guest_reader in the cloud guest"
 	fi
 	# The first vCPU thread's CPU use while the guest waits for a message.
 	[ -z "${VM_VCPU_TIDS:-}" ] || WRITER_ARGS+=(--watch-thread "${VM_VCPU_TIDS%% *}")
@@ -70,6 +75,9 @@ run_vm() {
 		--meta qemu_version="$VM_QEMU_VERSION" --meta guest_kernel="$VM_GUEST_KERNEL" \
 		--meta vcpu_cpu="$VM_VCPU_CPU" --meta vcpus="$VM_VCPUS" \
 		--meta guest_memory="$VM_MEM" --meta boot_seconds="$VM_BOOT_SECONDS" "$@" || rc=$?
+	if [ "$VM_GUEST" = cloud ] && [ -n "$(vm_pid)" ]; then
+		cloud_fetch_log "$VM_STATE_DIR" "$out/guest_reader.log" >/dev/null 2>&1 || true
+	fi
 	if [ $rc -ne 0 ] && [ -z "$(vm_pid)" ]; then
 		echo "run_test: the VM (pid $pid) died during the run; partial results are in $out/" >&2
 		echo "run_test: last lines of $VM_CONSOLE:" >&2

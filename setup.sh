@@ -5,6 +5,7 @@
 #                        when the guest is ready (or fails with its console)
 #   ./setup.sh stop      stop the VM
 #   ./setup.sh status    what runs, in which mode and with which accelerator
+#   ./setup.sh ssh [CMD] log in to the cloud guest (IVSHMEM_GUEST=cloud)
 #   ./setup.sh deps      only install the Debian packages
 #   ./setup.sh build     only build the programs and the guest initramfs
 #
@@ -19,20 +20,27 @@ case $cmd in
 start)
 	vm_install_deps
 	vm_build
-	vm_build_initramfs
+	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
 	vm_start
 	;;
 stop) vm_stop ;;
 status) vm_status ;;
 deps) vm_install_deps ;;
+ssh)
+	shift
+	if [ -z "$(vm_pid)" ] || ! vm_load_env; then vm_die "no VM running"; fi
+	[ "$VM_GUEST" = cloud ] || vm_die "the $VM_GUEST guest has no SSH; IVSHMEM_GUEST=cloud ./setup.sh boots one that has"
+	cloud__ssh_cmd "$VM_STATE_DIR" 10
+	exec "${CLOUD__SSH_CMD[@]}" "$@"
+	;;
 build | initramfs)
 	vm_install_deps
 	vm_build
 	vm_build_initramfs
 	;;
--h | --help | help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
-	echo "setup.sh: unknown command '$cmd' (expected start, stop, status, deps, build)" >&2
+	echo "setup.sh: unknown command '$cmd' (expected start, stop, status, ssh, deps, build)" >&2
 	exit 2
 	;;
 esac

@@ -21,8 +21,8 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_STATE_DIR:=$VM_TOP/.vm}"       # pidfile, console log, vm.env
 : "${IVSHMEM_BUILD_DIR:=$VM_TOP/build}"     # binaries and the initramfs
 : "${IVSHMEM_CACHE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/ivshmem-bench}" # what outlives a VM
-: "${IVSHMEM_BOOT_TIMEOUT:=90}"             # seconds to ready under TCG
-: "${IVSHMEM_KVM_TIMEOUT:=20}"              # seconds to ready under KVM before falling back
+: "${IVSHMEM_BOOT_TIMEOUT:=$([ "$IVSHMEM_GUEST" = cloud ] && echo 400 || echo 90)}" # seconds to ready under TCG
+: "${IVSHMEM_KVM_TIMEOUT:=$([ "$IVSHMEM_GUEST" = cloud ] && echo 120 || echo 20)}"  # seconds under KVM before falling back
 : "${IVSHMEM_KERNEL:=}"                     # guest kernel (default: newest /boot/vmlinuz-*)
 : "${IVSHMEM_VCPU_CPU:=$(($(nproc) - 1))}"  # host CPU for the vCPU thread(s)
 : "${IVSHMEM_WRITER_CPU:=0}"                # host CPU for host_writer
@@ -30,6 +30,9 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
 : "${IVSHMEM_GUEST_ARGS:=}"                 # extra guest_reader options, e.g. -v
 : "${IVSHMEM_QEMU_ARGS:=}"                  # extra QEMU options (split on spaces)
+
+# shellcheck source=common/cloud.sh
+. "$VM_TOP/common/cloud.sh"
 
 VM_STATE_DIR=$IVSHMEM_STATE_DIR
 VM_PIDFILE=$VM_STATE_DIR/qemu.pid
@@ -43,7 +46,7 @@ VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
 # Debian packages the project needs, for building, the VM and the tests.
 VM_PACKAGES=(gcc make libc6-dev libssl-dev qemu-system-x86 qemu-utils linux-image-amd64
 	busybox-static cpio kmod python3-pandas python3-matplotlib python3-pytest
-	genisoimage mmdebstrap openssh-client e2fsprogs util-linux iproute2 procps shellcheck strace valgrind)
+	genisoimage mmdebstrap openssh-client curl e2fsprogs util-linux iproute2 procps shellcheck strace valgrind)
 
 vm_log() { printf '%s\n' "$*"; }
 vm_warn() { printf 'setup: %s\n' "$*" >&2; }
@@ -253,7 +256,15 @@ vm_qemu_args() {
 		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$IVSHMEM_SHM_SIZE,share=on"
 			-device ivshmem-plain,memdev=ivshm)
 	fi
-	VM_QEMU_ARGS+=(-kernel "$kernel" -initrd "$VM_INITRAMFS" -append "$append")
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		# Direct kernel boot of the offline image: VFIO needs the IOMMU on.
+		[ "$IVSHMEM_MODE" = doorbell ] && [ -n "$CLOUD_KERNEL" ] &&
+			[[ $CLOUD_APPEND != *intel_iommu=on* ]] && CLOUD_APPEND+=" intel_iommu=on"
+		cloud_qemu_args "$VM_STATE_DIR" || return 1
+		VM_QEMU_ARGS+=("${CLOUD_QEMU_ARGS[@]}")
+	else
+		VM_QEMU_ARGS+=(-kernel "$kernel" -initrd "$VM_INITRAMFS" -append "$append")
+	fi
 	# shellcheck disable=SC2206 # split on purpose
 	[ -z "$IVSHMEM_QEMU_ARGS" ] || VM_QEMU_ARGS+=($IVSHMEM_QEMU_ARGS)
 }
@@ -277,6 +288,37 @@ vm_wait_ready() {
 	kill "$tail_pid" 2>/dev/null || true
 	exec {fd}<&-
 	return $rc
+}
+
+# The cloud guest: deploy the static guest_reader over SSH (no compiler or
+# network needed in the guest), bind the device to vfio-pci in doorbell
+# mode, start it as root in the background and wait for its readiness line
+# in its log. Also used before each run, so the guest runs the current
+# binary.
+vm_cloud_start_reader() {
+	local remote=/usr/local/bin/guest_reader args=() word
+	cloud_stop_program "$VM_STATE_DIR" 5 >/dev/null 2>&1 || true
+	cloud_deploy "$VM_STATE_DIR" "$IVSHMEM_BUILD_DIR/guest_reader" "$remote" >/dev/null || return 1
+	if [ "$IVSHMEM_MODE" = doorbell ]; then
+		cloud_ssh "$VM_STATE_DIR" "sudo modprobe vfio-pci && { [ -e /sys/bus/pci/drivers/vfio-pci/new_id ] && echo '1af4 1110' | sudo tee /sys/bus/pci/drivers/vfio-pci/new_id >/dev/null 2>&1; true; }" </dev/null ||
+			{ vm_warn "cannot load vfio-pci in the cloud guest"; return 1; }
+		args+=(--doorbell)
+	fi
+	for word in $IVSHMEM_GUEST_ARGS; do args+=("$word"); done
+	cloud_start_program "$VM_STATE_DIR" "$remote" "${args[@]}" >/dev/null || return 1
+	# One SSH call that waits in the guest, bounded, for the readiness line.
+	cloud_ssh "$VM_STATE_DIR" "for i in \$(seq 120); do grep -q $VM_READY_TOKEN $CLOUD_GUEST_LOG_DIR/guest_reader.log 2>/dev/null && exit 0; sleep 0.25; done; tail -n 5 $CLOUD_GUEST_LOG_DIR/guest_reader.log; exit 1" </dev/null
+}
+
+# Readiness of the guest: the micro guest's console line, or for the cloud
+# guest SSH, cloud-init and a running guest_reader.
+vm_guest_ready() {
+	local deadline=$1 pid=$2
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		cloud_wait_ready "$VM_STATE_DIR" "$deadline" "$pid" && vm_cloud_start_reader
+	else
+		vm_wait_ready "$deadline" "$pid"
+	fi
 }
 
 # Stop QEMU $1: SIGTERM is a clean QEMU shutdown; SIGKILL after 10 s.
@@ -308,9 +350,16 @@ vm_pin_vcpus() {
 # Boot under accel $1 with deadline $2. Returns 0 when the guest is ready;
 # otherwise stops QEMU, says why in VM_BOOT_FAILURE and returns 1.
 vm_boot_with() {
-	local accel=$1 deadline=$2 kernel pid start
-	kernel=$(vm_kernel)
-	vm_qemu_args "$accel" "$kernel"
+	local accel=$1 deadline=$2 kernel pid start guest_kernel
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		kernel=${CLOUD_KERNEL:-$CLOUD_BASE}
+	else
+		kernel=$(vm_kernel)
+	fi
+	if ! vm_qemu_args "$accel" "$kernel"; then
+		VM_BOOT_FAILURE="cannot assemble the QEMU command line"
+		return 1
+	fi
 	: >"$VM_CONSOLE"
 	rm -f "$VM_PIDFILE"
 	start=$(date +%s.%N)
@@ -325,7 +374,7 @@ vm_boot_with() {
 		return 1
 	fi
 	pid=$(cat "$VM_PIDFILE")
-	if ! vm_wait_ready "$deadline" "$pid"; then
+	if ! vm_guest_ready "$deadline" "$pid"; then
 		if kill -0 "$pid" 2>/dev/null; then
 			VM_BOOT_FAILURE="guest not ready within ${deadline}s"
 		else
@@ -337,7 +386,12 @@ vm_boot_with() {
 		return 1
 	fi
 	vm_pin_vcpus "$pid"
-	vm_write_env "$accel" "$pid" "$kernel" "$(vm_kernel_version "$kernel")" \
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		guest_kernel=$(cloud_ssh "$VM_STATE_DIR" uname -r </dev/null) || guest_kernel=unknown
+	else
+		guest_kernel=$(vm_kernel_version "$kernel")
+	fi
+	vm_write_env "$accel" "$pid" "$kernel" "$guest_kernel" \
 		"$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 	return 0
 }
@@ -357,6 +411,14 @@ vm_start() {
 		return 0
 	fi
 	vm_check_size
+	case $IVSHMEM_GUEST in
+	micro) ;;
+	cloud)
+		cloud_prepare_base || vm_die "no base image for the cloud guest"
+		cloud_prepare_instance "$VM_STATE_DIR" || vm_die "cannot prepare the cloud guest's instance"
+		;;
+	*) vm_die "IVSHMEM_GUEST=$IVSHMEM_GUEST: expected micro or cloud" ;;
+	esac
 	case $IVSHMEM_ACCEL in
 	kvm) accels=(kvm) ;;
 	tcg) accels=(tcg) ;;
@@ -402,8 +464,14 @@ vm_stop() {
 	if [ -z "$pid" ]; then
 		vm_log "No VM running (state in $VM_STATE_DIR)"
 	else
-		vm_kill "$pid"
-		vm_log "Stopped QEMU (pid $pid)"
+		vm_load_env || true
+		if [ "${VM_GUEST:-}" = cloud ] && cloud_shutdown "$VM_STATE_DIR" 2>/dev/null &&
+			timeout 60 tail --pid="$pid" -f /dev/null; then
+			vm_log "The guest powered off; QEMU (pid $pid) exited"
+		else
+			vm_kill "$pid"
+			vm_log "Stopped QEMU (pid $pid)"
+		fi
 	fi
 	rm -f "$VM_PIDFILE"
 	vm_stop_server
@@ -429,6 +497,9 @@ vm_status() {
 		else
 			vm_log "  ivshmem server: NOT running (the guest cannot be reached); ./setup.sh stop && ./setup.sh"
 		fi
+	fi
+	if [ "$VM_GUEST" = cloud ]; then
+		vm_log "  ssh: ./setup.sh ssh   (or: ssh -i $VM_STATE_DIR/ssh/id_ed25519 -p $(cat "$VM_STATE_DIR/ssh-port" 2>/dev/null || echo "$IVSHMEM_SSH_PORT") $CLOUD_USER@127.0.0.1)"
 	fi
 	vm_log "  console log $VM_CONSOLE"
 }
