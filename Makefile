@@ -24,11 +24,14 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libivb.a
 TEST_SRC  := $(wildcard tests/*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard common/*.h server/*.h) $(BUILD)/version.h
+HEADERS   := $(wildcard common/*.h server/*.h tests/*.h) $(BUILD)/version.h
 PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader $(BUILD)/eventfd_pingpong
 ifneq ($(wildcard server/main.c),)
 PROGRAMS  += $(BUILD)/ivshmem_server
 endif
+
+# Keep the objects of chained rules (tests, tools) between runs.
+.SECONDARY:
 
 .PHONY: all test check bench analyze initramfs deps clean help stop status
 

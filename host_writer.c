@@ -965,8 +965,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!w.cfg.quiet)
-		printf(PROG " %s: guest_reader attached (guest pid %u), shm %s, %zu bytes\n",
-		       IVB_VERSION, w.hdr->guest_pid, w.cfg.shm_path, w.map.size);
+		printf(PROG " %s, %s mode: guest_reader attached (guest pid %u), shared memory %s, "
+		       "%zu bytes\n", IVB_VERSION, ivb_mode_name(w.mode), w.hdr->guest_pid,
+		       w.cfg.shm_path, w.map.size);
 	snprintf(w.status, sizeof(w.status), "complete");
 	if (w.cfg.watch_tid) {
 		w.idle_cpu_pct = idle_cpu_percent(w.cfg.watch_tid);

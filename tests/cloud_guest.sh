@@ -9,29 +9,15 @@
 # timeout: 900
 set -euo pipefail
 cd "$(dirname "$0")/.."
-skip() {
-	echo "skip: $*"
-	exit 77
-}
-for tool in qemu-system-x86_64 qemu-img genisoimage mmdebstrap mkfs.ext4 ssh ssh-keygen ss; do
+# shellcheck source=tests/lib.bash
+. tests/lib.bash
+for tool in qemu-img genisoimage mmdebstrap mkfs.ext4 ssh ssh-keygen ss; do
 	command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
 done
-tmp=$(mktemp -d)
+vm_test_begin cloud
 port=$((20000 + $$ % 20000))
-export IVSHMEM_GUEST=cloud IVSHMEM_CLOUD_SOURCE=offline IVSHMEM_ACCEL=tcg IVSHMEM_SSH_PORT=$port
-export IVSHMEM_STATE_DIR=$tmp/vm IVSHMEM_SHM_PATH=/dev/shm/ivb-test-cloud-$$
-export IVSHMEM_RESULTS=$tmp/results IVSHMEM_ITERATIONS=1000 IVSHMEM_FRAME_ITERATIONS=1
-cleanup() {
-	./setup.sh stop >/dev/null 2>&1 || true
-	rm -rf "$tmp" "$IVSHMEM_SHM_PATH"
-}
-trap cleanup EXIT
-fail=0
-check() {
-	local what=$1
-	shift
-	if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
+export IVSHMEM_GUEST=cloud IVSHMEM_CLOUD_SOURCE=offline IVSHMEM_SSH_PORT=$port
+export IVSHMEM_ITERATIONS=1000 IVSHMEM_FRAME_ITERATIONS=1
 
 if ! ./setup.sh >"$tmp/setup.out" 2>&1; then
 	cat "$tmp/setup.out"

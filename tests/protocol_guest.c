@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "check.h"
 #include "ivshmem_abi.h"
 #include "shm_map.h"
 #include "timing.h"
@@ -20,18 +21,10 @@
 #define SHM_SIZE (4u << 20)
 #define WAIT_NS 5000000000ull
 
-static int failures;
 static struct ivb_header *hdr;
 static uint8_t *base;
 static uint64_t seq;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                        \
-		}                                                          \
-	} while (0)
 
 /* Open session s with a valid identity line; wait for the attach. */
 static uint64_t attach_session(uint64_t s, uint64_t payload_offset, uint32_t mode)
@@ -149,6 +142,5 @@ int main(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	munmap(map.base, map.size);
 	unlink(shm);
-	printf("protocol_guest: %s\n", failures ? "FAILED" : "ok");
-	return failures ? 1 : 0;
+	return check_done("protocol_guest");
 }

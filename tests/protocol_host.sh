@@ -16,12 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 truncate -s 64M "$shm"
-fail=0
-check() { # check DESCRIPTION COMMAND... : record a failure, keep going
-	local what=$1
-	shift
-	if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
+# shellcheck source=tests/lib.bash
+. tests/lib.bash
 start_reader() {
 	: >"$tmp/reader.log"
 	"$BIN/guest_reader" --shm "$shm" --idle-exit 60s --silence 30s "$@" >>"$tmp/reader.log" 2>&1 &

@@ -1,5 +1,6 @@
 /* server_robust: hundreds of connect cycles with misbehaving clients; a steady peer is unaffected, ids come back only when safe, no fd leaks. */
 /* timeout: 120 */
+#include "check.h"
 #include "ivshmem_client.h"
 #include "ivshmem_server.h"
 
@@ -20,7 +21,6 @@
 #define DEFAULT_CYCLES 500
 #define MAX_PEERS 8
 
-static int checks, failures;
 static struct ivs_server server;
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool stop_server;
@@ -30,11 +30,6 @@ static unsigned seen[IVS_CLIENT_MAX_PEER_ID + 1]; /* G's view: eventfds per peer
 static bool left[IVS_CLIENT_MAX_PEER_ID + 1]; /* G saw this id leave */
 static int steady_errors;
 
-#define CHECK(cond, ...) do { \
-	checks++; \
-	if (cond) { printf("ok   "); } else { printf("FAIL "); failures++; } \
-	printf(__VA_ARGS__); printf("\n"); \
-} while (0)
 
 /* Only this thread changes the server; the lock lets main read its peer count. */
 static void *server_thread(void *arg)
@@ -232,7 +227,7 @@ int main(void)
 	if (ivs_server_init(&server, &opts) < 0 || ivs_server_start(&server) < 0)
 		return 1;
 	pthread_create(&thread, NULL, server_thread, NULL);
-	CHECK(ivs_client_connect(&steady, sock, VECTORS, WAIT_MS) == 0 && ivs_client_id(&steady) == 0,
+	CHECKF(ivs_client_connect(&steady, sock, VECTORS, WAIT_MS) == 0 && ivs_client_id(&steady) == 0,
 	      "steady peer G connects as id 0");
 	fds_steady = count_fds();
 
@@ -242,19 +237,19 @@ int main(void)
 		if (cycle(i % 6) < 0 && ++bad <= 5)
 			printf("     cycle %d (kind %d) misbehaved\n", i, i % 6);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	CHECK(bad == 0, "every cycle went as expected (%d did not), %.2f s", bad,
+	CHECKF(bad == 0, "every cycle went as expected (%d did not), %.2f s", bad,
 	      (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
-	CHECK(settle(1) == 0, "server is back to one peer");
+	CHECKF(settle(1) == 0, "server is back to one peer");
 
 	printf("# a peer that never reads is dropped when its socket fills, nobody else\n");
 	stuck = raw_connect();
-	CHECK(settle(2) == 0, "stuck peer is in");
+	CHECKF(settle(2) == 0, "stuck peer is in");
 	for (i = 0; i < 5000; i++) {
 		cycle(0);
 		if (peer_count() == 1) /* G and the stuck one are the floor */
 			break;
 	}
-	CHECK(i < 5000, "stuck peer dropped after %d connect cycles", i + 1);
+	CHECKF(i < 5000, "stuck peer dropped after %d connect cycles", i + 1);
 	close(stuck);
 	steady_drain(100);
 
@@ -264,7 +259,7 @@ int main(void)
 	old_id = ivs_client_id(&c[1]);
 	ivs_client_close(&c[1]);
 	settle(3);
-	CHECK(ivs_client_connect(&c[1], sock, VECTORS, WAIT_MS) == 0 && ivs_client_id(&c[1]) != old_id &&
+	CHECKF(ivs_client_connect(&c[1], sock, VECTORS, WAIT_MS) == 0 && ivs_client_id(&c[1]) != old_id &&
 	      ivs_client_id(&c[1]) == ivs_client_id(&c[2]) + 1,
 	      "a peer leaves; the next one gets a new id (%u, not %u), as G, %u and %u saw it go",
 	      ivs_client_id(&c[1]), old_id, ivs_client_id(&c[0]), ivs_client_id(&c[2]));
@@ -276,32 +271,32 @@ int main(void)
 	for (i = 0; i < MAX_PEERS - 1; i++)
 		if (ivs_client_connect(&many[i], sock, VECTORS, WAIT_MS) < 0)
 			break;
-	CHECK(i == MAX_PEERS - 1, "%d peers fit (with G)", i + 1);
-	CHECK(ivs_client_connect(&c[0], sock, VECTORS, WAIT_MS) == -ECONNRESET,
+	CHECKF(i == MAX_PEERS - 1, "%d peers fit (with G)", i + 1);
+	CHECKF(ivs_client_connect(&c[0], sock, VECTORS, WAIT_MS) == -ECONNRESET,
 	      "one more is turned away at once: %s", ivs_client_error(&c[0]));
 	ivs_client_close(&many[3]);
 	settle(MAX_PEERS - 1);
-	CHECK(ivs_client_connect(&c[0], sock, VECTORS, WAIT_MS) == 0,
+	CHECKF(ivs_client_connect(&c[0], sock, VECTORS, WAIT_MS) == 0,
 	      "after one leaves, the next gets in %s", ivs_client_error(&c[0]));
 	ivs_client_close(&c[0]);
 	for (i = 0; i < MAX_PEERS - 1; i++)
 		ivs_client_close(&many[i]);
 
 	printf("# the steady peer is unaffected\n");
-	CHECK(settle(1) == 0, "server is back to one peer");
+	CHECKF(settle(1) == 0, "server is back to one peer");
 	steady_drain(50);
-	CHECK(steady_errors == 0, "G never saw an error or a half-announced peer");
-	CHECK(ivs_client_peers(&steady, (unsigned[1]){ 0 }, 1) == 0, "G knows no other peer now");
-	CHECK(ivs_client_connect(&ringer, sock, VECTORS, WAIT_MS) == 0 && ivs_client_notify(&ringer, 0, 1) == 0 &&
+	CHECKF(steady_errors == 0, "G never saw an error or a half-announced peer");
+	CHECKF(ivs_client_peers(&steady, (unsigned[1]){ 0 }, 1) == 0, "G knows no other peer now");
+	CHECKF(ivs_client_connect(&ringer, sock, VECTORS, WAIT_MS) == 0 && ivs_client_notify(&ringer, 0, 1) == 0 &&
 	      ivs_client_wait(&steady, 1, WAIT_MS, NULL) == 1, "a new peer rings G and G hears it");
 	ivs_client_close(&ringer);
-	CHECK(settle(1) == 0 && count_fds() == fds_steady, "no fd leaked: %d open, %d at the start",
+	CHECKF(settle(1) == 0 && count_fds() == fds_steady, "no fd leaked: %d open, %d at the start",
 	      count_fds(), fds_steady);
 
 	printf("# ids come back once nobody who saw them leave is connected\n");
 	ivs_client_close(&steady);
-	CHECK(settle(0) == 0, "server has no peer");
-	CHECK(ivs_client_connect(&c[0], sock, VECTORS, WAIT_MS) == 0 && ivs_client_id(&c[0]) == 0 &&
+	CHECKF(settle(0) == 0, "server has no peer");
+	CHECKF(ivs_client_connect(&c[0], sock, VECTORS, WAIT_MS) == 0 && ivs_client_id(&c[0]) == 0 &&
 	      ivs_client_connect(&c[1], sock, VECTORS, WAIT_MS) == 0 && ivs_client_id(&c[1]) == 1,
 	      "two new peers get ids 0 and 1 (got %u and %u)", ivs_client_id(&c[0]), ivs_client_id(&c[1]));
 	ivs_client_close(&c[0]);
@@ -311,8 +306,7 @@ int main(void)
 	atomic_store(&stop_server, true);
 	pthread_join(thread, NULL);
 	ivs_server_close(&server);
-	CHECK(count_fds() == fds_before, "after close: %d fds open, %d before the server", count_fds(), fds_before);
+	CHECKF(count_fds() == fds_before, "after close: %d fds open, %d before the server", count_fds(), fds_before);
 	rmdir(dir);
-	printf("%d checks, %d passed, %d failed\n", checks, checks - failures, failures);
-	return failures ? 1 : 0;
+	return check_done("server_robust");
 }

@@ -8,17 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "ivshmem_abi.h"
 
-static int failures;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                        \
-		}                                                          \
-	} while (0)
 
 static unsigned line_of(size_t offset) { return (unsigned)(offset / IVB_CACHE_LINE); }
 
@@ -70,6 +63,5 @@ int main(void)
 	CHECK(!strcmp(ivb_command_name(IVB_CMD_FRAME), "frame"));
 	CHECK(!strcmp(ivb_mode_name(IVB_MODE_DOORBELL), "doorbell"));
 
-	printf("unit_abi: %s\n", failures ? "FAILED" : "ok");
-	return failures ? 1 : 0;
+	return check_done("unit_abi");
 }

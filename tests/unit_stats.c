@@ -7,18 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "check.h"
 #include "stats.h"
 #include "timing.h"
 
-static int failures;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                        \
-		}                                                          \
-	} while (0)
 
 static int close_to(double a, double b) { return fabs(a - b) < 1e-9 * (fabs(b) + 1); }
 
@@ -71,6 +64,5 @@ int main(void)
 	CHECK(ivb_parse_size("12X", &bytes) == -1);
 	CHECK(ivb_parse_size("1.3", &bytes) == -1);
 
-	printf("unit_stats: %s\n", failures ? "FAILED" : "ok");
-	return failures ? 1 : 0;
+	return check_done("unit_stats");
 }

@@ -7,21 +7,10 @@
 # timeout: 300
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v qemu-system-x86_64 >/dev/null || { echo "skip: qemu-system-x86_64 not installed"; exit 77; }
-tmp=$(mktemp -d)
-export IVSHMEM_STATE_DIR=$tmp/vm IVSHMEM_SHM_PATH=/dev/shm/ivb-test-vm-$$ IVSHMEM_ACCEL=tcg
-export IVSHMEM_RESULTS=$tmp/results IVSHMEM_ITERATIONS=2000 IVSHMEM_FRAME_ITERATIONS=1
-cleanup() {
-	./setup.sh stop >/dev/null 2>&1 || true
-	rm -rf "$tmp" "$IVSHMEM_SHM_PATH"
-}
-trap cleanup EXIT
-fail=0
-check() {
-	local what=$1
-	shift
-	if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
+# shellcheck source=tests/lib.bash
+. tests/lib.bash
+vm_test_begin micro
+export IVSHMEM_ITERATIONS=2000 IVSHMEM_FRAME_ITERATIONS=1
 
 ./setup.sh >"$tmp/setup.out" 2>&1 || { cat "$tmp/setup.out"; exit 1; }
 cat "$tmp/setup.out"

@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# tests/lib.sh - shared by the shell tests (sourced, not run: the runner
+# runs only tests/*.sh files that are tests, and this one is not named so).
+#
+#   check WHAT CMD...     run CMD; print "ok" or "FAIL" and WHAT; a failure
+#                         sets fail=1 and the test goes on
+#   skip REASON           exit 77 with the reason
+#   vm_test_begin NAME    a private VM for this test: state directory, shared
+#                         memory, socket and results under a temporary
+#                         directory ($tmp), stopped and removed on exit
+
+fail=0 # read by the test that sources this file
+# shellcheck disable=SC2034
+check() {
+	local what=$1
+	shift
+	if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
+}
+
+skip() {
+	echo "skip: $*"
+	exit 77
+}
+
+vm_test_begin() {
+	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+	tmp=$(mktemp -d)
+	export IVSHMEM_STATE_DIR=$tmp/vm IVSHMEM_SHM_PATH=/dev/shm/ivb-test-$1-$$
+	export IVSHMEM_SERVER_SOCKET=$tmp/vm/ivshmem.sock IVSHMEM_RESULTS=$tmp/results
+	export IVSHMEM_ACCEL=${IVSHMEM_ACCEL:-tcg}
+	trap vm_test_end EXIT
+}
+
+vm_test_end() {
+	./setup.sh stop >/dev/null 2>&1 || true
+	rm -rf "$tmp" "$IVSHMEM_SHM_PATH"
+}
