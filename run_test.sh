@@ -148,6 +148,8 @@ bench() {
 	run_host_only "$base/host" --test latency --quiet
 	echo "== eventfd ping-pong between two host threads (CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU)"
 	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_VCPU_CPU" -o "$base/eventfd"
+	echo "== the same, both threads on CPU $IVSHMEM_WRITER_CPU (no cross-CPU wake-up)"
+	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_WRITER_CPU" -o "$base/eventfd-same-cpu"
 	for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
 		echo "== VM, $mode mode: boot, then host_writer <-> guest_reader in the guest"
 		bench_vm "$mode" "$(cd "$base" && pwd)/$mode" "$(cd "$base" && pwd)/vm-$mode"
@@ -160,6 +162,7 @@ bench() {
 		printf '%-34s %10s %10s %10s %10s %9s\n' "" p50 p90 p99 p99.9 ratio
 		bench_row "$base/host" "host-only, polling" "$host_p50"
 		bench_row "$base/eventfd" "eventfd ping-pong (wake-up floor)" "$host_p50"
+		bench_row "$base/eventfd-same-cpu" "eventfd ping-pong, one CPU" "$host_p50"
 		for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
 			[ -f "$base/$mode/run.json" ] || continue
 			bench_row "$base/$mode" "VM $mode ($(/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["accel"] + ", boot " + r["boot_seconds"] + " s")' "$base/$mode/run.json"))" "$host_p50"
