@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,14 @@ static void usage(FILE *out)
 		IVB_PCI_VENDOR, IVB_PCI_DEVICE, IVB_VFIO_MAX_VECTORS);
 }
 
-static void die_usage(const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 2))) static void die_usage(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry '" PROG " --help'.\n");
 	exit(2);
 }
@@ -152,7 +157,8 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case 'c':
 			cfg->cpu = (int)strtol(optarg, &end, 10);
 			if (*end || end == optarg || cfg->cpu < 0 || cfg->cpu >= ivb_cpu_count())
-				die_usage("--cpu: '%s' is not an online CPU number", optarg);
+				die_usage("--cpu: '%s' is not an online CPU number (0..%d)", optarg,
+					  ivb_cpu_count() - 1);
 			break;
 		case 'X':
 			cfg->exit_after = strtol(optarg, &end, 10);
@@ -174,9 +180,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (cfg->shm_path && cfg->bdf)
-		die_usage("--shm and --device exclude each other%s", "");
+		die_usage("--shm and --device exclude each other");
 	if (cfg->shm_path && cfg->doorbell)
-		die_usage("--doorbell needs the PCI device; it excludes --shm%s", "");
+		die_usage("--doorbell needs the PCI device; it excludes --shm");
 }
 
 /* Map the shared memory the configuration names; exits on failure. */

@@ -932,7 +932,7 @@ int main(int argc, char **argv)
 				ivs_client_shm_size(&w.peer) < IVB_PAYLOAD_OFFSET * 2 ? "too small" : err);
 			return 1;
 		}
-		w.cfg.shm_path = w.cfg.server_socket;
+		w.cfg.shm_path = "(from the ivshmem server)";
 	} else if (ivb_map_file(w.cfg.shm_path, IVB_PAYLOAD_OFFSET, &w.map, err, sizeof(err))) {
 		fprintf(stderr, PROG ": %s\n", err);
 		return 1;
