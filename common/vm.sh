@@ -219,14 +219,11 @@ vm_start_server() {
 }
 
 vm_stop_server() {
-	local pid i
+	local pid
 	pid=$(vm_server_pid)
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
+	vm_wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
 	rm -f "$VM_SERVER_PIDFILE"
 	vm_log "Stopped the ivshmem server (pid $pid)"
 }
@@ -321,15 +318,17 @@ vm_guest_ready() {
 	fi
 }
 
+# Wait until process $1 (not necessarily our child) exits, at most $2
+# seconds; tail notices the exit within its 50 ms check interval.
+vm_wait_exit() {
+	kill -0 "$1" 2>/dev/null || return 0
+	timeout "$2" tail --pid="$1" -s 0.05 -f /dev/null
+}
+
 # Stop QEMU $1: SIGTERM is a clean QEMU shutdown; SIGKILL after 10 s.
 vm_kill() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null || true
+	kill -TERM "$1" 2>/dev/null || return 0
+	vm_wait_exit "$1" 10 || kill -KILL "$1" 2>/dev/null || true
 }
 
 # Pin QEMU's vCPU threads (named "CPU n/TCG" or "CPU n/KVM") to IVSHMEM_VCPU_CPU.
@@ -466,7 +465,7 @@ vm_stop() {
 	else
 		vm_load_env || true
 		if [ "${VM_GUEST:-}" = cloud ] && cloud_shutdown "$VM_STATE_DIR" 2>/dev/null &&
-			timeout 60 tail --pid="$pid" -f /dev/null; then
+			vm_wait_exit "$pid" 60; then
 			vm_log "The guest powered off; QEMU (pid $pid) exited"
 		else
 			vm_kill "$pid"

@@ -4,6 +4,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=tests/lib.bash
+. tests/lib.bash # wait_line, wait_exit (its check is replaced below)
 BUILD=${BUILD:-build}
 SERVER=$BUILD/ivshmem_server
 checks=0 failures=0
@@ -28,27 +30,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-# wait_for FILE REGEX SECONDS: poll until a line matches, within a deadline.
-wait_for() {
-	local end=$((SECONDS + $3))
-	until grep -qE -- "$2" "$1" 2>/dev/null; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
-
-# alive PID: running and not a zombie.
-alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-
-# wait_gone PID SECONDS
-wait_gone() {
-	local end=$((SECONDS + $2))
-	while alive "$1"; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
 
 # rejects OPTION_NAME ARGS...: exit 2 and a message naming the option.
 rejects() {
@@ -90,7 +71,7 @@ rejects "socket path" -S "/tmp/$(printf 'x%.0s' {1..120})"
 echo "# foreground: modes, pidfile, readiness line, SIGTERM"
 timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/shm" -l 64k -p "$tmp/server.pid" >"$tmp/fg.out" 2>&1 &
 runner=$!
-check "prints 'listening on $tmp/sock'" wait_for "$tmp/fg.out" "^ivshmem_server: listening on $tmp/sock\$" 10
+check "prints 'listening on $tmp/sock'" wait_line "$tmp/fg.out" "^ivshmem_server: listening on $tmp/sock\$" 10
 check "socket is mode 600 ($(mode_of "$tmp/sock"))" [ "$(mode_of "$tmp/sock")" = 600 ]
 check "shm file is mode 600 and 64k" [ "$(stat -c '%a %s' "$tmp/shm")" = "600 65536" ]
 pid=$(cat "$tmp/server.pid")
@@ -109,7 +90,7 @@ check "SIGTERM: socket, pidfile and the shm it created are gone" \
 echo "# shm_open name; an existing shm is kept"
 timeout 30 "$SERVER" -S "$tmp/sock" -M "$shm_name" -l 64k >"$tmp/name.out" 2>&1 &
 runner=$!
-wait_for "$tmp/name.out" "listening on" 10 || true
+wait_line "$tmp/name.out" "listening on" 10 || true
 check "/dev/shm/$shm_name is mode 600" [ "$(mode_of "/dev/shm/$shm_name")" = 600 ]
 kill -TERM "$runner"
 wait "$runner" || true
@@ -117,7 +98,7 @@ check "and removed on SIGTERM" [ ! -e "/dev/shm/$shm_name" ]
 truncate -s 64k "$tmp/mine"
 timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/mine" -l 64k >"$tmp/mine.out" 2>&1 &
 runner=$!
-wait_for "$tmp/mine.out" "listening on" 10 || true
+wait_line "$tmp/mine.out" "listening on" 10 || true
 kill -TERM "$runner"
 wait "$runner" || true
 check "an existing shm file is used and left in place" [ -e "$tmp/mine" ]
@@ -134,13 +115,13 @@ check "a non-socket at the socket path is left alone (exit $rc)" \
 echo "# stale socket of a killed server is replaced"
 timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/shm" -l 64k -p "$tmp/killed.pid" >"$tmp/killed.out" 2>&1 &
 runner=$!
-wait_for "$tmp/killed.out" "listening on" 10 || true
+wait_line "$tmp/killed.out" "listening on" 10 || true
 kill -KILL "$(cat "$tmp/killed.pid")"
 wait "$runner" 2>/dev/null || true
 check "SIGKILL leaves the socket behind" [ -S "$tmp/sock" ]
 timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/shm" -l 64k >"$tmp/stale.out" 2>&1 &
 runner=$!
-check "a new server takes over the stale socket" wait_for "$tmp/stale.out" "listening on" 10
+check "a new server takes over the stale socket" wait_line "$tmp/stale.out" "listening on" 10
 kill -TERM "$runner"
 wait "$runner" || true
 rm -f "$tmp/shm" "$tmp/killed.pid"
@@ -154,7 +135,7 @@ pid=$(cat "$tmp/daemon.pid" 2>/dev/null || echo 0)
 check "pidfile written before -d returned; daemon $pid runs" \
 	bash -c "[ -S '$tmp/sock' ] && grep -q ivshmem_server /proc/$pid/cmdline"
 kill -TERM "$pid"
-check "SIGTERM ends the daemon" wait_gone "$pid" 10
+check "SIGTERM ends the daemon" wait_exit "$pid" 10
 check "and it removed socket and pidfile" bash -c "[ ! -e '$tmp/sock' ] && [ ! -e '$tmp/daemon.pid' ]"
 
 echo "$checks checks, $((checks - failures)) passed, $failures failed"

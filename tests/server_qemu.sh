@@ -10,6 +10,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=tests/lib.bash
+. tests/lib.bash # wait_line (its check is replaced below)
 BUILD=${BUILD:-build}
 QEMU=${QEMU:-qemu-system-x86_64}
 PYTHON=${IVSHMEM_PYTHON:-/usr/bin/python3}
@@ -45,26 +47,13 @@ trap cleanup EXIT
 # count FILE REGEX: matching lines.
 count() { grep -cE -- "$2" "$1" 2>/dev/null || true; }
 
-# wait_for FILE REGEX SECONDS [N]: until at least N (1) lines match, with a deadline.
-wait_for() {
-	local end=$((SECONDS + $3)) n=${4:-1}
-	until [ "$(count "$1" "$2")" -ge "$n" ]; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
-
 # alive NAME: that background process still runs.
 alive() { kill -0 "${pid[$1]}" 2>/dev/null; }
 
-# stop NAME: SIGTERM, then reap it within a deadline (timeout bounds it too).
+# stop NAME: SIGTERM, then reap it (every process here runs under timeout,
+# which bounds the wait).
 stop() {
-	local end=$((SECONDS + 10))
 	kill -TERM "${pid[$1]}" 2>/dev/null || true
-	while [ "$(ps -o stat= -p "${pid[$1]}" 2>/dev/null | cut -c1)" != Z ] && alive "$1"; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.05
-	done
 	wait "${pid[$1]}" 2>/dev/null || true
 	unset "pid[$1]"
 }
@@ -108,21 +97,21 @@ cc "${cc_flags[@]}" -o "$tmp/probe" tests/helpers/ivs_peer_probe.c "$BUILD/libiv
 echo "# server and host peer"
 timeout 110 "$BUILD/ivshmem_server" -v -S "$tmp/sock" -M "$tmp/shm" -l 1M -n $VECTORS >"$tmp/server.log" 2>&1 &
 pid[server]=$!
-wait_for "$tmp/server.log" "listening on $tmp/sock" 10 || { bad "server did not start"; exit 1; }
+wait_line "$tmp/server.log" "listening on $tmp/sock" 10 || { bad "server did not start"; exit 1; }
 timeout 105 "$tmp/probe" "$tmp/sock" $VECTORS 100 --ring >"$tmp/probe.log" 2>&1 &
 pid[probe]=$!
-check "host peer connects as id 0" wait_for "$tmp/probe.log" '^id 0$' 10
+check "host peer connects as id 0" wait_line "$tmp/probe.log" '^id 0$' 10
 
 echo "# two QEMUs"
 start_qemu a
-check "QEMU a becomes peer 1 with $VECTORS eventfds" wait_for "$tmp/probe.log" '^connect 1 1$' 30
+check "QEMU a becomes peer 1 with $VECTORS eventfds" wait_line "$tmp/probe.log" '^connect 1 1$' 30
 start_qemu b
-check "QEMU b becomes peer 2 with $VECTORS eventfds" wait_for "$tmp/probe.log" '^connect 2 1$' 30
+check "QEMU b becomes peer 2 with $VECTORS eventfds" wait_line "$tmp/probe.log" '^connect 2 1$' 30
 check "the host peer saw exactly ids 1 and 2, vectors 0 and 1 each" \
 	[ "$(grep '^connect' "$tmp/probe.log" | sort | tr '\n' ' ')" = "connect 1 0 connect 1 1 connect 2 0 connect 2 1 " ]
-check "server logged both" wait_for "$tmp/server.log" 'peer 2 connected \(3 peers\)' 5
+check "server logged both" wait_line "$tmp/server.log" 'peer 2 connected \(3 peers\)' 5
 check "each QEMU reads the eventfds of its own vectors (rung by the host)" \
-	wait_for "$tmp/probe.log" '^consumed [12] [01]$' 10 4
+	wait_line "$tmp/probe.log" '^consumed [12] [01]$' 10 4
 check "both QEMUs still run" bash -c "kill -0 ${pid[a]} && kill -0 ${pid[b]}"
 if [ -x "$PYTHON" ]; then
 	hmp a "info pci" >"$tmp/a.pci" || true
@@ -135,14 +124,14 @@ fi
 
 echo "# QEMU a leaves, QEMU c comes"
 check "QEMU a ends on SIGTERM" stop a
-check "the host peer gets the disconnect notice for 1" wait_for "$tmp/probe.log" '^gone 1$' 10
-check "server logged it" wait_for "$tmp/server.log" 'peer 1 disconnected' 5
+check "the host peer gets the disconnect notice for 1" wait_line "$tmp/probe.log" '^gone 1$' 10
+check "server logged it" wait_line "$tmp/server.log" 'peer 1 disconnected' 5
 start_qemu c
 # Not id 1: QEMU b saw 1 leave, and QEMU frees that peer's eventfd array
 # but writes the next connect for the id into it (heap corruption).
-check "QEMU c gets the fresh id 3 with $VECTORS eventfds, not 1" wait_for "$tmp/probe.log" '^connect 3 1$' 30
+check "QEMU c gets the fresh id 3 with $VECTORS eventfds, not 1" wait_line "$tmp/probe.log" '^connect 3 1$' 30
 check "id 1 never came back" [ "$(count "$tmp/probe.log" '^connect 1 ')" = "$VECTORS" ]
-check "QEMU c reads its eventfds too" wait_for "$tmp/probe.log" '^consumed 3 [01]$' 10 2
+check "QEMU c reads its eventfds too" wait_line "$tmp/probe.log" '^consumed 3 [01]$' 10 2
 check "no ring went unread" [ "$(count "$tmp/probe.log" '^unconsumed')" = 0 ]
 # QEMU prints "invalid peer" for a bad disconnect, "Too many eventfd" for
 # an id it still holds, and nothing at all when all is well.
@@ -153,7 +142,7 @@ check "QEMUs b and c still run" bash -c "kill -0 ${pid[b]} && kill -0 ${pid[c]}"
 echo "# server stops"
 check "server exits on SIGTERM" stop server
 check "and removed its socket" [ ! -e "$tmp/sock" ]
-check "the host peer learns the server left" wait_for "$tmp/probe.log" '^error .*server closed the connection' 5
+check "the host peer learns the server left" wait_line "$tmp/probe.log" '^error .*server closed the connection' 5
 check "QEMUs keep running without their server" bash -c "kill -0 ${pid[b]} && kill -0 ${pid[c]}"
 stop b || true
 stop c || true
