@@ -373,16 +373,11 @@ static int handle_message(struct reader *r, uint64_t seq)
  */
 static void wait_for_ring(const struct reader *r, int ms)
 {
-	int rc = ivb_vfio_wait(&r->vfio, 0, ms);
-
-	if (rc < 0) {
+	if (ivb_vfio_wait(&r->vfio, 0, ms) < 0) {
+		/* Not expected; look again shortly rather than spin or stall. */
 		fprintf(stderr, PROG ": waiting for an interrupt: %s\n", strerror(errno));
-		ivb_sleep_ns((uint64_t)ms * 1000000ull);
+		ivb_sleep_ns(100000000ull);
 	}
-	if (getenv("IVB_DEBUG"))
-		fprintf(stderr, "wake rc=%d ms=%d seq=%llu session=%llx\n", rc, ms,
-			(unsigned long long)ivb_load_acquire(&r->hdr->seq),
-			(unsigned long long)ivb_load_acquire(&r->hdr->session_id));
 }
 
 /*

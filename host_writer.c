@@ -625,7 +625,7 @@ static uint64_t post(struct writer *w, enum ivb_command cmd)
  * time. Returns 0 when a final state arrived, -1 on timeout or interrupt
  * (r->error says which, r->state and r->seen_seq what was seen).
  */
-static int wait_ack(const struct writer *w, uint64_t seq, uint64_t t0, struct ack_result *r)
+static int wait_ack(struct writer *w, uint64_t seq, uint64_t t0, struct ack_result *r)
 {
 	uint64_t deadline = t0 + w->cfg.timeout_ns, now;
 	unsigned spins = 0;
@@ -658,7 +658,7 @@ static int wait_ack(const struct writer *w, uint64_t seq, uint64_t t0, struct ac
 			 * call is still counted in the eventfd, so none is lost. */
 			now = ivb_now_ns();
 			if (!interrupted && now < deadline)
-				ivs_client_wait((struct ivs_client *)&w->peer, 0,
+				ivs_client_wait(&w->peer, 0,
 						(int)((deadline - now) / 1000000ull) + 1, NULL);
 		} else if (++spins % SPIN_CHECK_EVERY) {
 			continue;
