@@ -368,6 +368,7 @@ static void write_run_json(const struct writer *w)
 {
 	const struct config *c = &w->cfg;
 	char path[4096], tmp[4200], cpu[256], clk[64], now[32];
+	uint64_t clock_read, clock_res;
 	struct utsname un;
 	time_t t = time(NULL);
 	FILE *f;
@@ -395,6 +396,9 @@ static void write_run_json(const struct writer *w)
 	json_string(f, un.release);
 	fprintf(f, ",\n  \"clocksource\": ");
 	json_string(f, clk);
+	ivb_clock_cost(&clock_read, &clock_res);
+	fprintf(f, ",\n  \"clock_read_ns\": %llu,\n  \"clock_resolution_ns\": %llu",
+		(unsigned long long)clock_read, (unsigned long long)clock_res);
 	fprintf(f, ",\n  \"shm_path\": ");
 	json_string(f, c->shm_path);
 	fprintf(f, ",\n  \"shm_size\": %zu,\n", w->map.size);

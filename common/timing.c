@@ -89,6 +89,32 @@ int ivb_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+void ivb_clock_cost(uint64_t *read_ns, uint64_t *resolution_ns)
+{
+	enum { N = 1001 };
+	uint64_t gap[N], prev = ivb_now_ns(), smallest = UINT64_MAX;
+	size_t i, j;
+
+	for (i = 0; i < N; i++) {
+		uint64_t now = ivb_now_ns();
+
+		gap[i] = now - prev;
+		if (gap[i] && gap[i] < smallest)
+			smallest = gap[i];
+		prev = now;
+	}
+	/* Insertion sort: N is small and this runs once. */
+	for (i = 1; i < N; i++)
+		for (j = i; j > 0 && gap[j - 1] > gap[j]; j--) {
+			uint64_t t = gap[j];
+
+			gap[j] = gap[j - 1];
+			gap[j - 1] = t;
+		}
+	*read_ns = gap[N / 2];
+	*resolution_ns = smallest == UINT64_MAX ? 0 : smallest;
+}
+
 void ivb_clocksource(char *buf, size_t len)
 {
 	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");

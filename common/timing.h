@@ -36,6 +36,13 @@ int ivb_parse_duration(const char *s, uint64_t default_unit_ns, uint64_t *out_ns
  */
 int ivb_parse_size(const char *s, uint64_t *out);
 
+/*
+ * Cost of one ivb_now_ns() call: the median gap between back-to-back
+ * reads, and their resolution: the smallest non-zero gap. Every measured
+ * interval includes about one such read.
+ */
+void ivb_clock_cost(uint64_t *read_ns, uint64_t *resolution_ns);
+
 /* The current clocksource ("tsc", "kvm-clock", ...) into buf, or "unknown". */
 void ivb_clocksource(char *buf, size_t len);
 

@@ -56,6 +56,14 @@ int main(void)
 	CHECK(ivb_parse_duration("10 s", 1, &ns) == -1);
 	CHECK(ivb_parse_duration("5parsecs", 1, &ns) == -1);
 
+	/* The clock: a read costs something, but far less than a round trip. */
+	{
+		uint64_t read_ns = 0, res_ns = 0;
+
+		ivb_clock_cost(&read_ns, &res_ns);
+		CHECK(read_ns < 10000 && res_ns > 0 && res_ns < 10000);
+	}
+
 	/* Sizes. */
 	CHECK(!ivb_parse_size("64M", &bytes) && bytes == 64ull << 20);
 	CHECK(!ivb_parse_size("4k", &bytes) && bytes == 4096);
