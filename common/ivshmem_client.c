@@ -14,6 +14,7 @@
  * our own eventfds sit in it under our own id.
  */
 #include "ivshmem_client.h"
+#include "timing.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -76,10 +77,7 @@ static void client_error(struct ivs_client *c, const char *fmt, ...)
 
 static int64_t client_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(ivb_now_ns() / 1000000u);
 }
 
 /* A deadline from a timeout; -1 stays "never". */

@@ -16,6 +16,8 @@
  * is what QEMU's device checks ("invalid peer" otherwise).
  */
 #include "ivshmem_server.h"
+#include "shm_map.h"
+#include "timing.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -73,15 +75,19 @@ static void server_log(const struct ivs_server *s, const char *fmt, ...)
 
 static int64_t server_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(ivb_now_ns() / 1000000u);
 }
 
-static bool server_is_pow2(uint64_t v)
+/* Remove the shared memory if this server created it. */
+static void server_remove_shm(struct ivs_server *s)
 {
-	return v != 0 && (v & (v - 1)) == 0;
+	if (!s->shm_created)
+		return;
+	if (s->shm_is_file)
+		unlink(s->shm);
+	else
+		shm_unlink(s->shm);
+	s->shm_created = false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -119,7 +125,7 @@ int ivs_server_options_check(const struct ivs_server_options *opts, char *err, s
 			 opts->shm);
 		return -EINVAL;
 	}
-	if (!server_is_pow2(opts->shm_size) || opts->shm_size < IVS_SERVER_MIN_SHM_SIZE ||
+	if (!ivb_is_pow2(opts->shm_size) || opts->shm_size < IVS_SERVER_MIN_SHM_SIZE ||
 	    opts->shm_size > IVS_SERVER_MAX_SHM_SIZE) {
 		snprintf(err, errlen, "shm size %llu must be a power of two from %llu to %llu bytes",
 			 (unsigned long long)opts->shm_size, IVS_SERVER_MIN_SHM_SIZE,
@@ -387,13 +393,7 @@ int ivs_server_start(struct ivs_server *s)
 err_shm:
 	close(s->shm_fd);
 	s->shm_fd = -1;
-	if (s->shm_created) {
-		if (s->shm_is_file)
-			unlink(s->shm);
-		else
-			shm_unlink(s->shm);
-		s->shm_created = false;
-	}
+	server_remove_shm(s);
 err_spare:
 	close(s->spare_fd);
 	s->spare_fd = -1;
@@ -799,13 +799,7 @@ void ivs_server_close(struct ivs_server *s)
 		close(s->shm_fd);
 		s->shm_fd = -1;
 	}
-	if (s->shm_created) {
-		if (s->shm_is_file)
-			unlink(s->shm);
-		else
-			shm_unlink(s->shm);
-		s->shm_created = false;
-	}
+	server_remove_shm(s);
 	if (s->spare_fd >= 0) {
 		close(s->spare_fd);
 		s->spare_fd = -1;

@@ -3,7 +3,8 @@
 # runs only tests/*.sh files that are tests, and this one is not named so).
 #
 #   check WHAT CMD...     run CMD; print "ok" or "FAIL" and WHAT; a failure
-#                         sets fail=1 and the test goes on
+#                         sets fail=1 and the test goes on (checks and
+#                         failures count them; ok and bad record one)
 #   skip REASON           exit 77 with the reason
 #   wait_line FILE REGEX SECONDS [N]
 #                         wait until N (1) lines of FILE (as it grows) match
@@ -12,12 +13,20 @@
 #                         memory, socket and results under a temporary
 #                         directory ($tmp), stopped and removed on exit
 
-fail=0 # read by the test that sources this file
-# shellcheck disable=SC2034
+# shellcheck disable=SC2034 # fail is read by the test that sources this file
+checks=0 failures=0 fail=0
+ok() {
+	checks=$((checks + 1))
+	echo "ok   $*"
+}
+bad() {
+	checks=$((checks + 1)) failures=$((failures + 1)) fail=1
+	echo "FAIL $*"
+}
 check() {
 	local what=$1
 	shift
-	if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
+	if "$@"; then ok "$what"; else bad "$what"; fi
 }
 
 skip() {

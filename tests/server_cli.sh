@@ -5,18 +5,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/lib.bash
-. tests/lib.bash # wait_line, wait_exit (its check is replaced below)
+. tests/lib.bash # wait_line, wait_exit and check, ok, bad
 BUILD=${BUILD:-build}
 SERVER=$BUILD/ivshmem_server
-checks=0 failures=0
-
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-bad() { checks=$((checks + 1)) failures=$((failures + 1)); echo "FAIL $*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
 
 [ -x "$SERVER" ] || { echo "FAIL: $SERVER is missing (make all)"; exit 1; }
 tmp=$(mktemp -d /tmp/ivs_cli.XXXXXX)

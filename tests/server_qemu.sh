@@ -11,20 +11,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/lib.bash
-. tests/lib.bash # wait_line (its check is replaced below)
+. tests/lib.bash # wait_line and check, ok, bad
 BUILD=${BUILD:-build}
 QEMU=${QEMU:-qemu-system-x86_64}
 PYTHON=${IVSHMEM_PYTHON:-/usr/bin/python3}
 VECTORS=2
-checks=0 failures=0
-
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-bad() { checks=$((checks + 1)) failures=$((failures + 1)); echo "FAIL $*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
 
 command -v "$QEMU" >/dev/null || { echo "SKIP: $QEMU is not installed"; exit 77; }
 for f in "$BUILD/ivshmem_server" "$BUILD/libivb.a"; do
