@@ -35,6 +35,7 @@
 #include "ivshmem_abi.h"
 #include "shm_map.h"
 #include "timing.h"
+#include "units.h"
 #include "version.h"
 #include "vfio_irq.h"
 

@@ -43,6 +43,7 @@
 #include "shm_map.h"
 #include "stats.h"
 #include "timing.h"
+#include "units.h"
 #include "version.h"
 
 #define PROG "host_writer"

@@ -1,5 +1,5 @@
 /*
- * timing.h - monotonic nanosecond clock, deadlines and duration parsing.
+ * timing.h - monotonic nanosecond clock, sleeping, and the clock's cost.
  *
  * All measurements use CLOCK_MONOTONIC through the vDSO (about 20 ns a read
  * with the TSC clocksource). ivb_clocksource() names the kernel's clock
@@ -22,19 +22,6 @@ static inline uint64_t ivb_now_ns(void)
 
 /* Sleep for ns nanoseconds (restarting after signals). */
 void ivb_sleep_ns(uint64_t ns);
-
-/*
- * Parse a duration such as "500ms", "10s", "2m", "250us", "100ns" or a bare
- * number (taken in default_unit_ns units) into nanoseconds. Returns 0 on
- * success, -1 on malformed input.
- */
-int ivb_parse_duration(const char *s, uint64_t default_unit_ns, uint64_t *out_ns);
-
-/*
- * Parse a size such as "64M", "4k", "1G" or "4096" (powers of 1024) into
- * bytes. Returns 0 on success, -1 on malformed input or overflow.
- */
-int ivb_parse_size(const char *s, uint64_t *out);
 
 /*
  * Cost of one ivb_now_ns() call: the median gap between back-to-back

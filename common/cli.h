@@ -1,0 +1,52 @@
+/*
+ * cli.h - what every program's main() shares: its name in messages, usage
+ * errors (exit 2, one line naming the option and the accepted range, then a
+ * pointer to --help), option values through the one parser of units.h, and
+ * SIGINT/SIGTERM turned into a flag that every wait looks at.
+ *
+ * Exit statuses: 0 success, 1 a failure at run time (ivb_die), 2 bad usage
+ * (ivb_die_usage and the ivb_opt_* parsers).
+ */
+#ifndef IVB_CLI_H
+#define IVB_CLI_H
+
+#include <signal.h>
+#include <stdint.h>
+
+/* Name the program for every message; call first in main(). */
+void ivb_cli_init(const char *prog);
+const char *ivb_cli_prog(void);
+
+/* "prog: MESSAGE" and "Try 'prog --help'." on stderr, exit 2. */
+__attribute__((format(printf, 1, 2), noreturn)) void ivb_die_usage(const char *fmt, ...);
+
+/* "prog: MESSAGE" on stderr, exit 1. */
+__attribute__((format(printf, 1, 2), noreturn)) void ivb_die(const char *fmt, ...);
+
+/* "prog: MESSAGE" on stderr. */
+__attribute__((format(printf, 1, 2))) void ivb_warn(const char *fmt, ...);
+
+/* getopt_long returned '?': it has said what was wrong; point to --help, exit 2. */
+__attribute__((noreturn)) void ivb_bad_option(void);
+
+/*
+ * Option values: each returns the value, or exits 2 with
+ * "prog: OPT: 'ARG' is not ..." naming the accepted range.
+ */
+uint64_t ivb_opt_count(const char *opt, const char *arg, uint64_t lo, uint64_t hi);
+uint64_t ivb_opt_size(const char *opt, const char *arg, uint64_t lo, uint64_t hi);
+/* range names the accepted range for the message, e.g. "1ms..1h (e.g. 10s)". */
+uint64_t ivb_opt_duration(const char *opt, const char *arg, uint64_t default_unit_ns,
+			  uint64_t lo_ns, uint64_t hi_ns, const char *range);
+/* An online CPU number; "none" gives -1 when allow_none. */
+int ivb_opt_cpu(const char *opt, const char *arg, int allow_none);
+
+/*
+ * The signal that asked the program to stop (SIGINT or SIGTERM), 0 until
+ * one arrives. ivb_cli_catch_signals() installs the handlers (without
+ * SA_RESTART, so a blocking wait returns EINTR and looks at the flag).
+ */
+extern volatile sig_atomic_t ivb_interrupted;
+void ivb_cli_catch_signals(void);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * units.c - parsing sizes, durations and counts (see units.h).
+ */
+#include "units.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Split "12.5ms" into 12.5 and "ms"; -1 when there is no plain number. */
+static int split_number(const char *s, double *value, const char **unit)
+{
+	char *end;
+
+	/* strtod would accept spaces, signs, hex, "inf" and "nan": only digits may start. */
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*value = strtod(s, &end);
+	if (errno || end == s || *value < 0)
+		return -1;
+	if (strpbrk(s, "xXpP") && strpbrk(s, "xXpP") < end)
+		return -1; /* hex floats */
+	*unit = end;
+	return 0;
+}
+
+/* value * scale as a whole number below 2^63, or -1. */
+static int whole(double value, double scale, uint64_t *out)
+{
+	double v = value * scale;
+
+	if (v >= 9.2e18 || v != (double)(uint64_t)v)
+		return -1;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+int ivb_parse_size(const char *s, uint64_t *out)
+{
+	const char *unit;
+	double value, scale = 1;
+
+	if (split_number(s, &value, &unit))
+		return -1;
+	switch (*unit) {
+	case 0: break;
+	case 'k': case 'K': scale = 0x1p10; unit++; break;
+	case 'm': case 'M': scale = 0x1p20; unit++; break;
+	case 'g': case 'G': scale = 0x1p30; unit++; break;
+	case 't': case 'T': scale = 0x1p40; unit++; break;
+	default: break; /* "512B" or "512": plain bytes */
+	}
+	if (scale > 1 && unit[0] == 'i' && unit[1] == 'B')
+		unit += 2;
+	else if (*unit == 'B')
+		unit++;
+	if (*unit)
+		return -1;
+	return whole(value, scale, out);
+}
+
+int ivb_parse_duration(const char *s, uint64_t default_unit_ns, uint64_t *out_ns)
+{
+	static const struct { const char *name; double ns; } units[] = {
+		{ "ns", 1 }, { "us", 1e3 }, { "ms", 1e6 }, { "s", 1e9 },
+		{ "m", 60e9 }, { "h", 3600e9 },
+	};
+	const char *unit;
+	double value, scale = (double)default_unit_ns, ns;
+
+	if (split_number(s, &value, &unit))
+		return -1;
+	if (*unit) {
+		size_t i;
+
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (!strcmp(unit, units[i].name))
+				break;
+		if (i == sizeof(units) / sizeof(units[0]))
+			return -1;
+		scale = units[i].ns;
+	}
+	ns = value * scale;
+	if (ns > 1e18)
+		return -1;
+	/* Durations round to the nanosecond: "1.5ns" is 2 ns, never an error. */
+	*out_ns = (uint64_t)(ns + 0.5);
+	return 0;
+}
+
+int ivb_parse_count(const char *s, uint64_t *out)
+{
+	const char *unit;
+	double value, scale = 1;
+
+	if (split_number(s, &value, &unit))
+		return -1;
+	switch (*unit) {
+	case 0: break;
+	case 'k': case 'K': scale = 1e3; unit++; break;
+	case 'M': scale = 1e6; unit++; break;
+	case 'G': scale = 1e9; unit++; break;
+	default: return -1;
+	}
+	if (*unit)
+		return -1;
+	return whole(value, scale, out);
+}
