@@ -12,20 +12,21 @@ BUILD   ?= build
 CC      ?= cc
 
 CFLAGS_PROJECT := -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
-                  -Icommon -Iserver -I$(BUILD)
+                  -Icommon -Iserver -Iworkloads -I$(BUILD)
 LDLIBS_PROJECT := -lcrypto -lpthread -lm
 ifeq ($(SANITIZE),1)
 CFLAGS_PROJECT += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS_SAN    := -fsanitize=address,undefined
 endif
 
-LIB_SRC   := $(wildcard common/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_SRC   := $(wildcard common/*.c workloads/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libivb.a
 TEST_SRC  := $(wildcard tests/*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard common/*.h server/*.h tests/*.h) $(BUILD)/version.h
-PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader $(BUILD)/eventfd_pingpong
+HEADERS   := $(wildcard common/*.h server/*.h workloads/*.h tests/*.h) $(BUILD)/version.h
+PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader $(BUILD)/guest/host_writer \
+             $(BUILD)/eventfd_pingpong
 ifneq ($(wildcard server/main.c),)
 PROGRAMS  += $(BUILD)/ivshmem_server
 endif
@@ -69,12 +70,23 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/host_writer: $(BUILD)/obj/host_writer.o $(LIB)
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
 
-# guest_reader runs inside the guest, which has no shared libraries: link
-# it statically (OpenSSL included). It never uses sanitizers for that reason.
+# Programs that run inside the guest, which has no shared libraries, are
+# linked statically (OpenSSL included) against an archive of the library
+# built without sanitizers, so each takes only the objects it uses:
+# guest_reader never links the ivshmem server's client. The initiator is
+# built that way too (build/guest/host_writer), for runs where it is the
+# guest that initiates.
+LIB_STATIC := $(BUILD)/libivb-static.a
 $(BUILD)/obj-static/%.o: %.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -fsanitize% -fno-omit-frame-pointer,$(CFLAGS_PROJECT)) $(CFLAGS) -c -o $@ $<
-$(BUILD)/guest_reader: $(BUILD)/obj-static/guest_reader.o $(patsubst %.c,$(BUILD)/obj-static/%.o,$(wildcard common/*.c))
+$(LIB_STATIC): $(LIB_SRC:%.c=$(BUILD)/obj-static/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(BUILD)/guest_reader: $(BUILD)/obj-static/guest_reader.o $(LIB_STATIC)
+	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
+$(BUILD)/guest/host_writer: $(BUILD)/obj-static/host_writer.o $(LIB_STATIC)
+	@mkdir -p $(@D)
 	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
 
 $(BUILD)/eventfd_pingpong: $(BUILD)/obj/tools/eventfd_pingpong.o $(LIB)

@@ -12,6 +12,7 @@
 
 #include "cpu.h"
 #include "units.h"
+#include "version.h"
 
 volatile sig_atomic_t ivb_interrupted;
 static const char *prog_name = "ivshmem-bench";
@@ -67,6 +68,20 @@ void ivb_bad_option(void)
 {
 	fprintf(stderr, "Try '%s --help'.\n", prog_name);
 	exit(2);
+}
+
+void ivb_cli_option(int c, void (*usage)(FILE *))
+{
+	switch (c) {
+	case 'h':
+		usage(stdout);
+		exit(0);
+	case 'V':
+		printf("%s %s\n", prog_name, IVB_VERSION);
+		exit(0);
+	case '?':
+		ivb_bad_option();
+	}
 }
 
 uint64_t ivb_opt_count(const char *opt, const char *arg, uint64_t lo, uint64_t hi)

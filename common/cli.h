@@ -12,6 +12,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Name the program for every message; call first in main(). */
 void ivb_cli_init(const char *prog);
@@ -28,6 +29,17 @@ __attribute__((format(printf, 1, 2))) void ivb_warn(const char *fmt, ...);
 
 /* getopt_long returned '?': it has said what was wrong; point to --help, exit 2. */
 __attribute__((noreturn)) void ivb_bad_option(void);
+
+/* --help (-h) and --version (-V), for every program's getopt_long table. */
+#define IVB_CLI_OPTIONS                                                        \
+	{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }
+
+/*
+ * Handle what every program answers the same way: -h prints usage to
+ * stdout and exits 0, -V the version, anything getopt rejected exits 2.
+ * Returns for any other option.
+ */
+void ivb_cli_option(int c, void (*usage)(FILE *));
 
 /*
  * Option values: each returns the value, or exits 2 with

@@ -15,4 +15,11 @@ int ivb_cpu_count(void);
 /* The CPU model name from /proc/cpuinfo into buf, or "unknown". */
 void ivb_cpu_model(char *buf, size_t len);
 
+/*
+ * The share of one CPU thread tid used over the next second (from
+ * /proc/TID/stat, in clock ticks), in percent; -1 when it cannot be read.
+ * Sleeps that second.
+ */
+double ivb_thread_cpu_percent(int tid);
+
 #endif

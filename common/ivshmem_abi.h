@@ -15,12 +15,12 @@
  * are visible to the other side once it has loaded the word.
  *
  * A message exchange (the "two-phase acknowledgement"):
- *   host : write command, payload_size, sha256 (and the payload),
+ *   host : write command, payload_size, check (and the payload),
  *          then release-store seq = N
  *   guest: acquire-load seq, copy the message fields once,
  *          release-store ack = N << 8 | RECEIVED
  *   guest: do the work (read and hash the payload),
- *          write error_code and timings,
+ *          write error_code, timings and the digest it computed,
  *          release-store ack = N << 8 | PROCESSED (or ERROR)
  *   host : acquire-load ack until it carries N and a final state.
  * The sequence and the state share one word so neither side ever sees a
@@ -29,6 +29,14 @@
  * Everything the guest reads from here is untrusted: it copies what it
  * needs once and checks sizes against its own mapping, never against the
  * sizes this header claims.
+ *
+ * A frame's proof of work: the host publishes only the first half of the
+ * payload's SHA-256 (check, enough for the guest to verify the payload),
+ * and the guest returns the whole digest it computed (guest_digest). An
+ * ack of PROCESSED whose digest's second half does not match cannot have
+ * come from a side that read and hashed the payload, so the host rejects
+ * it; whoever can write the shared memory can still disturb a run, but can
+ * no longer make it report a frame it never moved as verified.
  */
 #ifndef IVSHMEM_ABI_H
 #define IVSHMEM_ABI_H
@@ -37,10 +45,11 @@
 #include <stdint.h>
 
 #define IVB_MAGIC 0x3148434e45425649ULL /* "IVBENCH1" read as little-endian */
-#define IVB_LAYOUT_VERSION 1u
+#define IVB_LAYOUT_VERSION 2u /* 2: check and guest_digest replace sha256 */
 #define IVB_CACHE_LINE 64u
 #define IVB_PAYLOAD_OFFSET 4096u /* payload starts one page in */
 #define IVB_SHA256_LEN 32u
+#define IVB_CHECK_LEN 16u /* bytes of the SHA-256 the host publishes */
 
 /* PCI identity of both ivshmem devices (plain and doorbell). */
 #define IVB_PCI_VENDOR 0x1af4u
@@ -58,8 +67,9 @@ enum ivb_state {
 enum ivb_command {
 	IVB_CMD_NONE = 0,
 	IVB_CMD_PING = 1,  /* latency probe: no payload */
-	IVB_CMD_FRAME = 2, /* payload_size bytes at payload_offset, check sha256 */
+	IVB_CMD_FRAME = 2, /* payload_size bytes at payload_offset, check SHA-256 */
 	IVB_CMD_STOP = 3,  /* end of session: guest acks and detaches */
+	IVB_CMD__COUNT
 };
 
 /* Error codes, in error_code when the state is ERROR. */
@@ -101,7 +111,8 @@ struct ivb_header {
 	uint32_t command;          /* enum ivb_command */
 	uint32_t host_flags;       /* reserved, 0 */
 	uint64_t payload_size;     /* bytes of payload for IVB_CMD_FRAME */
-	uint8_t sha256[IVB_SHA256_LEN]; /* digest of the payload */
+	uint8_t check[IVB_CHECK_LEN]; /* first half of the payload's SHA-256 */
+	uint8_t pad1[16];
 
 	/* ---- line 2: acknowledgement, guest-written ---- */
 	uint64_t ack;              /* seq << 8 | enum ivb_state (release) */
@@ -109,7 +120,7 @@ struct ivb_header {
 	uint32_t guest_flags;      /* reserved, 0 */
 	uint64_t guest_read_ns;    /* time to copy the payload out of shm */
 	uint64_t guest_hash_ns;    /* time to hash the copied payload */
-	uint8_t pad2[32];
+	uint8_t guest_digest[IVB_SHA256_LEN]; /* SHA-256 the guest computed (proof) */
 
 	/* ---- line 3: guest identity, guest-written ---- */
 	uint64_t attached_session; /* session the guest serves (release) */
@@ -135,12 +146,13 @@ _Static_assert(offsetof(struct ivb_header, seq) == 72, "seq");
 _Static_assert(offsetof(struct ivb_header, command) == 80, "command");
 _Static_assert(offsetof(struct ivb_header, host_flags) == 84, "host_flags");
 _Static_assert(offsetof(struct ivb_header, payload_size) == 88, "payload_size");
-_Static_assert(offsetof(struct ivb_header, sha256) == 96, "sha256");
+_Static_assert(offsetof(struct ivb_header, check) == 96, "check");
 _Static_assert(offsetof(struct ivb_header, ack) == 128, "ack");
 _Static_assert(offsetof(struct ivb_header, error_code) == 136, "error_code");
 _Static_assert(offsetof(struct ivb_header, guest_flags) == 140, "guest_flags");
 _Static_assert(offsetof(struct ivb_header, guest_read_ns) == 144, "guest_read_ns");
 _Static_assert(offsetof(struct ivb_header, guest_hash_ns) == 152, "guest_hash_ns");
+_Static_assert(offsetof(struct ivb_header, guest_digest) == 160, "guest_digest");
 _Static_assert(offsetof(struct ivb_header, attached_session) == 192, "attached_session");
 _Static_assert(offsetof(struct ivb_header, guest_version) == 200, "guest_version");
 _Static_assert(offsetof(struct ivb_header, guest_peer_id) == 204, "guest_peer_id");

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* Map fd (size bytes) shared read-write into m; -1 with errno set. */
@@ -27,21 +29,25 @@ static int map_fd(int fd, size_t size, struct ivb_map *m)
 	return 0;
 }
 
-int ivb_map_file(const char *path, size_t min_size, struct ivb_map *m, char *err, size_t errlen)
+int ivb_map_file(const char *path, size_t min_size, int flags, struct ivb_map *m, char *err,
+		 size_t errlen)
 {
+	struct statfs fs;
 	struct stat st;
 	int fd;
 
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 	snprintf(m->source, sizeof(m->source), "%s", path);
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s%s", path, strerror(errno),
+		snprintf(err, errlen, "%s: %s%s", path, errno == ELOOP ? "is a symlink; refusing to "
+			 "follow it (give the file it points to, if it is yours)" : strerror(errno),
 			 errno == ENOENT ? " (is the VM running? start it with ./setup.sh)" :
 			 errno == EACCES ? " (run as the user that started the VM, or as root)" : "");
 		return -1;
 	}
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0)
 		goto fail_errno;
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
@@ -52,9 +58,14 @@ int ivb_map_file(const char *path, size_t min_size, struct ivb_map *m, char *err
 			 path, (long long)st.st_size, min_size);
 		goto fail;
 	}
+	if (!(flags & IVB_MAP_ANY_FS) && fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) {
+		snprintf(err, errlen, "%s: not on tmpfs or hugetlbfs, so not shared memory QEMU "
+			 "would use; refusing to write into it (--shm-any-fs overrides)", path);
+		goto fail;
+	}
 	if (map_fd(fd, (size_t)st.st_size, m) < 0)
 		goto fail_errno;
-	close(fd);
+	m->fd = fd;
 	return 0;
 
 fail_errno:
@@ -64,9 +75,19 @@ fail:
 	return -1;
 }
 
+long long ivb_map_file_size(const struct ivb_map *m)
+{
+	struct stat st;
+
+	if (m->fd < 0 || fstat(m->fd, &st) < 0)
+		return -1;
+	return (long long)st.st_size;
+}
+
 int ivb_map_fd(int fd, size_t size, const char *source, struct ivb_map *m, char *err, size_t errlen)
 {
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 	snprintf(m->source, sizeof(m->source), "%s", source);
 	if (map_fd(fd, size, m) < 0) {
 		snprintf(err, errlen, "%s: mmap of %zu bytes: %s", source, size, strerror(errno));
@@ -129,6 +150,7 @@ int ivb_map_pci_bar(const char *sysfs_root, const char *bdf, int bar, struct ivb
 	int fd;
 
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 	/* Make sure memory decoding is on; harmless when it already is. */
 	snprintf(path, sizeof(path), "%s/%s/enable", sysfs_root, bdf);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -163,6 +185,9 @@ void ivb_unmap(struct ivb_map *m)
 {
 	if (m->base)
 		munmap(m->base, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
 	m->base = NULL;
 	m->size = 0;
 }

@@ -15,15 +15,26 @@
 struct ivb_map {
 	void *base;        /* start of the mapping */
 	size_t size;       /* bytes mapped */
+	int fd;            /* the file, kept open to tell its size later; -1 if none */
 	char source[1024]; /* file or sysfs path it came from, for messages */
 };
 
+/* Flags of ivb_map_file(). */
+#define IVB_MAP_ANY_FS 1 /* accept a file outside tmpfs and hugetlbfs */
+
 /*
  * Map an existing file of at least min_size bytes read-write and shared.
- * On failure returns -1 and writes a message (naming the file and the
- * reason, with a hint) into err.
+ * The path must not be a symlink (someone else could point it at a file of
+ * yours) and, unless flags has IVB_MAP_ANY_FS, must be on tmpfs or hugetlbfs
+ * (where QEMU's shared memory lives; anything else is not shared memory, or
+ * is a file a typo would overwrite). On failure returns -1 and writes a
+ * message (naming the file and the reason, with a hint) into err.
  */
-int ivb_map_file(const char *path, size_t min_size, struct ivb_map *m, char *err, size_t errlen);
+int ivb_map_file(const char *path, size_t min_size, int flags, struct ivb_map *m, char *err,
+		 size_t errlen);
+
+/* The current size of a mapped file (it may have shrunk), or -1. */
+long long ivb_map_file_size(const struct ivb_map *m);
 
 /*
  * Map size bytes of an open shared-memory fd (one a doorbell server sent);

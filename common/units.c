@@ -37,24 +37,45 @@ static int whole(double value, double scale, uint64_t *out)
 	return 0;
 }
 
-int ivb_parse_size(const char *s, uint64_t *out)
+/* A suffix letter and what it multiplies by. */
+struct suffix {
+	char letter;
+	double scale;
+};
+
+/* A number with an optional one-letter suffix from table, then the rest of the unit. */
+static int parse_scaled(const char *s, const struct suffix *table, const char **rest,
+			double *value, double *scale)
 {
 	const char *unit;
-	double value, scale = 1;
 
-	if (split_number(s, &value, &unit))
+	if (split_number(s, value, &unit))
 		return -1;
-	switch (*unit) {
-	case 0: break;
-	case 'k': case 'K': scale = 0x1p10; unit++; break;
-	case 'm': case 'M': scale = 0x1p20; unit++; break;
-	case 'g': case 'G': scale = 0x1p30; unit++; break;
-	case 't': case 'T': scale = 0x1p40; unit++; break;
-	default: break; /* "512B" or "512": plain bytes */
-	}
+	*scale = 1;
+	for (; table->letter; table++)
+		if (*unit == table->letter) {
+			*scale = table->scale;
+			unit++;
+			break;
+		}
+	*rest = unit;
+	return 0;
+}
+
+int ivb_parse_size(const char *s, uint64_t *out)
+{
+	static const struct suffix binary[] = {
+		{ 'k', 0x1p10 }, { 'K', 0x1p10 }, { 'm', 0x1p20 }, { 'M', 0x1p20 },
+		{ 'g', 0x1p30 }, { 'G', 0x1p30 }, { 't', 0x1p40 }, { 'T', 0x1p40 }, { 0, 0 },
+	};
+	const char *unit;
+	double value, scale;
+
+	if (parse_scaled(s, binary, &unit, &value, &scale))
+		return -1;
 	if (scale > 1 && unit[0] == 'i' && unit[1] == 'B')
 		unit += 2;
-	else if (*unit == 'B')
+	else if (*unit == 'B') /* "512B", "4kB" */
 		unit++;
 	if (*unit)
 		return -1;
@@ -92,19 +113,13 @@ int ivb_parse_duration(const char *s, uint64_t default_unit_ns, uint64_t *out_ns
 
 int ivb_parse_count(const char *s, uint64_t *out)
 {
+	static const struct suffix decimal[] = {
+		{ 'k', 1e3 }, { 'K', 1e3 }, { 'M', 1e6 }, { 'G', 1e9 }, { 0, 0 },
+	};
 	const char *unit;
-	double value, scale = 1;
+	double value, scale;
 
-	if (split_number(s, &value, &unit))
-		return -1;
-	switch (*unit) {
-	case 0: break;
-	case 'k': case 'K': scale = 1e3; unit++; break;
-	case 'M': scale = 1e6; unit++; break;
-	case 'G': scale = 1e9; unit++; break;
-	default: return -1;
-	}
-	if (*unit)
+	if (parse_scaled(s, decimal, &unit, &value, &scale) || *unit)
 		return -1;
 	return whole(value, scale, out);
 }

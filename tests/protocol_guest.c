@@ -57,7 +57,7 @@ static enum ivb_state send(uint32_t command, uint64_t size, const uint8_t *diges
 	hdr->command = command;
 	hdr->payload_size = size;
 	if (digest)
-		memcpy(hdr->sha256, digest, 32);
+		memcpy(hdr->check, digest, IVB_CHECK_LEN);
 	ivb_store_release(&hdr->seq, ++seq);
 	while (ivb_now_ns() < end) {
 		uint64_t a = ivb_load_acquire(&hdr->ack);
@@ -81,7 +81,7 @@ int main(void)
 	if (fd < 0 || ftruncate(fd, SHM_SIZE) < 0)
 		return perror("shm"), 1;
 	close(fd);
-	if (ivb_map_file(shm, SHM_SIZE, &map, err, sizeof(err)))
+	if (ivb_map_file(shm, SHM_SIZE, 0, &map, err, sizeof(err)))
 		return printf("%s\n", err), 1;
 	hdr = map.base;
 	base = map.base;
@@ -102,6 +102,8 @@ int main(void)
 	ivb_sha256(base + IVB_PAYLOAD_OFFSET, 100000, digest);
 	CHECK(send(IVB_CMD_FRAME, 100000, digest) == IVB_STATE_PROCESSED);
 	CHECK(hdr->guest_hash_ns > 0);
+	/* The whole digest comes back as proof that the payload was hashed. */
+	CHECK(memcmp(hdr->guest_digest, digest, sizeof(digest)) == 0);
 	base[IVB_PAYLOAD_OFFSET + 5000] ^= 0x80; /* one flipped bit */
 	CHECK(send(IVB_CMD_FRAME, 100000, digest) == IVB_STATE_ERROR && hdr->error_code == IVB_ERR_DIGEST);
 	CHECK(send(IVB_CMD_FRAME, 0, digest) == IVB_STATE_ERROR && hdr->error_code == IVB_ERR_BAD_SIZE);

@@ -92,13 +92,14 @@ expect 2 "--iterations: '0' is not a whole number in 1..100000000" -n 0
 expect 2 "--frames: '8k' is not 1080p, 1440p, 4k or WxH" -f 8k
 expect 2 "--timeout: 'soon' is not a duration" --timeout soon
 expect 2 "--test: 'speed' is not latency" --test speed
-expect 2 "--cpu: '99' is not a whole number" --cpu 99
+expect 2 "--cpu: '99' is not an online CPU number" --cpu 99
 expect 2 "unrecognized option" --bogus
 expect 1 "No such file or directory (is the VM running?" --shm /dev/shm/does-not-exist-ivb
 truncate -s 1000 "$tmp/tiny"
 expect 1 "too small: 1000 bytes" --shm "$tmp/tiny"
 truncate -s 16M "$tmp/small"
-expect 2 "frame 4k (24883200 bytes) does not fit" --shm "$tmp/small" -o "$tmp/x"
+expect 2 "frame 4k (24883200 bytes) does not fit" --shm "$tmp/small" --shm-any-fs -o "$tmp/x"
+expect 1 "not on tmpfs or hugetlbfs" --shm "$tmp/small" -o "$tmp/x"
 expect 0 "Usage: host_writer" --help
 expect 0 "host_writer " --version
 check "guest_reader: bad option exits 2" bash -c "'$BIN/guest_reader' --silence never >/dev/null 2>&1; [ \$? = 2 ]"

@@ -20,8 +20,9 @@ int main(void)
 	/* Host-written fields are on lines 0-1, guest-written on lines 2-3. */
 	size_t host[] = { offsetof(struct ivb_header, magic), offsetof(struct ivb_header, host_peer_id),
 			  offsetof(struct ivb_header, session_id), offsetof(struct ivb_header, seq),
-			  offsetof(struct ivb_header, sha256) + IVB_SHA256_LEN - 1 };
+			  offsetof(struct ivb_header, check) + IVB_CHECK_LEN - 1 };
 	size_t guest[] = { offsetof(struct ivb_header, ack), offsetof(struct ivb_header, guest_hash_ns),
+			   offsetof(struct ivb_header, guest_digest) + IVB_SHA256_LEN - 1,
 			   offsetof(struct ivb_header, attached_session),
 			   offsetof(struct ivb_header, guest_wait) };
 	size_t i;

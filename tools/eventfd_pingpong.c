@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cpu.h"
+#include "results.h"
 #include "stats.h"
 #include "timing.h"
 #include "version.h"
@@ -66,6 +67,27 @@ static void *partner(void *arg)
 	return NULL;
 }
 
+/* run.json: provenance, the CPUs and the same "latency" object host_writer writes. */
+struct report {
+	int cpu_a, cpu_b;
+	const struct ivb_summary *s;
+};
+
+static void report_json(struct ivb_json *j, void *arg)
+{
+	const struct report *r = arg;
+	long long cpus[2] = { r->cpu_a, r->cpu_b };
+	char now[32];
+
+	ivb_utc_now(now, sizeof(now));
+	ivb_json_provenance(j);
+	ivb_json_str(j, "target", "eventfd-pingpong");
+	ivb_json_str(j, "status", "complete");
+	ivb_json_str(j, "end_time", now);
+	ivb_json_ints(j, "cpus", cpus, 2);
+	ivb_json_summary(j, "latency", r->s);
+}
+
 int main(int argc, char **argv)
 {
 	long n = 100000, warmup = 1000, i;
@@ -76,26 +98,24 @@ int main(int argc, char **argv)
 	pthread_t t;
 	uint64_t *v;
 
+	ivb_cli_init(PROG);
 	while ((c = getopt(argc, argv, "n:w:a:b:o:hV")) != -1) {
 		switch (c) {
-		case 'n': n = atol(optarg); break;
-		case 'w': warmup = atol(optarg); break;
-		case 'a': cpu_a = atoi(optarg); break;
-		case 'b': cpu_b = atoi(optarg); break;
+		case 'n': n = (long)ivb_opt_count("-n", optarg, 1, 1000000000); break;
+		case 'w': warmup = (long)ivb_opt_count("-w", optarg, 0, 1000000000); break;
+		case 'a': cpu_a = ivb_opt_cpu("-a", optarg, 0); break;
+		case 'b': cpu_b = ivb_opt_cpu("-b", optarg, 0); break;
 		case 'o': out = optarg; break;
 		case 'V': printf(PROG " " IVB_VERSION "\n"); return 0;
-		default:
-			fprintf(c == 'h' ? stdout : stderr,
-				"Usage: " PROG " [-n ROUND_TRIPS (100000)] [-w WARMUP (1000)] "
-				"[-a CPU (0)] [-b CPU (1)] [-o DIR]\n");
-			return c == 'h' ? 0 : 2;
+		case 'h':
+			printf("Usage: " PROG " [-n ROUND_TRIPS (100000)] [-w WARMUP (1000)] "
+			       "[-a CPU (0)] [-b CPU (1)] [-o DIR]\n");
+			return 0;
+		default: ivb_bad_option();
 		}
 	}
-	if (n < 1 || warmup < 0 || cpu_a < 0 || cpu_b < 0 || cpu_a >= ivb_cpu_count() ||
-	    cpu_b >= ivb_cpu_count()) {
-		fprintf(stderr, PROG ": -n must be >= 1, -w >= 0, CPUs online\n");
-		return 2;
-	}
+	if (optind < argc)
+		ivb_die_usage("unexpected argument '%s'", argv[optind]);
 	v = calloc((size_t)n, sizeof(*v));
 	p.ping = eventfd(0, EFD_CLOEXEC);
 	p.pong = eventfd(0, EFD_CLOEXEC);
@@ -120,21 +140,11 @@ int main(int argc, char **argv)
 	       "p99 %.2f p99.9 %.2f max %.2f us\n", cpu_a, cpu_b, n, s.min / 1e3, s.p50 / 1e3,
 	       s.p90 / 1e3, s.p99 / 1e3, s.p999 / 1e3, s.max / 1e3);
 	if (out) {
-		char path[4096];
-		FILE *f;
+		struct ivb_results res;
+		struct report r = { cpu_a, cpu_b, &s };
 
-		mkdir(out, 0755);
-		snprintf(path, sizeof(path), "%s/run.json", out);
-		f = fopen(path, "w");
-		if (!f)
-			die(path);
-		fprintf(f, "{\n  \"tool\": \"ivshmem-bench\",\n  \"version\": \"%s\",\n"
-			"  \"target\": \"eventfd-pingpong\",\n  \"cpus\": [%d, %d],\n"
-			"  \"latency\": {\"count\": %zu, \"min_ns\": %.0f, \"mean_ns\": %.1f, "
-			"\"stddev_ns\": %.1f, \"p50_ns\": %.1f, \"p90_ns\": %.1f, \"p99_ns\": %.1f, "
-			"\"p999_ns\": %.1f, \"max_ns\": %.0f}\n}\n", IVB_VERSION, cpu_a, cpu_b, s.count,
-			s.min, s.mean, s.stddev, s.p50, s.p90, s.p99, s.p999, s.max);
-		fclose(f);
+		if (ivb_results_open(&res, out, NULL) || ivb_results_write_json(&res, report_json, &r))
+			ivb_die("%s", ivb_results_error(&res));
 	}
 	free(v);
 	return 0;

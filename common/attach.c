@@ -1,0 +1,130 @@
+/*
+ * attach.c - reaching the shared memory from either side (see attach.h).
+ */
+#include "attach.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ivshmem_abi.h"
+#include "waiter_vfio.h"
+
+int ivb_attach(const struct ivb_attach_opts *o, size_t min_size, struct ivb_endpoint *ep,
+	       char *err, size_t errlen)
+{
+	const char *sysfs = o->sysfs_root ? o->sysfs_root : IVB_DEFAULT_SYSFS;
+	char bdf[64];
+
+	memset(ep, 0, sizeof(*ep));
+	ep->map.fd = -1;
+	ivb_waiter_poll(&ep->waiter);
+	if (o->shm_path) {
+		if (ivb_map_file(o->shm_path, min_size, o->shm_any_fs ? IVB_MAP_ANY_FS : 0, &ep->map,
+				 err, errlen))
+			return -1;
+		snprintf(ep->describe, sizeof(ep->describe), "%s", o->shm_path);
+		return 0;
+	}
+	if (o->bdf)
+		snprintf(bdf, sizeof(bdf), "%s", o->bdf);
+	else if (ivb_pci_find(sysfs, IVB_PCI_VENDOR, IVB_PCI_DEVICE, 0, bdf, sizeof(bdf))) {
+		snprintf(err, errlen, "no ivshmem device (PCI %04x:%04x) under %s: start QEMU with "
+			 "-device ivshmem-plain, or use --shm FILE", IVB_PCI_VENDOR, IVB_PCI_DEVICE,
+			 sysfs);
+		return -1;
+	}
+	if (o->vfio) {
+		if (ivb_vfio_open(bdf, o->vectors, &ep->vfio, err, errlen))
+			return -1;
+		ep->using_vfio = 1;
+		ep->map.base = ep->vfio.shm;
+		ep->map.size = ep->vfio.shm_size;
+		snprintf(ep->map.source, sizeof(ep->map.source), "vfio:%s (peer %u, %d MSI-X vectors)",
+			 bdf, ivb_vfio_peer_id(&ep->vfio), ep->vfio.nvectors);
+		ivb_waiter_vfio(&ep->waiter, &ep->vfio);
+	} else if (ivb_map_pci_bar(sysfs, bdf, 2, &ep->map, err, errlen)) {
+		return -1;
+	}
+	snprintf(ep->describe, sizeof(ep->describe), "%s", ep->map.source);
+	if (ep->map.size < min_size) {
+		snprintf(err, errlen, "%s: BAR2 is %zu bytes, too small (need %zu)", ep->map.source,
+			 ep->map.size, min_size);
+		ivb_detach(ep);
+		return -1;
+	}
+	return 0;
+}
+
+int ivb_attach_option(struct ivb_attach_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case IVB_OPT_SHM: o->shm_path = arg; break;
+	case IVB_OPT_SHM_ANY_FS: o->shm_any_fs = 1; break;
+	case IVB_OPT_DEVICE: o->bdf = arg; break;
+	case IVB_OPT_SYSFS: o->sysfs_root = arg; break;
+	case IVB_OPT_VFIO: o->vfio = 1; break;
+	case IVB_OPT_VECTORS: o->vectors = (int)ivb_opt_count("--vectors", arg, 1, 64); break;
+	default: return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bus errors on a shrunk file                                         */
+/* ------------------------------------------------------------------ */
+
+static sigjmp_buf guard_jump;
+static const struct ivb_map *guard_map;
+static volatile sig_atomic_t guard_active;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	const char *addr = si->si_addr, *base = guard_map ? guard_map->base : NULL;
+
+	(void)uc;
+	if (guard_active && base && addr >= base && addr < base + guard_map->size)
+		siglongjmp(guard_jump, 1);
+	/* Not ours: die of it, as without the handler. */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int ivb_guarded_run(struct ivb_endpoint *ep, int (*fn)(void *), void *arg, long long *shrunk_to)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+	struct sigaction old;
+	int rc;
+
+	sigemptyset(&sa.sa_mask);
+	guard_map = &ep->map;
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(guard_jump, 1)) {
+		guard_active = 0;
+		sigaction(SIGBUS, &old, NULL);
+		*shrunk_to = ivb_map_file_size(&ep->map);
+		return -1;
+	}
+	guard_active = 1;
+	rc = fn(arg);
+	guard_active = 0;
+	sigaction(SIGBUS, &old, NULL);
+	return rc;
+}
+
+void ivb_detach(struct ivb_endpoint *ep)
+{
+	if (ep->release)
+		ep->release(ep);
+	ep->release = NULL;
+	if (ep->using_vfio) {
+		ivb_vfio_close(&ep->vfio);
+		ep->using_vfio = 0;
+		ep->map.base = NULL;
+	} else {
+		ivb_unmap(&ep->map);
+	}
+	ivb_waiter_poll(&ep->waiter);
+}

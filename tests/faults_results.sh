@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# faults_results - what a run leaves on disk when things go wrong: a writer
+# killed mid-run (samples already flushed, status "running"), shared memory
+# truncated under it (caught, named, partial results kept, exit 1), a full
+# disk (exit 1, one line, no half row, no temporary file), an unwritable
+# run.json, an older run's files in the directory (removed, never passed
+# off as this run's), and a --shm path that is a planted symlink (refused,
+# target untouched).
+# timeout: 180
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BUILD:-build}
+# shellcheck source=tests/lib.bash
+. tests/lib.bash
+tmp=$(mktemp -d)
+shm=$(mktemp /dev/shm/ivb-test-faults.XXXXXX)
+reader_pid= full_mounted=
+cleanup() {
+	[ -z "$reader_pid" ] || kill "$reader_pid" 2>/dev/null || true
+	[ -z "$full_mounted" ] || umount "$tmp/full" 2>/dev/null || true
+	rm -rf "$tmp" "$shm"
+}
+trap cleanup EXIT
+
+start_reader() {
+	truncate -s 0 "$shm"
+	truncate -s 64M "$shm"
+	: >"$tmp/reader.log"
+	"$BIN/guest_reader" --shm "$shm" --idle-exit 60s --silence 30s >>"$tmp/reader.log" 2>&1 &
+	reader_pid=$!
+	wait_line "$tmp/reader.log" IVB-GUEST-READY 20 || { echo "guest_reader did not start"; exit 1; }
+}
+stop_reader() {
+	kill "$reader_pid" 2>/dev/null || true
+	wait "$reader_pid" 2>/dev/null || true
+	reader_pid=
+}
+# Every line of a CSV has the header's number of fields: no half row.
+whole_rows() {
+	awk -F, 'NR == 1 { n = NF } NF != n { bad = 1 } END { exit bad }' "$1"
+}
+json() { # json FILE EXPR: print a Python expression over run.json as r
+	/usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+# Wait until FILE has more than N lines (bounded).
+wait_rows() {
+	local end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ]; do
+		[ -f "$1" ] && [ "$(wc -l <"$1")" -gt "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# 1. A writer killed mid-latency: what it measured is on disk, whole, and
+#    run.json says the run never completed.
+start_reader
+"$BIN/host_writer" --shm "$shm" -o "$tmp/killed" -n 50000000 -w 0 --cpu none -q >/dev/null 2>&1 &
+writer=$!
+check "killed: samples reach the disk while the run goes" wait_rows "$tmp/killed/latency_results.csv" 1000
+kill -9 "$writer"
+wait "$writer" 2>/dev/null || true
+check "killed: every row is whole" whole_rows "$tmp/killed/latency_results.csv"
+check "killed: run.json says running" [ "$(json "$tmp/killed/run.json" 'r["status"]')" = running ]
+check "killed: run.json has a run id" [ "$(json "$tmp/killed/run.json" 'len(r["run_id"])')" = 32 ]
+stop_reader
+
+# 2. The shared memory truncated under the writer: caught, named, kept.
+start_reader
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/shrunk" -n 50000000 -w 0 --cpu none -q >"$tmp/shrunk.out" 2>&1 &
+writer=$!
+wait_rows "$tmp/shrunk/latency_results.csv" 300 || true
+truncate -s 0 "$shm"
+wait "$writer" || rc=$?
+check "shrunk: exit 1, not a bus error" [ "$rc" = 1 ]
+check "shrunk: says how far and where" grep -qE 'shared memory shrank to 0 bytes during message [0-9]+' "$tmp/shrunk.out"
+check "shrunk: run.json says so" grep -q 'shrank to 0 bytes' "$tmp/shrunk/run.json"
+check "shrunk: the samples measured are kept, whole" bash -c "[ \$(wc -l <'$tmp/shrunk/latency_results.csv') -gt 300 ] && awk -F, 'NF != 5 { exit 1 }' '$tmp/shrunk/latency_results.csv'"
+stop_reader
+check "shrunk: guest_reader names it too" grep -q 'guest_reader: shared memory shrank to 0 bytes' "$tmp/reader.log"
+check "shrunk: run.json lists what is on disk" [ "$(json "$tmp/shrunk/run.json" 'r["files"]["latency_results.csv"]')" = "$(($(wc -l <"$tmp/shrunk/latency_results.csv") - 1))" ]
+stop_reader
+
+# 3. A full disk: exit 1 with one line, no half row, no temporary file.
+mkdir -p "$tmp/full"
+if mount -t tmpfs -o size=256k tmpfs "$tmp/full" 2>/dev/null; then
+	full_mounted=1
+	start_reader
+	rc=0
+	"$BIN/host_writer" --shm "$shm" -o "$tmp/full/r" -n 200000 -w 0 -b 1 -f 64x64 --cpu none -q \
+		>"$tmp/full.out" 2>&1 || rc=$?
+	check "full disk: exit 1" [ "$rc" = 1 ]
+	check "full disk: says so" grep -q 'No space left on device' "$tmp/full.out"
+	check "full disk: no half row" whole_rows "$tmp/full/r/latency_results.csv"
+	check "full disk: no temporary file" [ ! -e "$tmp/full/r/run.json.tmp" ]
+	stop_reader
+else
+	echo "note: cannot mount a small tmpfs (not root?); full-disk case not run"
+fi
+
+# 4. run.json cannot be written (a directory in its place): exit 1, one line.
+start_reader
+mkdir -p "$tmp/nojson/run.json"
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/nojson" -n 100 -b 1 -f 64x64 --cpu none -q >"$tmp/nojson.out" 2>&1 || rc=$?
+check "run.json unwritable: exit 1" [ "$rc" = 1 ]
+check "run.json unwritable: says so" grep -q "cannot write the results: .*run.json" "$tmp/nojson.out"
+check "run.json unwritable: no temporary file" [ ! -e "$tmp/nojson/run.json.tmp" ]
+stop_reader
+
+# 5. An older run's files are not passed off as this run's.
+start_reader
+mkdir -p "$tmp/stale"
+printf 'frame,width\nold,1\n' >"$tmp/stale/bandwidth_results.csv"
+printf 'iteration,latency_ns\n0,1\n' >"$tmp/stale/latency_results.csv"
+: >"$tmp/stale/run.json.tmp"
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/stale" -t latency -n 100 --cpu none -q >/dev/null 2>&1 || rc=$?
+check "stale: run exits 0" [ "$rc" = 0 ]
+check "stale: the old bandwidth file is gone" [ ! -e "$tmp/stale/bandwidth_results.csv" ]
+check "stale: no old temporary file" [ ! -e "$tmp/stale/run.json.tmp" ]
+check "stale: run.json lists only this run's file" [ "$(json "$tmp/stale/run.json" 'sorted(r["files"].items())')" = "[('latency_results.csv', 100)]" ]
+stop_reader
+
+# 6. A planted symlink as --shm: refused, and its target untouched.
+printf 'precious' >"$tmp/precious"
+cp "$shm" "$tmp/shm-copy" 2>/dev/null || true
+ln -s "$shm" "$tmp/link-to-shm"
+ln -s "$tmp/precious" "$tmp/link-to-file"
+rc=0
+"$BIN/host_writer" --shm "$tmp/link-to-shm" -o "$tmp/sym" -n 10 --cpu none >"$tmp/sym.out" 2>&1 || rc=$?
+check "symlink: exit 1" [ "$rc" = 1 ]
+check "symlink: says it is a symlink" grep -q 'is a symlink; refusing to follow it' "$tmp/sym.out"
+rc=0
+"$BIN/host_writer" --shm "$tmp/link-to-file" -o "$tmp/sym" -n 10 --cpu none --shm-any-fs >"$tmp/sym.out" 2>&1 || rc=$?
+check "symlink to a file: refused even with --shm-any-fs" [ "$rc" = 1 ]
+check "symlink to a file: target untouched" [ "$(cat "$tmp/precious")" = precious ]
+rc=0
+"$BIN/guest_reader" --shm "$tmp/link-to-shm" --once --idle-exit 1 >"$tmp/sym.out" 2>&1 || rc=$?
+check "guest_reader refuses a symlink too" bash -c "[ $rc = 1 ] && grep -q 'is a symlink' '$tmp/sym.out'"
+exit $fail
