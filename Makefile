@@ -13,6 +13,8 @@ CC      ?= cc
 
 CFLAGS_PROJECT := -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
                   -Icommon -Iserver -I$(BUILD)
+# Each object records the headers it includes in a .d file beside it.
+DEPFLAGS       := -MMD -MP
 LDLIBS_PROJECT := -lcrypto -lpthread -lm
 ifeq ($(SANITIZE),1)
 CFLAGS_PROJECT += -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -24,7 +26,12 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libivb.a
 TEST_SRC  := $(wildcard tests/*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS   := $(wildcard common/*.h server/*.h tests/*.h) $(BUILD)/version.h
+# Programs the tests run that are not tests themselves.
+HELPER_SRC := $(wildcard tests/helpers/*.c)
+HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+# guest_reader's library: the linker takes from it only what it uses.
+GUEST_LIB := $(BUILD)/libivb-static.a
+GUEST_OBJ := $(patsubst %.c,$(BUILD)/obj-static/%.o,$(wildcard common/*.c))
 PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader $(BUILD)/eventfd_pingpong
 ifneq ($(wildcard server/main.c),)
 PROGRAMS  += $(BUILD)/ivshmem_server
@@ -35,7 +42,7 @@ endif
 
 .PHONY: all test check bench analyze initramfs deps clean help stop status
 
-all: $(PROGRAMS) $(TEST_BIN)
+all: $(PROGRAMS) $(TEST_BIN) $(HELPER_BIN)
 
 help:
 	@echo "Targets:"
@@ -58,9 +65,11 @@ $(BUILD)/version.h: FORCE
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+# version.h must exist before the first compile; afterwards the .d files
+# say who includes it.
+$(BUILD)/obj/%.o: %.c | $(BUILD)/version.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_PROJECT) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS_PROJECT) $(DEPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -71,10 +80,15 @@ $(BUILD)/host_writer: $(BUILD)/obj/host_writer.o $(LIB)
 
 # guest_reader runs inside the guest, which has no shared libraries: link
 # it statically (OpenSSL included). It never uses sanitizers for that reason.
-$(BUILD)/obj-static/%.o: %.c $(HEADERS)
+# Only common/ goes into its library: the doorbell client in server/ is
+# the host's business (the guest rings through VFIO, vfio_irq.c).
+$(BUILD)/obj-static/%.o: %.c | $(BUILD)/version.h
 	@mkdir -p $(@D)
-	$(CC) $(filter-out -fsanitize% -fno-omit-frame-pointer,$(CFLAGS_PROJECT)) $(CFLAGS) -c -o $@ $<
-$(BUILD)/guest_reader: $(BUILD)/obj-static/guest_reader.o $(patsubst %.c,$(BUILD)/obj-static/%.o,$(wildcard common/*.c))
+	$(CC) $(filter-out -fsanitize% -fno-omit-frame-pointer,$(CFLAGS_PROJECT)) $(DEPFLAGS) $(CFLAGS) -c -o $@ $<
+$(GUEST_LIB): $(GUEST_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(BUILD)/guest_reader: $(BUILD)/obj-static/guest_reader.o $(GUEST_LIB)
 	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
 
 $(BUILD)/eventfd_pingpong: $(BUILD)/obj/tools/eventfd_pingpong.o $(LIB)
@@ -118,3 +132,5 @@ status:
 
 clean:
 	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-static -name '*.d' 2>/dev/null)

@@ -66,8 +66,8 @@ static void usage(FILE *f)
 		"\n"
 		"Prints \"" PROG ": listening on PATH\" to stdout when ready. SIGTERM/SIGINT:\n"
 		"clean exit; the shared memory is removed only if this server created it.\n",
-		IVS_SERVER_PROTOCOL_VERSION, IVS_SERVER_DEFAULT_SOCKET, IVS_SERVER_DEFAULT_SHM,
-		IVS_SERVER_DEFAULT_SHM_SIZE >> 20, IVS_SERVER_MAX_VECTORS,
+		IVS_PROTO_VERSION, IVS_SERVER_DEFAULT_SOCKET, IVS_SERVER_DEFAULT_SHM,
+		IVS_SERVER_DEFAULT_SHM_SIZE >> 20, IVS_PROTO_MAX_VECTORS,
 		IVS_SERVER_DEFAULT_VECTORS, IVS_SERVER_MAX_PEERS_LIMIT,
 		IVS_SERVER_DEFAULT_MAX_PEERS, IVS_SERVER_DEFAULT_SEND_TIMEOUT_MS);
 }
@@ -164,7 +164,7 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 			break;
 		case 'n':
 			cfg->server.n_vectors = parse_uint("--vectors", optarg, 1,
-							   IVS_SERVER_MAX_VECTORS);
+							   IVS_PROTO_MAX_VECTORS);
 			break;
 		case OPT_MAX_PEERS:
 			cfg->server.max_peers = parse_uint("--max-peers", optarg, 1,

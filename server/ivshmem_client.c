@@ -16,7 +16,6 @@
 #include "ivshmem_client.h"
 #include "timing.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -195,7 +194,7 @@ static int client_recv(struct ivs_client *c, int64_t *value, int *fd, int64_t de
 		c->rx_len += (size_t)n;
 	}
 	memcpy(&wire, c->rx_buf, sizeof(wire));
-	*value = (int64_t)le64toh(wire);
+	*value = ivs_proto_decode(wire);
 	*fd = c->rx_fd;
 	c->rx_len = 0;
 	c->rx_fd = -1;
@@ -255,7 +254,7 @@ static int client_apply(struct ivs_client *c, int64_t value, int fd, struct ivs_
 	struct ivs_client_peer *p;
 	int ret;
 
-	if (value < 0 || value > IVS_CLIENT_MAX_PEER_ID) {
+	if (value < 0 || value > IVS_PROTO_MAX_PEER_ID) {
 		client_error(c, "server sent %lld%s, not a peer id", (long long)value,
 			     fd >= 0 ? " with an fd" : "");
 		ret = -EPROTO;
@@ -358,6 +357,31 @@ static int client_recv_setup(struct ivs_client *c, int64_t *value, int *fd, int6
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * Enter state and receive one handshake message that carries no fd and a
+ * value in lo..hi (what names it in the error). A stray fd is closed.
+ */
+static int client_expect_plain(struct ivs_client *c, enum ivs_client_state state,
+			       const char *what, int64_t lo, int64_t hi, int64_t *value,
+			       int64_t deadline)
+{
+	int fd, ret;
+
+	c->state = state;
+	ret = client_recv_setup(c, value, &fd, deadline);
+	if (ret < 0)
+		return ret;
+	if (fd >= 0)
+		close(fd);
+	if (*value < lo || *value > hi || fd >= 0) {
+		client_error(c, "server sent %lld%s as %s, expected %lld..%lld without fd",
+			     (long long)*value, fd >= 0 ? " with an fd" : "", what,
+			     (long long)lo, (long long)hi);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n_vectors,
 		       int timeout_ms)
 {
@@ -372,8 +396,8 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 	c->rx_fd = -1;
 	c->n_vectors = n_vectors;
 	c->state = IVS_CLIENT_CONNECTING;
-	if (n_vectors < 1 || n_vectors > IVS_CLIENT_MAX_VECTORS) {
-		client_error(c, "vectors %u must be 1..%d", n_vectors, IVS_CLIENT_MAX_VECTORS);
+	if (n_vectors < 1 || n_vectors > IVS_PROTO_MAX_VECTORS) {
+		client_error(c, "vectors %u must be 1..%d", n_vectors, IVS_PROTO_MAX_VECTORS);
 		ret = -EINVAL;
 		goto err;
 	}
@@ -381,31 +405,14 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 	if (ret < 0)
 		goto err;
 
-	c->state = IVS_CLIENT_WAIT_VERSION;
-	ret = client_recv_setup(c, &value, &fd, deadline);
+	ret = client_expect_plain(c, IVS_CLIENT_WAIT_VERSION, "version", IVS_PROTO_VERSION,
+				  IVS_PROTO_VERSION, &value, deadline);
 	if (ret < 0)
 		goto err;
-	if (fd >= 0)
-		close(fd);
-	if (value != 0 || fd >= 0) {
-		client_error(c, "server sent version %lld%s, expected 0 without fd",
-			     (long long)value, fd >= 0 ? " with an fd" : "");
-		ret = -EPROTO;
-		goto err;
-	}
-
-	c->state = IVS_CLIENT_WAIT_ID;
-	ret = client_recv_setup(c, &value, &fd, deadline);
+	ret = client_expect_plain(c, IVS_CLIENT_WAIT_ID, "our id", 0, IVS_PROTO_MAX_PEER_ID,
+				  &value, deadline);
 	if (ret < 0)
 		goto err;
-	if (fd >= 0)
-		close(fd);
-	if (value < 0 || value > IVS_CLIENT_MAX_PEER_ID || fd >= 0) {
-		client_error(c, "server sent %lld%s as our id, expected 0..%d without fd",
-			     (long long)value, fd >= 0 ? " with an fd" : "", IVS_CLIENT_MAX_PEER_ID);
-		ret = -EPROTO;
-		goto err;
-	}
 	c->id = (unsigned)value;
 
 	/* Our server sends the shm next; take peers' eventfds before it too. */
@@ -414,7 +421,7 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 		ret = client_recv_setup(c, &value, &fd, deadline);
 		if (ret < 0)
 			goto err;
-		if (value == -1 && fd >= 0) {
+		if (value == IVS_PROTO_SHM_VALUE && fd >= 0) {
 			c->shm_fd = fd;
 			break;
 		}
@@ -440,7 +447,7 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 		}
 		if (ret < 0)
 			goto err;
-		if (value == -1) {
+		if (value == IVS_PROTO_SHM_VALUE) {
 			if (fd >= 0)
 				close(fd);
 			client_error(c, "server sent the shared memory twice");
@@ -484,7 +491,7 @@ int ivs_client_next_event(struct ivs_client *c, struct ivs_client_event *ev, int
 	ret = client_recv(c, &value, &fd, client_deadline(timeout_ms));
 	if (ret <= 0)
 		return ret;
-	if (value == -1) {
+	if (value == IVS_PROTO_SHM_VALUE) {
 		if (fd >= 0)
 			close(fd);
 		client_error(c, "server sent the shared memory again");

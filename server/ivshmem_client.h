@@ -3,8 +3,8 @@
  * server, next to QEMU's ivshmem-doorbell devices.
  *
  * A peer connects to the server's UNIX socket and receives (protocol in
- * server/ivshmem_server.h and QEMU's docs/specs/ivshmem-spec.rst): the
- * protocol version 0, its own peer id, the shared-memory fd, then one
+ * ivshmem_proto.h and QEMU's docs/specs/ivshmem-spec.rst): the protocol
+ * version, its own peer id, the shared-memory fd, then one
  * eventfd per vector for every other peer and finally its own. Afterwards
  * the server sends notices: a peer id with an fd (one of that peer's
  * eventfds, vectors in order: a connect) or without (a disconnect).
@@ -28,8 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IVS_CLIENT_MAX_VECTORS 64
-#define IVS_CLIENT_MAX_PEER_ID 65535
+#include "ivshmem_proto.h"
+
+/* The protocol's limits, under the names the client's users know. */
+#define IVS_CLIENT_MAX_VECTORS IVS_PROTO_MAX_VECTORS
+#define IVS_CLIENT_MAX_PEER_ID IVS_PROTO_MAX_PEER_ID
 
 /* Where the client is in its life; named in error messages. */
 enum ivs_client_state {
@@ -72,7 +75,7 @@ struct ivs_client {
 	uint64_t shm_size;           /* its size (fstat) */
 	struct ivs_client_peer *peers; /* indexed by peer id, own id included */
 	unsigned peers_len;          /* entries in peers[] */
-	unsigned char rx_buf[8];     /* message being received */
+	unsigned char rx_buf[IVS_PROTO_MSG_SIZE];     /* message being received */
 	size_t rx_len;               /* bytes of it so far */
 	int rx_fd;                   /* fd that came with it, -1 if none */
 	char error[256];             /* last error, for humans */
