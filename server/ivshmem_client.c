@@ -17,6 +17,7 @@
 #include "timing.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -382,14 +383,9 @@ static int client_expect_plain(struct ivs_client *c, enum ivs_client_state state
 	return 0;
 }
 
-int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n_vectors,
-		       int timeout_ms)
+/* A fresh client for n_vectors vectors, not connected; -EINVAL if out of range. */
+static int client_init(struct ivs_client *c, unsigned n_vectors)
 {
-	int64_t deadline = client_deadline(timeout_ms), value;
-	struct ivs_client_event ev;
-	struct stat st;
-	int fd, ret;
-
 	memset(c, 0, sizeof(*c));
 	c->sock_fd = -1;
 	c->shm_fd = -1;
@@ -398,21 +394,31 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 	c->state = IVS_CLIENT_CONNECTING;
 	if (n_vectors < 1 || n_vectors > IVS_PROTO_MAX_VECTORS) {
 		client_error(c, "vectors %u must be 1..%d", n_vectors, IVS_PROTO_MAX_VECTORS);
-		ret = -EINVAL;
-		goto err;
+		return -EINVAL;
 	}
-	ret = client_connect_socket(c, socket_path, deadline);
-	if (ret < 0)
-		goto err;
+	return 0;
+}
+
+/*
+ * Everything from the version to our own last eventfd, on c->sock_fd.
+ * Returns 0 in state READY, or -errno with the error text set (the caller
+ * cleans up).
+ */
+static int client_handshake(struct ivs_client *c, int64_t deadline)
+{
+	struct ivs_client_event ev;
+	struct stat st;
+	int64_t value;
+	int fd, ret;
 
 	ret = client_expect_plain(c, IVS_CLIENT_WAIT_VERSION, "version", IVS_PROTO_VERSION,
 				  IVS_PROTO_VERSION, &value, deadline);
 	if (ret < 0)
-		goto err;
+		return ret;
 	ret = client_expect_plain(c, IVS_CLIENT_WAIT_ID, "our id", 0, IVS_PROTO_MAX_PEER_ID,
 				  &value, deadline);
 	if (ret < 0)
-		goto err;
+		return ret;
 	c->id = (unsigned)value;
 
 	/* Our server sends the shm next; take peers' eventfds before it too. */
@@ -420,58 +426,94 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 	while (c->shm_fd < 0) {
 		ret = client_recv_setup(c, &value, &fd, deadline);
 		if (ret < 0)
-			goto err;
+			return ret;
 		if (value == IVS_PROTO_SHM_VALUE && fd >= 0) {
 			c->shm_fd = fd;
 			break;
 		}
 		ret = client_apply(c, value, fd, &ev);
 		if (ret < 0)
-			goto err;
+			return ret;
 	}
 	if (fstat(c->shm_fd, &st) < 0) {
 		ret = -errno;
 		client_error(c, "fstat on the shared memory: %s", strerror(-ret));
-		goto err;
+		return ret;
 	}
 	c->shm_size = (uint64_t)st.st_size;
 
 	c->state = IVS_CLIENT_WAIT_OWN_VECTORS;
-	while (ivs_client_peer_vectors(c, c->id) < n_vectors) {
+	while (ivs_client_peer_vectors(c, c->id) < c->n_vectors) {
 		ret = client_recv(c, &value, &fd, deadline);
 		if (ret == 0) {
 			client_error(c, "got %u of %u own eventfds before the deadline "
 				     "(does the server use fewer vectors?)",
-				     ivs_client_peer_vectors(c, c->id), n_vectors);
+				     ivs_client_peer_vectors(c, c->id), c->n_vectors);
 			ret = -ETIMEDOUT;
 		}
 		if (ret < 0)
-			goto err;
+			return ret;
 		if (value == IVS_PROTO_SHM_VALUE) {
 			if (fd >= 0)
 				close(fd);
 			client_error(c, "server sent the shared memory twice");
-			ret = -EPROTO;
-			goto err;
+			return -EPROTO;
 		}
 		ret = client_apply(c, value, fd, &ev);
 		if (ret < 0)
-			goto err;
+			return ret;
 	}
 	c->state = IVS_CLIENT_READY;
 	c->error[0] = '\0';
 	return 0;
+}
 
-err:
-	{
-		/* Keep the error text across the cleanup. */
-		char saved[sizeof(c->error)];
+/* Close everything after a failed connect, keeping the error text; returns ret. */
+static int client_fail(struct ivs_client *c, int ret)
+{
+	char saved[sizeof(c->error)];
 
-		memcpy(saved, c->error, sizeof(saved));
-		ivs_client_close(c);
-		memcpy(c->error, saved, sizeof(saved));
-	}
+	memcpy(saved, c->error, sizeof(saved));
+	ivs_client_close(c);
+	memcpy(c->error, saved, sizeof(saved));
 	return ret;
+}
+
+int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n_vectors,
+		       int timeout_ms)
+{
+	int64_t deadline = client_deadline(timeout_ms);
+	int ret;
+
+	ret = client_init(c, n_vectors);
+	if (ret == 0)
+		ret = client_connect_socket(c, socket_path, deadline);
+	if (ret == 0)
+		ret = client_handshake(c, deadline);
+	return ret < 0 ? client_fail(c, ret) : 0;
+}
+
+int ivs_client_attach(struct ivs_client *c, int sock_fd, unsigned n_vectors, int timeout_ms)
+{
+	int64_t deadline = client_deadline(timeout_ms);
+	int flags, ret;
+
+	ret = client_init(c, n_vectors);
+	if (ret < 0) {
+		close(sock_fd);
+		return client_fail(c, ret);
+	}
+	c->sock_fd = sock_fd;
+	/* Every receive waits in poll() with a deadline, never in recvmsg(). */
+	flags = fcntl(sock_fd, F_GETFL);
+	if (flags < 0 || fcntl(sock_fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(sock_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		ret = -errno;
+		client_error(c, "cannot make the socket non-blocking: %s", strerror(-ret));
+		return client_fail(c, ret);
+	}
+	ret = client_handshake(c, deadline);
+	return ret < 0 ? client_fail(c, ret) : 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -96,6 +96,13 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 		       int timeout_ms);
 
 /*
+ * The same handshake on a stream socket already connected to a server by
+ * other means (a socketpair, an inherited fd). c owns sock_fd from here
+ * on, also when this fails: it is made non-blocking and close-on-exec.
+ */
+int ivs_client_attach(struct ivs_client *c, int sock_fd, unsigned n_vectors, int timeout_ms);
+
+/*
  * Receive and apply one notice, waiting up to timeout_ms (0: just look,
  * -1: forever). Returns 1 with *ev filled, 0 on timeout, -ECONNRESET when
  * the server went away, -EPROTO for a notice that makes no sense (the

@@ -355,6 +355,29 @@ static void test_poll_once(void)
 	fixture_stop(&fx);
 }
 
+/* A socket connected by the caller: ivs_client_attach runs the same handshake. */
+static void test_attach_connected_socket(void)
+{
+	struct ivs_server_options opts;
+	struct ivs_client a, b;
+	struct fixture fx;
+	int fd;
+
+	fixture_options(&opts);
+	if (fixture_start(&fx, &opts, true) < 0)
+		return;
+	fd = fixture_raw_connect(&fx);
+	CHECKF(ivs_client_attach(&a, fd, VECTORS, WAIT_MS) == 0 && ivs_client_id(&a) == 0 &&
+	       ivs_client_eventfd(&a, VECTORS - 1) >= 0, "A attaches as id 0 with its eventfds %s",
+	       ivs_client_error(&a));
+	fd = fixture_raw_connect(&fx);
+	CHECKF(ivs_client_attach(&b, fd, 0, WAIT_MS) == -EINVAL,
+	       "attaching with 0 vectors is refused (and closes the socket): %s",
+	       ivs_client_error(&b));
+	ivs_client_close(&a);
+	fixture_stop(&fx);
+}
+
 int main(void)
 {
 	RUN(test_first_peer_alone);
@@ -366,5 +389,6 @@ int main(void)
 	RUN(test_ids_not_reused_while_seen);
 	RUN(test_client_with_wrong_vector_count);
 	RUN(test_poll_once);
+	RUN(test_attach_connected_socket);
 	return check_done("server_protocol");
 }
