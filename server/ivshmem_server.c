@@ -19,7 +19,6 @@
 #include "shm_map.h"
 #include "timing.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -42,7 +41,7 @@ struct ivs_server_peer {
 	unsigned id;               /* peer id, 0..65535 */
 	int sock_fd;               /* connection to the peer */
 	unsigned n_eventfds;       /* entries of eventfds[] that are open */
-	int eventfds[IVS_SERVER_MAX_VECTORS]; /* one per vector, ours to close */
+	int eventfds[IVS_PROTO_MAX_VECTORS]; /* one per vector, ours to close */
 	uint64_t serial;           /* connect order, from 1: who saw which departures */
 	bool dead;                 /* to be removed by server_reap() */
 };
@@ -90,6 +89,17 @@ static void server_remove_shm(struct ivs_server *s)
 	s->shm_created = false;
 }
 
+/* The tables ivs_server_start() allocates; NULL again afterwards. */
+static void server_free_tables(struct ivs_server *s)
+{
+	free(s->pfds);
+	free(s->id_freed_at);
+	free(s->peers);
+	s->pfds = NULL;
+	s->id_freed_at = NULL;
+	s->peers = NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
@@ -132,9 +142,9 @@ int ivs_server_options_check(const struct ivs_server_options *opts, char *err, s
 			 IVS_SERVER_MAX_SHM_SIZE);
 		return -EINVAL;
 	}
-	if (opts->n_vectors < 1 || opts->n_vectors > IVS_SERVER_MAX_VECTORS) {
+	if (opts->n_vectors < 1 || opts->n_vectors > IVS_PROTO_MAX_VECTORS) {
 		snprintf(err, errlen, "vectors %u must be 1..%d", opts->n_vectors,
-			 IVS_SERVER_MAX_VECTORS);
+			 IVS_PROTO_MAX_VECTORS);
 		return -EINVAL;
 	}
 	if (opts->max_peers < 1 || opts->max_peers > IVS_SERVER_MAX_PEERS_LIMIT) {
@@ -236,13 +246,7 @@ static int server_open_shm(struct ivs_server *s)
 
 err_close:
 	close(fd);
-	if (s->shm_created) {
-		if (s->shm_is_file)
-			unlink(s->shm);
-		else
-			shm_unlink(s->shm);
-	}
-	s->shm_created = false;
+	server_remove_shm(s);
 	return ret;
 }
 
@@ -364,7 +368,7 @@ int ivs_server_start(struct ivs_server *s)
 	server_raise_fd_limit(s);
 
 	s->peers = calloc(max, sizeof(*s->peers));
-	s->id_freed_at = calloc(IVS_SERVER_N_IDS, sizeof(*s->id_freed_at));
+	s->id_freed_at = calloc(IVS_PROTO_N_IDS, sizeof(*s->id_freed_at));
 	s->pfds = calloc((size_t)max + 1, sizeof(*s->pfds));
 	s->next_serial = 1;
 	if (!s->peers || !s->id_freed_at || !s->pfds) {
@@ -398,12 +402,7 @@ err_spare:
 	close(s->spare_fd);
 	s->spare_fd = -1;
 err_free:
-	free(s->pfds);
-	free(s->id_freed_at);
-	free(s->peers);
-	s->pfds = NULL;
-	s->id_freed_at = NULL;
-	s->peers = NULL;
+	server_free_tables(s);
 	return ret;
 }
 
@@ -423,7 +422,7 @@ static int server_send(struct ivs_server *s, struct ivs_server_peer *peer, int64
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} control;
-	int64_t wire = (int64_t)htole64((uint64_t)value);
+	uint64_t wire = ivs_proto_encode(value);
 	struct iovec iov = { .iov_base = &wire, .iov_len = sizeof(wire) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	int64_t deadline = server_now_ms() + s->opts.send_timeout_ms, left;
@@ -537,7 +536,7 @@ static int server_alloc_id(struct ivs_server *s)
 	uint64_t oldest = s->n_peers ? s->peers[0]->serial : UINT64_MAX - 1;
 	unsigned id;
 
-	for (id = 0; id < IVS_SERVER_N_IDS; id++) {
+	for (id = 0; id < IVS_PROTO_N_IDS; id++) {
 		if (s->id_freed_at[id] <= oldest) {
 			s->id_freed_at[id] = IVS_SERVER_ID_IN_USE;
 			return (int)id;
@@ -603,9 +602,9 @@ static void server_add_peer(struct ivs_server *s, int sock_fd)
 	}
 
 	/* 1-3: not yet known to anyone, so a failure just frees it. */
-	if (server_send(s, peer, IVS_SERVER_PROTOCOL_VERSION, -1) < 0 ||
+	if (server_send(s, peer, IVS_PROTO_VERSION, -1) < 0 ||
 	    server_send(s, peer, peer->id, -1) < 0 ||
-	    server_send(s, peer, -1, s->shm_fd) < 0)
+	    server_send(s, peer, IVS_PROTO_SHM_VALUE, s->shm_fd) < 0)
 		goto err_free_peer;
 	s->peers[s->n_peers++] = peer;
 
@@ -804,10 +803,5 @@ void ivs_server_close(struct ivs_server *s)
 		close(s->spare_fd);
 		s->spare_fd = -1;
 	}
-	free(s->pfds);
-	free(s->id_freed_at);
-	free(s->peers);
-	s->pfds = NULL;
-	s->id_freed_at = NULL;
-	s->peers = NULL;
+	server_free_tables(s);
 }

@@ -6,17 +6,8 @@
  * server owns one shared-memory object and one UNIX stream socket. Every
  * client (a QEMU ivshmem-doorbell device, or a host process using
  * ivshmem_client.h) is a "peer": it gets a peer id, the shared-memory fd,
- * and one eventfd per vector for itself and for every other peer. The wire
- * protocol is QEMU's (docs/specs/ivshmem-spec.rst): 8-byte little-endian
- * signed integers, one per sendmsg, each with at most one SCM_RIGHTS fd.
- * On connect the new peer P receives, in this order:
- *   1. 0 (protocol version), no fd;
- *   2. P's id, no fd;
- *   3. -1 with the shared-memory fd;
- *   4. (every existing peer receives P's id N times, with P's eventfds for
- *      vectors 0..N-1);
- *   5. each existing peer's id N times with that peer's eventfds;
- *   6. its own id N times with its own eventfds.
+ * and one eventfd per vector for itself and for every other peer, in the
+ * order ivshmem_proto.h gives.
  * A peer id without an fd is a disconnect notice. A peer whose socket turns
  * readable (data, EOF, error) is disconnected: clients never talk.
  *
@@ -58,10 +49,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define IVS_SERVER_PROTOCOL_VERSION 0
-#define IVS_SERVER_MAX_VECTORS 64          /* eventfds per peer, at most */
-#define IVS_SERVER_MAX_PEERS_LIMIT 65536   /* ids are 0..65535 */
-#define IVS_SERVER_N_IDS 65536
+#include "ivshmem_proto.h"
+
+#define IVS_SERVER_MAX_PEERS_LIMIT IVS_PROTO_N_IDS /* one id each */
 #define IVS_SERVER_ID_IN_USE UINT64_MAX
 #define IVS_SERVER_MIN_SHM_SIZE (4ull << 10)
 #define IVS_SERVER_MAX_SHM_SIZE (1ull << 40)
@@ -77,7 +67,7 @@ struct ivs_server_options {
 	const char *socket_path;   /* UNIX socket to listen on (copied) */
 	const char *shm;           /* "/file/path", or a shm_open name (copied) */
 	uint64_t shm_size;         /* bytes; a power of two in MIN..MAX_SHM_SIZE */
-	unsigned n_vectors;        /* eventfds per peer, 1..IVS_SERVER_MAX_VECTORS */
+	unsigned n_vectors;        /* eventfds per peer, 1..IVS_PROTO_MAX_VECTORS */
 	unsigned max_peers;        /* peers at once, 1..IVS_SERVER_MAX_PEERS_LIMIT */
 	int send_timeout_ms;       /* how long a full peer socket may stall a send */
 	bool verbose;              /* log connects and disconnects */

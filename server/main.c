@@ -20,7 +20,9 @@
  *
  * Exit codes: 0 after a signal, 1 on a runtime failure, 2 on bad options.
  */
+#include "cli.h"
 #include "ivshmem_server.h"
+#include "shm_map.h"
 #include "version.h"
 
 #include <errno.h>
@@ -35,6 +37,8 @@
 #include <unistd.h>
 
 #define PROG "ivshmem_server"
+#define SERVER_MS_NS 1000000ull
+#define SERVER_MAX_SEND_TIMEOUT_NS (600ull * 1000 * SERVER_MS_NS)
 
 struct config {
 	struct ivs_server_options server; /* what the library needs */
@@ -55,8 +59,8 @@ static void usage(FILE *f)
 		"                         suffixes k, M, G, T (default %lluM)\n"
 		"  -n, --vectors N        eventfds (MSI-X vectors) per peer, 1..%d (default %d)\n"
 		"      --max-peers N      peers at once, 1..%d (default %d)\n"
-		"      --send-timeout MS  drop a peer that leaves its socket full this long\n"
-		"                         (default %d)\n"
+		"      --send-timeout T   drop a peer that leaves its socket full this long,\n"
+		"                         0..10m; a bare number is in ms (default %d)\n"
 		"  -p, --pidfile PATH     write the pid here once listening\n"
 		"  -d, --daemon           fork; return once the server listens\n"
 		"  -F, --foreground       run in the foreground (the default)\n"
@@ -66,60 +70,10 @@ static void usage(FILE *f)
 		"\n"
 		"Prints \"" PROG ": listening on PATH\" to stdout when ready. SIGTERM/SIGINT:\n"
 		"clean exit; the shared memory is removed only if this server created it.\n",
-		IVS_SERVER_PROTOCOL_VERSION, IVS_SERVER_DEFAULT_SOCKET, IVS_SERVER_DEFAULT_SHM,
-		IVS_SERVER_DEFAULT_SHM_SIZE >> 20, IVS_SERVER_MAX_VECTORS,
+		IVS_PROTO_VERSION, IVS_SERVER_DEFAULT_SOCKET, IVS_SERVER_DEFAULT_SHM,
+		IVS_SERVER_DEFAULT_SHM_SIZE >> 20, IVS_PROTO_MAX_VECTORS,
 		IVS_SERVER_DEFAULT_VECTORS, IVS_SERVER_MAX_PEERS_LIMIT,
 		IVS_SERVER_DEFAULT_MAX_PEERS, IVS_SERVER_DEFAULT_SEND_TIMEOUT_MS);
-}
-
-/* Print "prog: --option value: problem" and exit 2. */
-static void bad_option(const char *option, const char *value, const char *problem)
-{
-	fprintf(stderr, PROG ": %s %s: %s (see --help)\n", option, value, problem);
-	exit(2);
-}
-
-/* A size such as 65536, 64k, 64M, 1G: binary multiples. -1 if malformed. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -1;
-	switch (*end) {
-	case '\0': break;
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: return -1;
-	}
-	if (*end || (shift && v > (~0ull >> shift)))
-		return -1;
-	*out = v << shift;
-	return 0;
-}
-
-/* An unsigned number in [min, max]; otherwise exit 2 naming the option. */
-static unsigned parse_uint(const char *option, const char *s, unsigned min, unsigned max)
-{
-	unsigned long v;
-	char problem[64];
-	char *end;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
-		snprintf(problem, sizeof(problem), "must be a number from %u to %u", min, max);
-		bad_option(option, s, problem);
-	}
-	return (unsigned)v;
 }
 
 static void parse_args(struct config *cfg, int argc, char **argv)
@@ -155,24 +109,24 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 			cfg->server.shm = optarg;
 			break;
 		case 'l':
-			if (parse_size(optarg, &cfg->server.shm_size) < 0 ||
-			    cfg->server.shm_size < IVS_SERVER_MIN_SHM_SIZE ||
-			    cfg->server.shm_size > IVS_SERVER_MAX_SHM_SIZE ||
-			    (cfg->server.shm_size & (cfg->server.shm_size - 1)))
-				bad_option("--size", optarg,
-					   "must be a power of two from 4K to 1T (suffix k, M, G, T)");
+			cfg->server.shm_size = ivb_opt_size("--size", optarg, IVS_SERVER_MIN_SHM_SIZE,
+							    IVS_SERVER_MAX_SHM_SIZE);
+			if (!ivb_is_pow2(cfg->server.shm_size))
+				ivb_die_usage("--size: '%s' is not a power of two", optarg);
 			break;
 		case 'n':
-			cfg->server.n_vectors = parse_uint("--vectors", optarg, 1,
-							   IVS_SERVER_MAX_VECTORS);
+			cfg->server.n_vectors = (unsigned)ivb_opt_count("--vectors", optarg, 1,
+									IVS_PROTO_MAX_VECTORS);
 			break;
 		case OPT_MAX_PEERS:
-			cfg->server.max_peers = parse_uint("--max-peers", optarg, 1,
-							   IVS_SERVER_MAX_PEERS_LIMIT);
+			cfg->server.max_peers = (unsigned)ivb_opt_count("--max-peers", optarg, 1,
+									IVS_SERVER_MAX_PEERS_LIMIT);
 			break;
 		case OPT_SEND_TIMEOUT:
-			cfg->server.send_timeout_ms = (int)parse_uint("--send-timeout", optarg, 0,
-								      600000);
+			/* Whole milliseconds, rounded up: 100us must not become "never wait". */
+			cfg->server.send_timeout_ms = (int)((ivb_opt_duration(
+				"--send-timeout", optarg, SERVER_MS_NS, 0, SERVER_MAX_SEND_TIMEOUT_NS,
+				"0..10m (a bare number is in ms)") + SERVER_MS_NS - 1) / SERVER_MS_NS);
 			break;
 		case 'p':
 			cfg->pidfile = optarg;
@@ -193,20 +147,14 @@ static void parse_args(struct config *cfg, int argc, char **argv)
 			printf(PROG " %s\n", IVB_VERSION);
 			exit(0);
 		default:
-			/* getopt_long has named the option already. */
-			fprintf(stderr, "Try '" PROG " --help'.\n");
-			exit(2);
+			ivb_bad_option(); /* getopt_long has named the option */
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n", argv[optind]);
-		exit(2);
-	}
+	if (optind < argc)
+		ivb_die_usage("unexpected argument '%s'", argv[optind]);
 	/* Cross-field and length rules live in the library: same words. */
-	if (ivs_server_options_check(&cfg->server, err, sizeof(err)) < 0) {
-		fprintf(stderr, PROG ": %s (see --help)\n", err);
-		exit(2);
-	}
+	if (ivs_server_options_check(&cfg->server, err, sizeof(err)) < 0)
+		ivb_die_usage("%s", err);
 }
 
 /* Write the pid through a temporary file, so readers never see it half-written. */
@@ -252,7 +200,7 @@ static void daemonize(const struct config *cfg, int ready_pipe[2])
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0) {
-		fprintf(stderr, PROG ": fork: %s\n", strerror(errno));
+		ivb_warn("fork: %s", strerror(errno));
 		exit(1);
 	}
 	if (pid > 0) {
@@ -261,7 +209,7 @@ static void daemonize(const struct config *cfg, int ready_pipe[2])
 			n = read(ready_pipe[0], &byte, 1);
 		while (n < 0 && errno == EINTR);
 		if (n != 1 || byte != 'R') {
-			fprintf(stderr, PROG ": the daemon failed to start\n");
+			ivb_warn("the daemon failed to start");
 			_exit(1);
 		}
 		announce_ready(cfg->server.socket_path);
@@ -286,31 +234,31 @@ static int serve(struct ivs_server *server, int sfd)
 	int n, ret, rc = 1;
 
 	if (!pfds) {
-		fprintf(stderr, PROG ": out of memory\n");
+		ivb_warn("out of memory");
 		return 1;
 	}
 	for (;;) {
 		n = ivs_server_get_fds(server, pfds, cap - 1);
 		if (n < 0) {
-			fprintf(stderr, PROG ": %s\n", strerror(-n));
+			ivb_warn("cannot list the fds to poll: %s", strerror(-n));
 			break;
 		}
 		pfds[n] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		if (poll(pfds, (nfds_t)n + 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
+			ivb_warn("poll: %s", strerror(errno));
 			break;
 		}
 		if (pfds[n].revents) {
 			if (read(sfd, &si, sizeof(si)) == sizeof(si) && server->opts.verbose)
-				fprintf(stderr, PROG ": %s, shutting down\n", strsignal((int)si.ssi_signo));
+				ivb_warn("%s, shutting down", strsignal((int)si.ssi_signo));
 			rc = 0;
 			break;
 		}
 		ret = ivs_server_handle_fds(server, pfds, (size_t)n);
 		if (ret < 0) {
-			fprintf(stderr, PROG ": %s\n", strerror(-ret));
+			ivb_warn("serving peers failed: %s", strerror(-ret));
 			break;
 		}
 	}
@@ -326,6 +274,7 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int sfd, ret, rc;
 
+	ivb_cli_init(PROG);
 	parse_args(&cfg, argc, argv);
 
 	/* Signals are read from a signalfd; block them before anything starts. */
@@ -340,12 +289,12 @@ int main(int argc, char **argv)
 		return 2;
 	ret = ivs_server_start(&server);
 	if (ret < 0) {
-		fprintf(stderr, PROG ": cannot start: %s\n", strerror(-ret));
+		ivb_warn("cannot start: %s", strerror(-ret));
 		return 1;
 	}
 	if (cfg.daemon) {
 		if (pipe2(ready_pipe, O_CLOEXEC) < 0) {
-			fprintf(stderr, PROG ": pipe: %s\n", strerror(errno));
+			ivb_warn("pipe: %s", strerror(errno));
 			rc = 1;
 			goto out_close;
 		}
@@ -353,14 +302,14 @@ int main(int argc, char **argv)
 	}
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
-		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+		ivb_warn("signalfd: %s", strerror(errno));
 		rc = 1;
 		goto out_close;
 	}
 	if (cfg.pidfile) {
 		ret = write_pidfile(cfg.pidfile);
 		if (ret < 0) {
-			fprintf(stderr, PROG ": cannot write pidfile %s: %s\n", cfg.pidfile,
+			ivb_warn("cannot write pidfile %s: %s", cfg.pidfile,
 				strerror(-ret));
 			cfg.pidfile = NULL;
 			rc = 1;
@@ -369,7 +318,7 @@ int main(int argc, char **argv)
 	}
 	if (cfg.daemon) {
 		if (write(ready_pipe[1], "R", 1) != 1)
-			fprintf(stderr, PROG ": cannot report readiness: %s\n", strerror(errno));
+			ivb_warn("cannot report readiness: %s", strerror(errno));
 		close(ready_pipe[1]);
 		ready_pipe[1] = -1;
 	} else {

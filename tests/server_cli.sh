@@ -22,12 +22,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# rejects OPTION_NAME ARGS...: exit 2 and a message naming the option.
+# rejects OPTION_NAME ARGS...: exit 2 and a message naming the option, then
+# the pointer to --help.
 rejects() {
 	local name=$1 rc=0
 	shift
 	timeout 10 "$SERVER" -S "$tmp/never.sock" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-	if [ "$rc" = 2 ] && grep -qF -- "$name" "$tmp/err"; then
+	if [ "$rc" = 2 ] && grep -qF -- "$name" "$tmp/err" &&
+		[ "$(tail -n1 "$tmp/err")" = "Try 'ivshmem_server --help'." ]; then
 		ok "'$*' exits 2: $(head -n1 "$tmp/err")"
 	else
 		bad "'$*' exits $rc (want 2) with: $(cat "$tmp/err")"
@@ -54,13 +56,16 @@ rejects --vectors -n 0
 rejects --vectors --vectors 65
 rejects --vectors -n 1x
 rejects --max-peers --max-peers 0
+rejects --send-timeout --send-timeout 11m
+rejects --send-timeout --send-timeout soon
 rejects "'--bogus'" --bogus
 rejects "'stray'" stray
 rejects "must not contain '/'" -M dir/name
 rejects "socket path" -S "/tmp/$(printf 'x%.0s' {1..120})"
 
 echo "# foreground: modes, pidfile, readiness line, SIGTERM"
-timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/shm" -l 64k -p "$tmp/server.pid" >"$tmp/fg.out" 2>&1 &
+timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/shm" -l 64k --send-timeout 1.5s -p "$tmp/server.pid" \
+	>"$tmp/fg.out" 2>&1 &
 runner=$!
 check "prints 'listening on $tmp/sock'" wait_line "$tmp/fg.out" "^ivshmem_server: listening on $tmp/sock\$" 10
 check "socket is mode 600 ($(mode_of "$tmp/sock"))" [ "$(mode_of "$tmp/sock")" = 600 ]

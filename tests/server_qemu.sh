@@ -5,8 +5,8 @@
 # QEMU connects to the server while it realizes the device, before the
 # guest runs, so paused QEMUs (-S) without a guest are full peers: they
 # get an id, the shm and eventfds, and their main loop reads their own
-# eventfds. The host peer (tests/helpers/ivs_peer_probe.c, compiled here
-# against libivb.a) logs what it learns; this script waits on those lines.
+# eventfds. The host peer (tests/helpers/ivs_peer_probe.c, built by the
+# Makefile) logs what it learns; this script waits on those lines.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,7 +18,8 @@ PYTHON=${IVSHMEM_PYTHON:-/usr/bin/python3}
 VECTORS=2
 
 command -v "$QEMU" >/dev/null || { echo "SKIP: $QEMU is not installed"; exit 77; }
-for f in "$BUILD/ivshmem_server" "$BUILD/libivb.a"; do
+PROBE=$BUILD/tests/helpers/ivs_peer_probe
+for f in "$BUILD/ivshmem_server" "$PROBE"; do
 	[ -e "$f" ] || { echo "FAIL: $f is missing (make all)"; exit 1; }
 done
 
@@ -79,17 +80,11 @@ print(until_prompt())
 EOF
 }
 
-cc_flags=(-std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Iserver -I"$BUILD")
-if [ "$(nm "$BUILD/libivb.a" 2>/dev/null | grep -c __asan_init)" != 0 ]; then
-	cc_flags+=("-fsanitize=address,undefined")
-fi
-cc "${cc_flags[@]}" -o "$tmp/probe" tests/helpers/ivs_peer_probe.c "$BUILD/libivb.a" -lcrypto -lpthread
-
 echo "# server and host peer"
 timeout 110 "$BUILD/ivshmem_server" -v -S "$tmp/sock" -M "$tmp/shm" -l 1M -n $VECTORS >"$tmp/server.log" 2>&1 &
 pid[server]=$!
 wait_line "$tmp/server.log" "listening on $tmp/sock" 10 || { bad "server did not start"; exit 1; }
-timeout 105 "$tmp/probe" "$tmp/sock" $VECTORS 100 --ring >"$tmp/probe.log" 2>&1 &
+timeout 105 "$PROBE" "$tmp/sock" $VECTORS 100 --ring >"$tmp/probe.log" 2>&1 &
 pid[probe]=$!
 check "host peer connects as id 0" wait_line "$tmp/probe.log" '^id 0$' 10
 

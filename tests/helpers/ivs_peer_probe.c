@@ -12,7 +12,8 @@
  * With --ring, every peer whose last vector arrives gets each vector rung
  * once; a QEMU peer reads its own eventfds in its main loop even while
  * paused (-S), which is what "consumed" shows. Runs until killed or for
- * SECONDS. Compiled by the test itself, so it is not a test of its own.
+ * SECONDS. Built by the Makefile into build/tests/helpers/; not a test of
+ * its own.
  *
  * Usage: ivs_peer_probe SOCKET VECTORS SECONDS [--ring]
  */

@@ -16,8 +16,8 @@
 #include "ivshmem_client.h"
 #include "timing.h"
 
-#include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -195,7 +195,7 @@ static int client_recv(struct ivs_client *c, int64_t *value, int *fd, int64_t de
 		c->rx_len += (size_t)n;
 	}
 	memcpy(&wire, c->rx_buf, sizeof(wire));
-	*value = (int64_t)le64toh(wire);
+	*value = ivs_proto_decode(wire);
 	*fd = c->rx_fd;
 	c->rx_len = 0;
 	c->rx_fd = -1;
@@ -255,7 +255,7 @@ static int client_apply(struct ivs_client *c, int64_t value, int fd, struct ivs_
 	struct ivs_client_peer *p;
 	int ret;
 
-	if (value < 0 || value > IVS_CLIENT_MAX_PEER_ID) {
+	if (value < 0 || value > IVS_PROTO_MAX_PEER_ID) {
 		client_error(c, "server sent %lld%s, not a peer id", (long long)value,
 			     fd >= 0 ? " with an fd" : "");
 		ret = -EPROTO;
@@ -358,54 +358,67 @@ static int client_recv_setup(struct ivs_client *c, int64_t *value, int *fd, int6
 	return ret < 0 ? ret : 0;
 }
 
-int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n_vectors,
-		       int timeout_ms)
+/*
+ * Enter state and receive one handshake message that carries no fd and a
+ * value in lo..hi (what names it in the error). A stray fd is closed.
+ */
+static int client_expect_plain(struct ivs_client *c, enum ivs_client_state state,
+			       const char *what, int64_t lo, int64_t hi, int64_t *value,
+			       int64_t deadline)
 {
-	int64_t deadline = client_deadline(timeout_ms), value;
-	struct ivs_client_event ev;
-	struct stat st;
 	int fd, ret;
 
+	c->state = state;
+	ret = client_recv_setup(c, value, &fd, deadline);
+	if (ret < 0)
+		return ret;
+	if (fd >= 0)
+		close(fd);
+	if (*value < lo || *value > hi || fd >= 0) {
+		client_error(c, "server sent %lld%s as %s, expected %lld..%lld without fd",
+			     (long long)*value, fd >= 0 ? " with an fd" : "", what,
+			     (long long)lo, (long long)hi);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* A fresh client for n_vectors vectors, not connected; -EINVAL if out of range. */
+static int client_init(struct ivs_client *c, unsigned n_vectors)
+{
 	memset(c, 0, sizeof(*c));
 	c->sock_fd = -1;
 	c->shm_fd = -1;
 	c->rx_fd = -1;
 	c->n_vectors = n_vectors;
 	c->state = IVS_CLIENT_CONNECTING;
-	if (n_vectors < 1 || n_vectors > IVS_CLIENT_MAX_VECTORS) {
-		client_error(c, "vectors %u must be 1..%d", n_vectors, IVS_CLIENT_MAX_VECTORS);
-		ret = -EINVAL;
-		goto err;
+	if (n_vectors < 1 || n_vectors > IVS_PROTO_MAX_VECTORS) {
+		client_error(c, "vectors %u must be 1..%d", n_vectors, IVS_PROTO_MAX_VECTORS);
+		return -EINVAL;
 	}
-	ret = client_connect_socket(c, socket_path, deadline);
-	if (ret < 0)
-		goto err;
+	return 0;
+}
 
-	c->state = IVS_CLIENT_WAIT_VERSION;
-	ret = client_recv_setup(c, &value, &fd, deadline);
-	if (ret < 0)
-		goto err;
-	if (fd >= 0)
-		close(fd);
-	if (value != 0 || fd >= 0) {
-		client_error(c, "server sent version %lld%s, expected 0 without fd",
-			     (long long)value, fd >= 0 ? " with an fd" : "");
-		ret = -EPROTO;
-		goto err;
-	}
+/*
+ * Everything from the version to our own last eventfd, on c->sock_fd.
+ * Returns 0 in state READY, or -errno with the error text set (the caller
+ * cleans up).
+ */
+static int client_handshake(struct ivs_client *c, int64_t deadline)
+{
+	struct ivs_client_event ev;
+	struct stat st;
+	int64_t value;
+	int fd, ret;
 
-	c->state = IVS_CLIENT_WAIT_ID;
-	ret = client_recv_setup(c, &value, &fd, deadline);
+	ret = client_expect_plain(c, IVS_CLIENT_WAIT_VERSION, "version", IVS_PROTO_VERSION,
+				  IVS_PROTO_VERSION, &value, deadline);
 	if (ret < 0)
-		goto err;
-	if (fd >= 0)
-		close(fd);
-	if (value < 0 || value > IVS_CLIENT_MAX_PEER_ID || fd >= 0) {
-		client_error(c, "server sent %lld%s as our id, expected 0..%d without fd",
-			     (long long)value, fd >= 0 ? " with an fd" : "", IVS_CLIENT_MAX_PEER_ID);
-		ret = -EPROTO;
-		goto err;
-	}
+		return ret;
+	ret = client_expect_plain(c, IVS_CLIENT_WAIT_ID, "our id", 0, IVS_PROTO_MAX_PEER_ID,
+				  &value, deadline);
+	if (ret < 0)
+		return ret;
 	c->id = (unsigned)value;
 
 	/* Our server sends the shm next; take peers' eventfds before it too. */
@@ -413,58 +426,94 @@ int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n
 	while (c->shm_fd < 0) {
 		ret = client_recv_setup(c, &value, &fd, deadline);
 		if (ret < 0)
-			goto err;
-		if (value == -1 && fd >= 0) {
+			return ret;
+		if (value == IVS_PROTO_SHM_VALUE && fd >= 0) {
 			c->shm_fd = fd;
 			break;
 		}
 		ret = client_apply(c, value, fd, &ev);
 		if (ret < 0)
-			goto err;
+			return ret;
 	}
 	if (fstat(c->shm_fd, &st) < 0) {
 		ret = -errno;
 		client_error(c, "fstat on the shared memory: %s", strerror(-ret));
-		goto err;
+		return ret;
 	}
 	c->shm_size = (uint64_t)st.st_size;
 
 	c->state = IVS_CLIENT_WAIT_OWN_VECTORS;
-	while (ivs_client_peer_vectors(c, c->id) < n_vectors) {
+	while (ivs_client_peer_vectors(c, c->id) < c->n_vectors) {
 		ret = client_recv(c, &value, &fd, deadline);
 		if (ret == 0) {
 			client_error(c, "got %u of %u own eventfds before the deadline "
 				     "(does the server use fewer vectors?)",
-				     ivs_client_peer_vectors(c, c->id), n_vectors);
+				     ivs_client_peer_vectors(c, c->id), c->n_vectors);
 			ret = -ETIMEDOUT;
 		}
 		if (ret < 0)
-			goto err;
-		if (value == -1) {
+			return ret;
+		if (value == IVS_PROTO_SHM_VALUE) {
 			if (fd >= 0)
 				close(fd);
 			client_error(c, "server sent the shared memory twice");
-			ret = -EPROTO;
-			goto err;
+			return -EPROTO;
 		}
 		ret = client_apply(c, value, fd, &ev);
 		if (ret < 0)
-			goto err;
+			return ret;
 	}
 	c->state = IVS_CLIENT_READY;
 	c->error[0] = '\0';
 	return 0;
+}
 
-err:
-	{
-		/* Keep the error text across the cleanup. */
-		char saved[sizeof(c->error)];
+/* Close everything after a failed connect, keeping the error text; returns ret. */
+static int client_fail(struct ivs_client *c, int ret)
+{
+	char saved[sizeof(c->error)];
 
-		memcpy(saved, c->error, sizeof(saved));
-		ivs_client_close(c);
-		memcpy(c->error, saved, sizeof(saved));
-	}
+	memcpy(saved, c->error, sizeof(saved));
+	ivs_client_close(c);
+	memcpy(c->error, saved, sizeof(saved));
 	return ret;
+}
+
+int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n_vectors,
+		       int timeout_ms)
+{
+	int64_t deadline = client_deadline(timeout_ms);
+	int ret;
+
+	ret = client_init(c, n_vectors);
+	if (ret == 0)
+		ret = client_connect_socket(c, socket_path, deadline);
+	if (ret == 0)
+		ret = client_handshake(c, deadline);
+	return ret < 0 ? client_fail(c, ret) : 0;
+}
+
+int ivs_client_attach(struct ivs_client *c, int sock_fd, unsigned n_vectors, int timeout_ms)
+{
+	int64_t deadline = client_deadline(timeout_ms);
+	int flags, ret;
+
+	ret = client_init(c, n_vectors);
+	if (ret < 0) {
+		close(sock_fd);
+		return client_fail(c, ret);
+	}
+	c->sock_fd = sock_fd;
+	/* Every receive waits in poll() with a deadline, never in recvmsg(). */
+	flags = fcntl(sock_fd, F_GETFL);
+	if (flags < 0 || fcntl(sock_fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(sock_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		ret = -errno;
+		client_error(c, "cannot make the socket non-blocking: %s", strerror(-ret));
+		return client_fail(c, ret);
+	}
+	ret = client_handshake(c, deadline);
+	return ret < 0 ? client_fail(c, ret) : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -484,7 +533,7 @@ int ivs_client_next_event(struct ivs_client *c, struct ivs_client_event *ev, int
 	ret = client_recv(c, &value, &fd, client_deadline(timeout_ms));
 	if (ret <= 0)
 		return ret;
-	if (value == -1) {
+	if (value == IVS_PROTO_SHM_VALUE) {
 		if (fd >= 0)
 			close(fd);
 		client_error(c, "server sent the shared memory again");

@@ -3,8 +3,8 @@
  * server, next to QEMU's ivshmem-doorbell devices.
  *
  * A peer connects to the server's UNIX socket and receives (protocol in
- * server/ivshmem_server.h and QEMU's docs/specs/ivshmem-spec.rst): the
- * protocol version 0, its own peer id, the shared-memory fd, then one
+ * ivshmem_proto.h and QEMU's docs/specs/ivshmem-spec.rst): the protocol
+ * version, its own peer id, the shared-memory fd, then one
  * eventfd per vector for every other peer and finally its own. Afterwards
  * the server sends notices: a peer id with an fd (one of that peer's
  * eventfds, vectors in order: a connect) or without (a disconnect).
@@ -28,8 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IVS_CLIENT_MAX_VECTORS 64
-#define IVS_CLIENT_MAX_PEER_ID 65535
+#include "ivshmem_proto.h"
+
+/* The protocol's limits, under the names the client's users know. */
+#define IVS_CLIENT_MAX_VECTORS IVS_PROTO_MAX_VECTORS
+#define IVS_CLIENT_MAX_PEER_ID IVS_PROTO_MAX_PEER_ID
 
 /* Where the client is in its life; named in error messages. */
 enum ivs_client_state {
@@ -72,7 +75,7 @@ struct ivs_client {
 	uint64_t shm_size;           /* its size (fstat) */
 	struct ivs_client_peer *peers; /* indexed by peer id, own id included */
 	unsigned peers_len;          /* entries in peers[] */
-	unsigned char rx_buf[8];     /* message being received */
+	unsigned char rx_buf[IVS_PROTO_MSG_SIZE];     /* message being received */
 	size_t rx_len;               /* bytes of it so far */
 	int rx_fd;                   /* fd that came with it, -1 if none */
 	char error[256];             /* last error, for humans */
@@ -91,6 +94,13 @@ const char *ivs_client_event_name(enum ivs_client_event_type type);
  */
 int ivs_client_connect(struct ivs_client *c, const char *socket_path, unsigned n_vectors,
 		       int timeout_ms);
+
+/*
+ * The same handshake on a stream socket already connected to a server by
+ * other means (a socketpair, an inherited fd). c owns sock_fd from here
+ * on, also when this fails: it is made non-blocking and close-on-exec.
+ */
+int ivs_client_attach(struct ivs_client *c, int sock_fd, unsigned n_vectors, int timeout_ms);
 
 /*
  * Receive and apply one notice, waiting up to timeout_ms (0: just look,
