@@ -58,6 +58,8 @@ struct config {
 	const char *meta[MAX_META]; /* KEY=VALUE pairs for run.json */
 	int nmeta;
 	int quiet;                  /* no progress output */
+	const char *wait;           /* wait policy: spin, sleep, hybrid:DUR */
+	uint64_t spin_ns;           /* its waiter.h spin_ns */
 };
 
 struct writer {
@@ -89,9 +91,12 @@ static void usage(FILE *out)
 		"      --vfio                in a guest: the doorbell device through VFIO\n"
 		"      --sysfs DIR           PCI device directory (default " IVB_DEFAULT_SYSFS ")\n"
 		"  -o, --output DIR          results directory (default " DEFAULT_RESULTS ")\n"
-		"  -t, --test WHICH          workloads to run, comma-separated, or all (default all)\n"
+		"  -t, --test WHICH          workloads to run, comma-separated, default or all\n"
+		"                            (default: default, the latency and frames tests)\n"
 		"  -T, --timeout DUR         deadline of every wait (default " DEFAULT_TIMEOUT ")\n"
 		"  -c, --cpu N|none          pin to CPU N (default " DEFAULT_CPU ")\n"
+		"      --wait POLICY         doorbell mode: spin, sleep or hybrid:DUR (spin DUR, then\n"
+		"                            sleep) on both sides (default sleep; polling spins)\n"
 		"      --watch-thread TID    record the CPU use of thread TID (QEMU's vCPU) while\n"
 		"                            the guest waits\n"
 		"  -m, --meta KEY=VALUE      add to run.json (repeatable)\n"
@@ -106,7 +111,26 @@ static void usage(FILE *out)
 		"2 bad options, 130 interrupted.\n");
 }
 
-enum { OPT_WATCH = 1000, OPT_SCHEMA };
+enum { OPT_WATCH = 1000, OPT_SCHEMA, OPT_WAIT };
+
+/*
+ * --wait: how both sides wait in doorbell mode. spin never sleeps (the
+ * doorbell is rung only after each session message), sleep sleeps at once,
+ * hybrid:T spins T first. Polling (plain mode) can only spin.
+ */
+static void parse_wait(const char *arg, struct config *cfg)
+{
+	cfg->wait = arg;
+	if (!strcmp(arg, "spin"))
+		cfg->spin_ns = IVB_SPIN_FOREVER;
+	else if (!strcmp(arg, "sleep"))
+		cfg->spin_ns = 0;
+	else if (!strncmp(arg, "hybrid:", 7))
+		cfg->spin_ns = ivb_opt_duration("--wait hybrid", arg + 7, 1000, 1, 10000000000ull,
+						"1ns..10s (e.g. hybrid:50us)");
+	else
+		ivb_die_usage("--wait: '%s' is not spin, sleep or hybrid:DUR", arg);
+}
 
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
@@ -121,6 +145,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		{ "meta", required_argument, NULL, 'm' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "schema", no_argument, NULL, OPT_SCHEMA },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		IVB_CLI_OPTIONS,
 	};
 	struct option opts[MAX_OPTIONS];
@@ -135,7 +160,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 	cfg->timeout_ns = ivb_opt_duration("--timeout", DEFAULT_TIMEOUT, 1000000000ull, 0, ~0ull, "");
 	memcpy(opts, base, sizeof(base));
 	for (i = 0; i < nwl; i++) {
-		cfg->selected[i] = 1;
+		cfg->selected[i] = ivb_workloads[i]->by_default;
 		cfg->state[i] = calloc(1, ivb_workloads[i]->state_size);
 		if (!cfg->state[i])
 			ivb_die("out of memory");
@@ -167,6 +192,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 			break;
 		case 'q': cfg->quiet = 1; break;
 		case OPT_SCHEMA: ivb_workloads_schema(stdout); exit(0);
+		case OPT_WAIT: parse_wait(optarg, cfg); break;
 		default:
 			ivb_cli_option(c, usage);
 			if (ivb_workloads_option(c, optarg, cfg->state))
@@ -180,6 +206,11 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		ivb_die_usage("--shm, --doorbell and --device/--vfio exclude each other");
 	if (!cfg->server_socket && !cfg->attach.bdf && !cfg->attach.vfio && !cfg->attach.shm_path)
 		cfg->attach.shm_path = DEFAULT_SHM;
+	if (!cfg->wait)
+		parse_wait(cfg->server_socket || cfg->attach.vfio ? "sleep" : "spin", cfg);
+	else if (!cfg->server_socket && !cfg->attach.vfio && strcmp(cfg->wait, "spin"))
+		ivb_die_usage("--wait %s needs a doorbell (--doorbell or --vfio); polling only spins",
+			      cfg->wait);
 }
 
 /* ------------------------------------------------------------------ */
@@ -203,6 +234,7 @@ static void run_json(struct ivb_json *j, void *arg)
 	ivb_json_uint(j, "shm_size", w->ep.map.size);
 	ivb_json_int(j, "writer_cpu", c->cpu);
 	ivb_json_str(j, "wait", ivb_waiter_name(&w->ep.waiter));
+	ivb_json_str(j, "wait_policy", c->wait);
 	for (i = 0; ivb_workloads[i]; i++)
 		ivb_workloads[i]->json(c->state[i], j, c->selected[i]);
 	ivb_json_uint(j, "timeout_ns", c->timeout_ns);
@@ -245,7 +277,9 @@ static int run_session(void *arg)
 	struct writer *w = arg;
 	struct config *c = &w->cfg;
 	struct ivb_wl_ctx ctx = { .ini = &w->ini, .res = &w->res, .quiet = c->quiet,
-				  .status = w->status, .status_len = sizeof(w->status) };
+				  .status = w->status, .status_len = sizeof(w->status),
+				  .responder_spin_ns = c->spin_ns, .wait_name = c->wait,
+				  .watch_tid = c->watch_tid };
 	int i;
 
 	if (ivb_initiator_open(&w->ini)) {
@@ -305,6 +339,7 @@ int main(int argc, char **argv)
 		rc = ivb_attach(&w.cfg.attach, IVB_PAYLOAD_OFFSET, &w.ep, err, sizeof(err));
 	if (rc)
 		ivb_die("%s", err);
+	w.ep.waiter.spin_ns = w.cfg.spin_ns;
 	ivb_initiator_init(&w.ini, w.ep.map.base, w.ep.map.size, &w.ep.waiter, w.cfg.timeout_ns);
 	for (i = 0; ivb_workloads[i]; i++) {
 		if (w.cfg.selected[i] && ivb_workloads[i]->check)

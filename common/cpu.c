@@ -53,40 +53,42 @@ void ivb_cpu_model(char *buf, size_t len)
 	fclose(f);
 }
 
-/*
- * Watch thread tid for a second (while the guest it runs has nothing to
- * do): the share of that second it spent on a CPU (from /proc, in clock
- * ticks), or -1 when it cannot be read.
- */
-double ivb_thread_cpu_percent(int tid)
+double ivb_thread_cpu_ticks(int tid)
 {
-	char path[64];
-	unsigned long long t[2];
-	uint64_t start = 0, elapsed = 1;
-	int i;
+	unsigned long long ut, st;
+	char path[64], buf[1024], *p;
+	FILE *f;
+	int ok;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", tid);
-	for (i = 0; i < 2; i++) {
-		unsigned long long ut, st;
-		FILE *f = fopen(path, "r");
-		char buf[1024], *p;
-		int ok;
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	p = ok ? strrchr(buf, ')') : NULL;
+	/* fields after "(comm)": state is 3rd, utime 14th, stime 15th */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st);
+}
 
-		if (!f)
-			return -1;
-		ok = fgets(buf, sizeof(buf), f) != NULL;
-		fclose(f);
-		p = ok ? strrchr(buf, ')') : NULL;
-		/* fields after "(comm)": state is 3rd, utime 14th, stime 15th */
-		if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-				 &ut, &st) != 2)
-			return -1;
-		t[i] = ut + st;
-		if (i == 0) {
-			start = ivb_now_ns();
-			ivb_sleep_ns(1000000000ull);
-			elapsed = ivb_now_ns() - start;
-		}
-	}
-	return 100.0 * (double)(t[1] - t[0]) / (double)sysconf(_SC_CLK_TCK) / ((double)elapsed / 1e9);
+long ivb_clock_ticks_per_s(void)
+{
+	return sysconf(_SC_CLK_TCK);
+}
+
+double ivb_thread_cpu_percent(int tid)
+{
+	double t0 = ivb_thread_cpu_ticks(tid), t1;
+	uint64_t start = ivb_now_ns(), elapsed;
+
+	if (t0 < 0)
+		return -1;
+	ivb_sleep_ns(1000000000ull);
+	elapsed = ivb_now_ns() - start;
+	t1 = ivb_thread_cpu_ticks(tid);
+	if (t1 < 0)
+		return -1;
+	return 100.0 * (t1 - t0) / (double)ivb_clock_ticks_per_s() / ((double)elapsed / 1e9);
 }

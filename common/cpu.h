@@ -22,4 +22,8 @@ void ivb_cpu_model(char *buf, size_t len);
  */
 double ivb_thread_cpu_percent(int tid);
 
+/* CPU time thread tid has used so far (user + system), in clock ticks; -1 if unknown. */
+double ivb_thread_cpu_ticks(int tid);
+long ivb_clock_ticks_per_s(void);
+
 #endif

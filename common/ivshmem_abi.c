@@ -22,6 +22,7 @@ const char *ivb_command_name(uint32_t command)
 	case IVB_CMD_PING: return "ping";
 	case IVB_CMD_FRAME: return "frame";
 	case IVB_CMD_STOP: return "stop";
+	case IVB_CMD_STREAM: return "stream";
 	}
 	return "invalid";
 }
@@ -37,6 +38,7 @@ const char *ivb_error_name(uint32_t error)
 	case IVB_ERR_CRYPTO: return "crypto";
 	case IVB_ERR_BAD_HEADER: return "bad_header";
 	case IVB_ERR_MODE: return "mode_mismatch";
+	case IVB_ERR_STALLED: return "stalled";
 	}
 	return "invalid";
 }

@@ -69,6 +69,7 @@ enum ivb_command {
 	IVB_CMD_PING = 1,  /* latency probe: no payload */
 	IVB_CMD_FRAME = 2, /* payload_size bytes at payload_offset, check SHA-256 */
 	IVB_CMD_STOP = 3,  /* end of session: guest acks and detaches */
+	IVB_CMD_STREAM = 4, /* a stream point: set-up in the payload area, rings after it */
 	IVB_CMD__COUNT
 };
 
@@ -82,6 +83,7 @@ enum ivb_error {
 	IVB_ERR_CRYPTO = 5,      /* OpenSSL failed */
 	IVB_ERR_BAD_HEADER = 6,  /* header fields inconsistent */
 	IVB_ERR_MODE = 7,        /* host and guest disagree on plain/doorbell */
+	IVB_ERR_STALLED = 8,     /* the other side stopped in the middle of a stream */
 	IVB_ERR__COUNT
 };
 

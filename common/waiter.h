@@ -36,6 +36,7 @@
 #define IVB_SPIN_CHECK_EVERY 1024 /* condition checks between clock reads when spinning */
 #define IVB_SLEEP_SLICE_NS 200000000ull /* longest single sleep: how soon a signal is noticed */
 #define IVB_ALL_PEERS 0xfffffffeu /* ivb_notify(): every peer the backend knows */
+#define IVB_SPIN_FOREVER UINT64_MAX /* spin_ns of a waiter that never sleeps */
 
 /* What a doorbell backend does; NULL ops is polling. */
 struct ivb_waiter_ops {
@@ -47,6 +48,8 @@ struct ivb_waiter_ops {
 
 struct ivb_waiter {
 	const struct ivb_waiter_ops *ops; /* NULL: poll */
+	uint64_t spin_ns;                 /* doorbell: spin this long before sleeping
+					   * (0: sleep at once, IVB_SPIN_FOREVER: never sleep) */
 	void *ctx;                        /* the backend's state */
 	uint32_t self_id;                 /* our peer id, IVB_NO_PEER when polling */
 	uint64_t sleeps;                  /* times this side went to sleep */
@@ -96,6 +99,69 @@ void ivb_wait_idle(struct ivb_waiter *w, uint64_t timeout_ns, uint64_t idle_ns);
 int ivb_wait_sleep(struct ivb_waiter *w, uint64_t deadline_ns);
 
 /*
+ * Wait until ready(arg) returns non-zero or deadline_ns passes, telling
+ * the other side through *sleeping (if not NULL) when this side is about to
+ * sleep, so that it rings only then (notification suppression, as io_uring's
+ * NEED_WAKEUP and virtio's EVENT_IDX do): this side sets the flag, then
+ * (a full barrier between) checks ready() once more before it sleeps; the
+ * other side publishes, then a full barrier (ivb_wake_if_sleeping()), then
+ * reads the flag. One of the two always sees the other's store, so no
+ * wake-up is lost. A doorbell waiter spins spin_ns first (hybrid).
+ * Returns 0 when ready, -ETIMEDOUT, -EINTR after a stop signal.
+ */
+static inline int ivb_wait_flagged(struct ivb_waiter *w, int (*ready)(void *), void *arg,
+				   uint64_t deadline_ns, uint32_t *sleeping)
+{
+	uint64_t spin_until = 0;
+	unsigned spins = 0;
+
+	if (w->ops && w->spin_ns)
+		spin_until = w->spin_ns == IVB_SPIN_FOREVER ? UINT64_MAX : ivb_now_ns() + w->spin_ns;
+	for (;;) {
+		uint64_t now;
+
+		if (ready(arg))
+			return 0;
+		if (++spins % IVB_SPIN_CHECK_EVERY && (!w->ops || spin_until))
+			continue;
+		if (ivb_interrupted)
+			return -EINTR;
+		now = ivb_now_ns();
+		if (now > deadline_ns)
+			return ready(arg) ? 0 : -ETIMEDOUT;
+		if (!w->ops || now < spin_until)
+			continue;
+		spin_until = 0;
+		if (sleeping) {
+			__atomic_store_n(sleeping, 1, __ATOMIC_SEQ_CST);
+			if (ready(arg)) {
+				__atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
+				return 0;
+			}
+		}
+		ivb_wait_sleep(w, deadline_ns);
+		if (sleeping)
+			__atomic_store_n(sleeping, 0, __ATOMIC_RELAXED);
+	}
+}
+
+/*
+ * The other half of ivb_wait_flagged(): after publishing with a release
+ * store, ring peer if it said it is about to sleep. Returns 1 when it rang.
+ */
+static inline int ivb_wake_if_sleeping(struct ivb_waiter *w, const uint32_t *sleeping,
+				       uint32_t peer)
+{
+	if (!w->ops)
+		return 0;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(sleeping, __ATOMIC_RELAXED))
+		return 0;
+	ivb_notify(w, peer);
+	return 1;
+}
+
+/*
  * Wait until ready(arg) returns non-zero or deadline_ns (ivb_now_ns()
  * time) passes. Returns 0 when ready, -ETIMEDOUT, -EINTR after a stop
  * signal. Inline, so the condition is inlined into the spin loop.
@@ -103,25 +169,7 @@ int ivb_wait_sleep(struct ivb_waiter *w, uint64_t deadline_ns);
 static inline int ivb_wait_until(struct ivb_waiter *w, int (*ready)(void *), void *arg,
 				 uint64_t deadline_ns)
 {
-	unsigned spins = 0;
-
-	for (;;) {
-		if (ready(arg))
-			return 0;
-		if (w->ops) {
-			int rc = ivb_wait_sleep(w, deadline_ns);
-
-			if (rc < 0)
-				return ready(arg) ? 0 : rc;
-			continue;
-		}
-		if (++spins % IVB_SPIN_CHECK_EVERY)
-			continue;
-		if (ivb_interrupted)
-			return -EINTR;
-		if (ivb_now_ns() > deadline_ns)
-			return ready(arg) ? 0 : -ETIMEDOUT;
-	}
+	return ivb_wait_flagged(w, ready, arg, deadline_ns, NULL);
 }
 
 #endif

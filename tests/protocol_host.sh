@@ -91,7 +91,7 @@ expect 2 "--iterations: 'abc' is not a whole number" --iterations abc
 expect 2 "--iterations: '0' is not a whole number in 1..100000000" -n 0
 expect 2 "--frames: '8k' is not 1080p, 1440p, 4k or WxH" -f 8k
 expect 2 "--timeout: 'soon' is not a duration" --timeout soon
-expect 2 "--test: 'speed' is not latency" --test speed
+expect 2 "--test: 'speed' is not a workload" --test speed
 expect 2 "--cpu: '99' is not an online CPU number" --cpu 99
 expect 2 "unrecognized option" --bogus
 expect 1 "No such file or directory (is the VM running?" --shm /dev/shm/does-not-exist-ivb

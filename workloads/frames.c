@@ -324,6 +324,7 @@ const struct ivb_workload ivb_wl_frames = {
 	.name = "frames",
 	.alias = "bandwidth",
 	.summary = "frames of random bytes copied in, handed over and verified with SHA-256",
+	.by_default = 1,
 	.command = IVB_CMD_FRAME,
 	.csv = &frames_csv,
 	.opts = frames_opts,

@@ -180,6 +180,7 @@ static void latency_print(const void *st, const char *results_dir)
 const struct ivb_workload ivb_wl_latency = {
 	.name = "latency",
 	.summary = "round trips of an empty message, post -> RECEIVED and -> PROCESSED",
+	.by_default = 1,
 	.command = IVB_CMD_PING,
 	.csv = &latency_csv,
 	.opts = latency_opts,

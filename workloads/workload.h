@@ -40,6 +40,9 @@ struct ivb_wl_ctx {
 	struct ivb_initiator *ini;  /* session: shared memory, post, wait */
 	struct ivb_results *res;    /* results directory */
 	int quiet;                  /* no progress output */
+	uint64_t responder_spin_ns; /* the wait policy a responder should use (waiter.h spin_ns) */
+	const char *wait_name;      /* that policy's name: "spin", "sleep", "hybrid:50us" */
+	int watch_tid;              /* the responder's vCPU thread on this host, 0 if unknown */
 	char *status;               /* set when the run fails or finds errors */
 	size_t status_len;
 };
@@ -55,6 +58,7 @@ struct ivb_workload {
 	const char *name;      /* "latency"; --test takes it */
 	const char *alias;     /* another name --test accepts, or NULL */
 	const char *summary;   /* one line for --help */
+	int by_default;        /* run when --test does not name workloads */
 	uint32_t command;      /* the enum ivb_command its messages carry */
 	const struct ivb_csv_schema *csv; /* the results file it writes */
 	const struct ivb_wl_option *opts; /* its options, ending with { 0 } */

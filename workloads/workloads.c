@@ -13,10 +13,14 @@
 
 extern const struct ivb_workload ivb_wl_latency;
 extern const struct ivb_workload ivb_wl_frames;
+extern const struct ivb_workload ivb_wl_stream;
+extern const struct ivb_workload ivb_wl_sizelat;
 
 const struct ivb_workload *const ivb_workloads[] = {
 	&ivb_wl_latency,
 	&ivb_wl_frames,
+	&ivb_wl_stream,
+	&ivb_wl_sizelat,
 	NULL,
 };
 
@@ -74,6 +78,11 @@ void ivb_workloads_select(const char *list, int *selected)
 	snprintf(buf, sizeof(buf), "%s", list);
 	for (i = 0; ivb_workloads[i]; i++)
 		selected[i] = 0;
+	if (!strcmp(list, "default")) {
+		for (i = 0; ivb_workloads[i]; i++)
+			selected[i] = ivb_workloads[i]->by_default;
+		return;
+	}
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int found = 0;
 
@@ -85,7 +94,7 @@ void ivb_workloads_select(const char *list, int *selected)
 				selected[i] = found = 1;
 		}
 		if (!found)
-			ivb_die_usage("--test: '%s' is not latency, bandwidth, frames or all", tok);
+			ivb_die_usage("--test: '%s' is not a workload (see --help), default or all", tok);
 	}
 }
 

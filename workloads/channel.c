@@ -1,0 +1,458 @@
+/*
+ * channel.c - a stream channel's two halves (see channel.h).
+ */
+#include "channel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "digest.h"
+#include "sizes.h"
+
+#define CHANNEL_CLOCK_EVERY 256 /* messages between clock reads in a busy loop */
+#define CHANNEL_BIDIR_WAIT_NS 1000000ull /* bidir: longest sleep on one ring while the other may move */
+
+const char *ivb_stream_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case IVB_STREAM_H2G: return "h2g";
+	case IVB_STREAM_G2H: return "g2h";
+	case IVB_STREAM_BIDIR: return "bidir";
+	case IVB_STREAM_ECHO: return "echo";
+	}
+	return "invalid";
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t pow2_floor(uint64_t x)
+{
+	uint64_t p = 1;
+
+	if (!x)
+		return 0;
+	while (p <= x / 2)
+		p *= 2;
+	return p;
+}
+
+/* Stamp seq into the first bytes of a message, so no two are alike. */
+static void stamp(uint8_t *buf, uint32_t len, uint64_t seq)
+{
+	memcpy(buf, &seq, len < sizeof(seq) ? len : sizeof(seq));
+}
+
+/* ------------------------------------------------------------------ */
+/* Initiator                                                           */
+/* ------------------------------------------------------------------ */
+
+struct started_wait {
+	const struct ivb_stream_result *res;
+	const struct ivb_header *hdr;
+	uint64_t seq;
+};
+
+static int started_or_refused(void *arg)
+{
+	struct started_wait *s = arg;
+	uint64_t ack = ivb_load_acquire(&s->hdr->ack);
+
+	return ivb_load_acquire(&s->res->started) ||
+	       (ivb_ack_seq(ack) == s->seq && ivb_ack_state(ack) == IVB_STATE_ERROR);
+}
+
+int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb_stream_kind kind,
+		     uint32_t len, uint64_t slots, uint32_t batch, enum ivb_verify v,
+		     uint64_t responder_spin_ns)
+{
+	uint64_t base = IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES, half, slot_size, nslots;
+	struct ivb_stream_params *p = (struct ivb_stream_params *)ini->payload;
+	struct ivb_stream_result *res = (struct ivb_stream_result *)(ini->payload + sizeof(*p));
+	struct started_wait sw;
+	int i, rc;
+
+	memset(ch, 0, sizeof(*ch));
+	if (ini->map_size < base + 2 * (IVB_RING_CTL_SIZE + 4096))
+		return 1;
+	half = ((ini->map_size - base) / 2) & ~4095ull;
+	slot_size = ((uint64_t)len + IVB_SLOT_HEADER + IVB_CACHE_LINE - 1) & ~(uint64_t)(IVB_CACHE_LINE - 1);
+	nslots = pow2_floor((half - IVB_RING_CTL_SIZE) / slot_size);
+	if (nslots == 0)
+		return 1;
+	if (nslots > slots)
+		nslots = pow2_floor(slots);
+	ch->ini = ini;
+	ch->params = p;
+	ch->result = res;
+	ch->len = len;
+	ch->verify = v;
+	ch->src = malloc(len ? len : 1);
+	ch->dst = malloc(len ? len : 1);
+	if (!ch->src || !ch->dst || ivb_random(ch->src, len)) {
+		snprintf(ini->status, sizeof(ini->status), "out of memory or OpenSSL failed for "
+			 "%u-byte messages", len);
+		return -1;
+	}
+	memset(p, 0, sizeof(*p));
+	memset(res, 0, sizeof(*res));
+	p->kind = kind;
+	p->verify = v;
+	p->msg_len = len;
+	p->batch = batch;
+	p->spin_ns = responder_spin_ns;
+	p->timeout_ns = ini->timeout_ns;
+	for (i = 0; i < 2; i++) {
+		p->ring[i] = (struct ivb_ring_geometry){ .offset = base + (uint64_t)i * half,
+							 .nslots = nslots, .slot_size = slot_size };
+	}
+	ivb_ring_init(&ch->tx, ini->hdr, &p->ring[0], ini->waiter, ini->peer, batch, 1);
+	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], ini->waiter, ini->peer, 1, 1);
+	ini->hdr->payload_size = IVB_CHANNEL_SETUP_BYTES;
+	ch->post_t0 = ivb_now_ns();
+	ch->post_seq = ivb_post(ini, IVB_CMD_STREAM);
+	sw = (struct started_wait){ res, ini->hdr, ch->post_seq };
+	rc = ivb_wait_until(ini->waiter, started_or_refused, &sw, ch->post_t0 + ini->timeout_ns);
+	if (rc || !ivb_load_acquire(&res->started)) {
+		struct ivb_ack a;
+
+		if (rc == 0 && ivb_wait_ack(ini, ch->post_seq, ch->post_t0, "stream", &a) == 0)
+			snprintf(ini->status, sizeof(ini->status), "the responder refused a %s stream "
+				 "of %u-byte messages: %s", ivb_stream_kind_name(kind), len,
+				 ivb_error_name(a.error));
+		else if (rc)
+			snprintf(ini->status, sizeof(ini->status), "%s waiting for the responder to start "
+				 "a %s stream of %u-byte messages", rc == -EINTR ? "interrupted" :
+				 "timeout", ivb_stream_kind_name(kind), len);
+		return -1;
+	}
+	return 0;
+}
+
+int ivb_channel_try_send(struct ivb_channel *ch)
+{
+	struct ivb_slot_header *s = ivb_ring_reserve(&ch->tx);
+
+	if (!s)
+		return 0;
+	stamp(ch->src, ch->len, ch->tx.local);
+	if (ivb_message_write(s, ch->tx.local, ch->src, ch->len, ch->verify))
+		return -EIO;
+	ivb_ring_commit(&ch->tx);
+	return 1;
+}
+
+int ivb_channel_send(struct ivb_channel *ch)
+{
+	struct ivb_slot_header *s;
+
+	while (!(s = ivb_ring_reserve(&ch->tx))) {
+		int rc = ivb_ring_wait_room(&ch->tx, ivb_now_ns() + ch->ini->timeout_ns);
+
+		if (rc)
+			return rc;
+	}
+	stamp(ch->src, ch->len, ch->tx.local);
+	if (ivb_message_write(s, ch->tx.local, ch->src, ch->len, ch->verify))
+		return -EIO;
+	ivb_ring_commit(&ch->tx);
+	return 0;
+}
+
+int ivb_channel_poll(struct ivb_channel *ch)
+{
+	const struct ivb_slot_header *s = ivb_ring_peek(&ch->rx);
+
+	if (!s)
+		return ivb_ring_drained(&ch->rx) ? -1 : 0;
+	if (ivb_message_read(s, ch->rx.slot_size, ch->rx.local, ch->len, ch->verify, ch->dst,
+			     ch->len) && ch->errors++ == 0)
+		ch->first_bad_seq = ch->rx.local;
+	ivb_ring_release(&ch->rx);
+	return 1;
+}
+
+int ivb_channel_wait(struct ivb_channel *ch)
+{
+	return ivb_ring_wait_message(&ch->rx, ivb_now_ns() + ch->ini->timeout_ns);
+}
+
+int ivb_channel_close(struct ivb_channel *ch)
+{
+	struct ivb_initiator *ini = ch->ini;
+	struct ivb_ack a;
+	int rc = 0;
+
+	ivb_ring_finish(&ch->tx, ch->tx.local);
+	ivb_store_release(&ch->params->stop, 1);
+	ivb_notify(ini->waiter, ini->peer);
+	/* Take what the responder still sends, until it says it has finished. */
+	for (;;) {
+		int got = ivb_channel_poll(ch);
+
+		if (got < 0)
+			break;
+		if (got == 0 && (rc = ivb_channel_wait(ch)) != 0)
+			break;
+	}
+	free(ch->src);
+	free(ch->dst);
+	ch->src = ch->dst = NULL;
+	if (rc) {
+		snprintf(ini->status, sizeof(ini->status), "%s waiting for the responder to finish a "
+			 "%s stream of %u-byte messages (message %llu)", rc == -EINTR ? "interrupted" :
+			 "timeout", ivb_stream_kind_name(ch->params->kind), ch->len,
+			 (unsigned long long)ch->rx.local);
+		return -1;
+	}
+	if (ivb_wait_ack(ini, ch->post_seq, ch->post_t0, "stream", &a) &&
+	    ivb_wait_ack(ini, ch->post_seq, ivb_now_ns(), "stream", &a))
+		return -1;
+	if (ch->errors) {
+		snprintf(ini->status, sizeof(ini->status), "%llu bad message(s) from the responder in a "
+			 "%s stream of %u-byte messages, the first with sequence number %llu",
+			 (unsigned long long)ch->errors, ivb_stream_kind_name(ch->params->kind), ch->len,
+			 (unsigned long long)ch->first_bad_seq);
+		return 1;
+	}
+	if (a.state != IVB_STATE_PROCESSED) {
+		if (ch->result->errors)
+			snprintf(ini->status, sizeof(ini->status), "the responder found %llu bad "
+				 "message(s) in a %s stream of %u-byte messages, the first with sequence "
+				 "number %llu", (unsigned long long)ch->result->errors,
+				 ivb_stream_kind_name(ch->params->kind), ch->len,
+				 (unsigned long long)ch->result->first_bad_seq);
+		else
+			snprintf(ini->status, sizeof(ini->status), "the responder answered a %s stream "
+				 "of %u-byte messages with ERROR %s", ivb_stream_kind_name(ch->params->kind),
+				 ch->len, ivb_error_name(a.error));
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Responder                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Check the set-up copied from shared memory against this side's mapping. */
+static enum ivb_error check_params(const struct ivb_stream_params *p, size_t map_size)
+{
+	const struct ivb_ring_geometry *a = &p->ring[0], *b = &p->ring[1];
+
+	if (p->kind >= IVB_STREAM__COUNT || p->verify >= IVB_VERIFY__COUNT || p->batch == 0)
+		return IVB_ERR_BAD_HEADER;
+	if (ivb_ring_geometry_ok(a, map_size) || ivb_ring_geometry_ok(b, map_size))
+		return IVB_ERR_BAD_HEADER;
+	if (a->offset < IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES ||
+	    b->offset < a->offset + ivb_ring_bytes(a))
+		return IVB_ERR_BAD_HEADER; /* overlapping rings */
+	if ((uint64_t)p->msg_len + IVB_SLOT_HEADER > a->slot_size ||
+	    (uint64_t)p->msg_len + IVB_SLOT_HEADER > b->slot_size)
+		return IVB_ERR_BAD_SIZE;
+	return IVB_OK;
+}
+
+/* The responder's state during one point. */
+struct serving {
+	struct ivb_stream_params p;      /* a private copy */
+	volatile struct ivb_stream_params *shared; /* for stop */
+	struct ivb_stream_result *res;
+	struct ivb_ring rx, tx;
+	uint8_t *buf;                    /* a message copied out (and sent back, echo) */
+	uint8_t *src;                    /* a message to send (g2h, bidir) */
+	uint64_t errors, first_bad;
+	int rx_on, tx_on;                /* still consuming, still producing */
+};
+
+/* Consume what ring 0 holds (a few dozen at most, to give tx its turn). */
+static int serve_rx(struct serving *s, uint64_t timeout_ns)
+{
+	const struct ivb_slot_header *m;
+	int n = 0;
+
+	while (n < 64 && (m = ivb_ring_peek(&s->rx))) {
+		uint64_t seq = s->rx.local;
+
+		if (ivb_message_read(m, s->rx.slot_size, seq, s->p.msg_len, s->p.verify, s->buf,
+				     s->p.msg_len) && s->errors++ == 0)
+			s->first_bad = seq;
+		ivb_ring_release(&s->rx);
+		n++;
+		if (s->p.kind == IVB_STREAM_ECHO) {
+			struct ivb_slot_header *out;
+
+			while (!(out = ivb_ring_reserve(&s->tx)))
+				if (ivb_ring_wait_room(&s->tx, ivb_now_ns() + timeout_ns))
+					return -1;
+			if (ivb_message_write(out, seq, s->buf, s->p.msg_len, s->p.verify))
+				return -1;
+			ivb_ring_commit(&s->tx);
+			ivb_ring_flush(&s->tx);
+		}
+	}
+	if (!n && ivb_ring_drained(&s->rx)) {
+		s->rx_on = 0;
+		if (s->p.kind == IVB_STREAM_ECHO)
+			ivb_ring_finish(&s->tx, s->tx.local);
+	}
+	return n;
+}
+
+/* Produce on ring 1 until it is full, a batch is out, or the initiator says stop. */
+static int serve_tx(struct serving *s)
+{
+	struct ivb_slot_header *m;
+	int n = 0;
+
+	while (n < (int)s->p.batch && (m = ivb_ring_reserve(&s->tx))) {
+		if ((s->tx.local % CHANNEL_CLOCK_EVERY) == 0 &&
+		    ivb_load_acquire((const uint64_t *)&s->shared->stop))
+			break;
+		stamp(s->src, s->p.msg_len, s->tx.local);
+		if (ivb_message_write(m, s->tx.local, s->src, s->p.msg_len, s->p.verify))
+			return -1;
+		ivb_ring_commit(&s->tx);
+		n++;
+	}
+	if (ivb_load_acquire((const uint64_t *)&s->shared->stop)) {
+		ivb_ring_finish(&s->tx, s->tx.local);
+		s->tx_on = 0;
+	}
+	return n;
+}
+
+/* Sleep (or spin) until something can move. */
+static int serve_wait(struct serving *s, uint64_t deadline)
+{
+	uint64_t until = deadline;
+
+	if (s->rx_on && s->tx_on) {
+		/* bidir: the other ring may move meanwhile; never sleep long on one */
+		uint64_t soon = ivb_now_ns() + CHANNEL_BIDIR_WAIT_NS;
+
+		until = soon < deadline ? soon : deadline;
+		if (ivb_ring_wait_message(&s->rx, until) == -EINTR)
+			return -EINTR;
+		return ivb_now_ns() > deadline ? -ETIMEDOUT : 0;
+	}
+	if (s->rx_on)
+		return ivb_ring_wait_message(&s->rx, until);
+	return ivb_ring_wait_room(&s->tx, until);
+}
+
+enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_message *m,
+				 struct ivb_reply *reply)
+{
+	struct serving s = { 0 };
+	uint8_t *payload = (uint8_t *)r->hdr + IVB_PAYLOAD_OFFSET;
+	uint64_t cpu0 = thread_cpu_ns(), rings0, sleeps0, spin0 = r->waiter->spin_ns;
+	uint64_t idle_since = 0;
+	enum ivb_error e;
+
+	(void)m, (void)reply;
+	if (r->map_size < IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES)
+		return IVB_ERR_BAD_SIZE;
+	memcpy(&s.p, payload, sizeof(s.p));
+	s.shared = (volatile struct ivb_stream_params *)payload;
+	s.res = (struct ivb_stream_result *)(payload + sizeof(s.p));
+	if ((e = check_params(&s.p, r->map_size)) != IVB_OK)
+		return e;
+	s.buf = ivb_responder_scratch(r, s.p.msg_len ? s.p.msg_len : 1);
+	s.src = malloc(s.p.msg_len ? s.p.msg_len : 1);
+	if (!s.buf || !s.src || ivb_random(s.src, s.p.msg_len)) {
+		free(s.src);
+		return IVB_ERR_NO_MEMORY;
+	}
+	ivb_ring_init(&s.rx, r->hdr, &s.p.ring[0], r->waiter, r->peer, 1, 0);
+	ivb_ring_init(&s.tx, r->hdr, &s.p.ring[1], r->waiter, r->peer,
+		      s.p.kind == IVB_STREAM_ECHO ? 1 : s.p.batch, 0);
+	s.rx_on = s.p.kind != IVB_STREAM_G2H;
+	s.tx_on = s.p.kind == IVB_STREAM_G2H || s.p.kind == IVB_STREAM_BIDIR;
+	if (s.p.kind == IVB_STREAM_H2G)
+		ivb_ring_finish(&s.tx, 0);
+	r->waiter->spin_ns = s.p.spin_ns;
+	rings0 = r->waiter->rings;
+	sleeps0 = r->waiter->sleeps;
+	ivb_store_release(&s.res->started, 1);
+	ivb_notify(r->waiter, r->peer);
+
+	while ((s.rx_on || s.tx_on) && !ivb_interrupted) {
+		int moved = 0, n;
+		uint64_t now;
+
+		if (s.rx_on) {
+			if ((n = serve_rx(&s, s.p.timeout_ns)) < 0)
+				break;
+			moved += n;
+		}
+		if (s.tx_on) {
+			if ((n = serve_tx(&s)) < 0)
+				break;
+			moved += n;
+		}
+		if (moved) {
+			idle_since = 0;
+			continue;
+		}
+		/* Nothing moved: wait, and give up once nothing has for the timeout. */
+		now = ivb_now_ns();
+		if (!idle_since)
+			idle_since = now;
+		else if (now - idle_since > s.p.timeout_ns)
+			break;
+		if (serve_wait(&s, idle_since + s.p.timeout_ns) == -EINTR)
+			break;
+	}
+	if (s.tx_on || s.p.kind == IVB_STREAM_ECHO)
+		ivb_ring_finish(&s.tx, s.tx.local);
+	r->waiter->spin_ns = spin0;
+	s.res->consumed = s.rx.local;
+	s.res->produced = s.tx.local;
+	s.res->errors = s.errors;
+	s.res->first_bad_seq = s.first_bad;
+	s.res->cpu_ns = thread_cpu_ns() - cpu0;
+	s.res->rings = r->waiter->rings - rings0;
+	s.res->sleeps = r->waiter->sleeps - sleeps0;
+	free(s.src);
+	if (s.rx_on || s.tx_on)
+		return IVB_ERR_STALLED;
+	return s.errors ? IVB_ERR_DIGEST : IVB_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Size lists                                                          */
+/* ------------------------------------------------------------------ */
+
+void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s)
+{
+	char buf[512], *tok, *save;
+
+	s->n = 0;
+	if (!strcmp(list, "ladder")) {
+		uint32_t v;
+
+		for (v = 8; v <= (8u << 20); v *= 4)
+			s->v[s->n++] = v;
+		s->v[s->n++] = IVB_MAX_MESSAGE;
+		return;
+	}
+	if (strlen(list) >= sizeof(buf))
+		ivb_die_usage("%s: list too long", opt);
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (s->n == IVB_MAX_SIZES)
+			ivb_die_usage("%s: at most %d sizes", opt, IVB_MAX_SIZES);
+		s->v[s->n++] = (uint32_t)ivb_opt_size(opt, tok, 1, IVB_MAX_MESSAGE);
+	}
+	if (!s->n)
+		ivb_die_usage("%s: empty list (sizes such as 64,4k,1M, or ladder)", opt);
+}

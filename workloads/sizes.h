@@ -1,0 +1,21 @@
+/*
+ * sizes.h - message-size lists for the workloads that sweep sizes:
+ * "64,4k,1M", or "ladder" for powers of 4 from 8 B to 8 MiB and then 16 MiB.
+ */
+#ifndef IVB_SIZES_H
+#define IVB_SIZES_H
+
+#include <stdint.h>
+
+#define IVB_MAX_SIZES 32
+#define IVB_MAX_MESSAGE (16u << 20) /* 16 MiB */
+
+struct ivb_sizes {
+	uint32_t v[IVB_MAX_SIZES]; /* bytes, in the order given */
+	int n;
+};
+
+/* Parse list for option opt into s; exits 2 naming the option when it is bad. */
+void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s);
+
+#endif
