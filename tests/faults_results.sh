@@ -14,7 +14,7 @@ BIN=${BUILD:-build}
 . tests/lib.bash
 tmp=$(mktemp -d)
 shm=$(mktemp /dev/shm/ivb-test-faults.XXXXXX)
-reader_pid= full_mounted=
+reader_pid='' full_mounted=''
 cleanup() {
 	[ -z "$reader_pid" ] || kill "$reader_pid" 2>/dev/null || true
 	[ -z "$full_mounted" ] || umount "$tmp/full" 2>/dev/null || true
