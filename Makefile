@@ -42,7 +42,7 @@ endif
 # Keep the objects of chained rules (tests, tools) between runs.
 .SECONDARY:
 
-.PHONY: all test check bench analyze initramfs deps clean help stop status
+.PHONY: all test check bench soak analyze initramfs deps clean help stop status
 
 all: $(PROGRAMS) $(TEST_BIN) $(HELPER_BIN)
 
@@ -52,6 +52,7 @@ help:
 	@echo "  test       set up whatever is missing (packages, build, VM) and run the benchmark"
 	@echo "  check      install what the tests need, build, run the test suite"
 	@echo "  bench      latency host-only and in the VM in one run, with the ratio"
+	@echo "  soak       long runs that must stay clean (10,000 frames, 10M round trips, ...)"
 	@echo "  analyze    statistics, plots and a report from results/"
 	@echo "  initramfs  build the micro guest's initramfs"
 	@echo "  deps       install the Debian packages the project needs"
@@ -127,6 +128,11 @@ bench:
 	./setup.sh deps
 	$(MAKE) all
 	./run_test.sh --bench
+
+soak:
+	./setup.sh deps
+	$(MAKE) all
+	tools/soak.sh
 
 analyze:
 	/usr/bin/python3 analyze_results.py

@@ -147,15 +147,18 @@ static inline int ivb_wait_flagged(struct ivb_waiter *w, int (*ready)(void *), v
 
 /*
  * The other half of ivb_wait_flagged(): after publishing with a release
- * store, ring peer if it said it is about to sleep. Returns 1 when it rang.
+ * store, ring peer if it said it is about to sleep. The flag is cleared by
+ * whoever rings, so a sleeper is rung once however many messages pass
+ * before it wakes (it sets the flag again before it sleeps again). Returns
+ * 1 when it rang.
  */
-static inline int ivb_wake_if_sleeping(struct ivb_waiter *w, const uint32_t *sleeping,
-				       uint32_t peer)
+static inline int ivb_wake_if_sleeping(struct ivb_waiter *w, uint32_t *sleeping, uint32_t peer)
 {
 	if (!w->ops)
 		return 0;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!__atomic_load_n(sleeping, __ATOMIC_RELAXED))
+	if (!__atomic_load_n(sleeping, __ATOMIC_RELAXED) ||
+	    !__atomic_exchange_n(sleeping, 0, __ATOMIC_SEQ_CST))
 		return 0;
 	ivb_notify(w, peer);
 	return 1;
