@@ -19,6 +19,13 @@ enum ivb_verify {
 
 #define IVB_VERIFY_MAX_LEN 32 /* bytes of the longest check */
 
+/*
+ * Which XXH3 build this process uses: "xxh3-vector" or "xxh3-scalar",
+ * whichever ran faster here when first needed (emulated vector
+ * instructions are slow under TCG).
+ */
+const char *ivb_verify_impl(void);
+
 /* "xxh3", "sha256", "none". */
 const char *ivb_verify_name(uint32_t v);
 /* The enum for a name, or -1. */

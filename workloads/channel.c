@@ -422,6 +422,7 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	s.res->cpu_ns = thread_cpu_ns() - cpu0;
 	s.res->rings = r->waiter->rings - rings0;
 	s.res->sleeps = r->waiter->sleeps - sleeps0;
+	snprintf(s.res->verify_impl, sizeof(s.res->verify_impl), "%s", ivb_verify_impl());
 	free(s.src);
 	if (s.rx_on || s.tx_on)
 		return IVB_ERR_STALLED;

@@ -57,7 +57,8 @@ struct ivb_stream_result {
 	uint64_t cpu_ns;        /* its thread's CPU time during the point */
 	uint64_t rings;         /* doorbells it rang */
 	uint64_t sleeps;        /* times it slept on its doorbell */
-	uint8_t pad[64];
+	char verify_impl[16];   /* its XXH3 build (verify.h), NUL-terminated */
+	uint8_t pad[48];
 };
 
 _Static_assert(sizeof(struct ivb_stream_params) == 128, "params are two lines");

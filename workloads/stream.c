@@ -43,6 +43,7 @@ struct stream {
 	int dir[3];               /* run h2g, g2h, bidir */
 	enum ivb_verify verify;
 	long points, failed;      /* points run, points with bad messages */
+	char guest_impl[16];      /* the responder's XXH3 build, as it said */
 };
 
 static void set_sizes(void *st, const char *arg)
@@ -255,6 +256,8 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 	pt.host_sleeps = w->sleeps - sleeps0;
 	pt.guest_rings = ch.result->rings;
 	pt.guest_sleeps = ch.result->sleeps;
+	memcpy(s->guest_impl, ch.result->verify_impl, sizeof(s->guest_impl));
+	s->guest_impl[sizeof(s->guest_impl) - 1] = 0;
 	s->points++;
 	bytes = (double)pt.messages * size;
 	{
@@ -342,6 +345,10 @@ static void stream_json(const void *st, struct ivb_json *j, int selected)
 	ivb_json_uint(j, "duration_ns", s->duration_ns);
 	ivb_json_uint(j, "warmup_ns", s->duration_ns / 5);
 	ivb_json_str(j, "verify", ivb_verify_name(s->verify));
+	if (s->verify == IVB_VERIFY_XXH3) {
+		ivb_json_str(j, "host_verify_impl", ivb_verify_impl());
+		ivb_json_str(j, "guest_verify_impl", s->guest_impl);
+	}
 	ivb_json_int(j, "points", s->points);
 	ivb_json_int(j, "points_with_bad_messages", s->failed);
 	ivb_json_end(j);
