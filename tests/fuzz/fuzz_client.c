@@ -20,69 +20,20 @@
  * is closed no fd it received is left open. A violation aborts, which
  * libFuzzer reports as a crash.
  */
+#include "../fds.h"
 #include "ivshmem_client.h"
 #include "ivshmem_proto.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define FUZZ_RECORD 9
 #define FUZZ_MAX_RECORDS 96      /* ~1 KiB of socket buffer each, with its fd */
 #define FUZZ_MAX_EVENTS 1000     /* notices taken per input, at most */
-
-/* Open fds of this process. */
-static int fuzz_count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n - 3; /* ".", "..", the DIR's own fd */
-}
-
-/* Send bytes (with n_fds new eventfds when n_fds > 0); -1 when the buffer is full. */
-static int fuzz_send(int sock, const void *buf, size_t len, int n_fds)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} control;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cmsg;
-	int fds[2] = { -1, -1 }, i, ret;
-
-	if (n_fds > 0) {
-		for (i = 0; i < n_fds; i++)
-			fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (fds[0] < 0 || (n_fds > 1 && fds[1] < 0)) {
-			fprintf(stderr, "fuzz_client: eventfd: %s\n", strerror(errno));
-			abort();
-		}
-		memset(&control, 0, sizeof(control));
-		msg.msg_control = control.buf;
-		msg.msg_controllen = CMSG_SPACE((size_t)n_fds * sizeof(int));
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN((size_t)n_fds * sizeof(int));
-		memcpy(CMSG_DATA(cmsg), fds, (size_t)n_fds * sizeof(int));
-	}
-	ret = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
-	for (i = 0; i < n_fds; i++)
-		close(fds[i]); /* the copy in flight is the client's now */
-	return ret;
-}
 
 /* Write the records of the script to the server's end. */
 static void fuzz_play_server(int sock, const uint8_t *data, size_t size)
@@ -91,7 +42,7 @@ static void fuzz_play_server(int sock, const uint8_t *data, size_t size)
 
 	for (; size >= FUZZ_RECORD && n < FUZZ_MAX_RECORDS; data += FUZZ_RECORD, size -= FUZZ_RECORD, n++) {
 		uint8_t flags = data[0];
-		int n_fds = (flags & 1) + ((flags & 1) && (flags & 2));
+		unsigned n_fds = (flags & 1) + ((flags & 1) && (flags & 2));
 		uint64_t wire;
 		size_t split;
 
@@ -101,10 +52,10 @@ static void fuzz_play_server(int sock, const uint8_t *data, size_t size)
 			memcpy(&wire, data + 1, sizeof(wire));
 		if (flags & 4) {
 			split = 1 + (size_t)(flags >> 4) % 7;
-			if (fuzz_send(sock, &wire, split, n_fds) < 0 ||
-			    fuzz_send(sock, (char *)&wire + split, sizeof(wire) - split, 0) < 0)
+			if (fds_send(sock, &wire, split, n_fds) < 0 ||
+			    fds_send(sock, (char *)&wire + split, sizeof(wire) - split, 0) < 0)
 				return;
-		} else if (fuzz_send(sock, &wire, sizeof(wire), n_fds) < 0) {
+		} else if (fds_send(sock, &wire, sizeof(wire), n_fds) < 0) {
 			return;
 		}
 	}
@@ -135,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	n_vectors = data[0] == 0xff ? 65 : data[0] == 0xfe ? 64 : data[0] == 0xfd ? 0 : 1u + data[0] % 4;
-	fds_before = fuzz_count_fds();
+	fds_before = fds_count();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		fprintf(stderr, "fuzz_client: socketpair: %s\n", strerror(errno));
 		abort();
@@ -155,9 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	ivs_client_close(&c);
-	if (fuzz_count_fds() != fds_before) {
+	if (fds_count() != fds_before) {
 		fprintf(stderr, "fuzz_client: %d fds open after the client closed, %d before\n",
-			fuzz_count_fds(), fds_before);
+			fds_count(), fds_before);
 		abort();
 	}
 	return 0;

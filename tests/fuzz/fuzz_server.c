@@ -23,10 +23,10 @@
  * and it must then hold no peer and this process no fd more than before.
  * A violation aborts, which libFuzzer reports as a crash.
  */
+#include "../fds.h"
 #include "ivshmem_proto.h"
 #include "ivshmem_server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -65,18 +64,6 @@ static void fuzz_fail(const struct fuzz_slot *s, const char *what, int64_t value
 		(int)(s - slots), (long long)s->id, s->stage, (long long)value,
 		fd >= 0 ? "with" : "without", what);
 	abort();
-}
-
-static int fuzz_count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n - 3; /* ".", "..", the DIR's own fd */
 }
 
 /* Remove the server's files when libFuzzer exits. */
@@ -189,36 +176,6 @@ static void fuzz_read(struct fuzz_slot *s)
 	}
 }
 
-/* Send len bytes from a slot, with an eventfd when with_fd. */
-static void fuzz_send(struct fuzz_slot *s, const uint8_t *buf, size_t len, bool with_fd)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cmsg;
-	int fd = -1;
-
-	if (with_fd) {
-		fd = eventfd(0, EFD_CLOEXEC);
-		memset(&control, 0, sizeof(control));
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	}
-	/* An fd needs at least a byte to travel with. */
-	if (fd < 0 || len > 0)
-		(void)sendmsg(s->sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (fd >= 0)
-		close(fd);
-}
-
 static void fuzz_connect(struct fuzz_slot *s)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -256,7 +213,7 @@ static bool fuzz_server_step(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int fds_before = fuzz_count_fds(), small = 1, i;
+	int fds_before = fds_count(), small = 1, i;
 	size_t pos = 0, len;
 
 	for (i = 0; i < FUZZ_SLOTS; i++)
@@ -282,7 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 2:
 			len = pos < size ? data[pos++] % 17 : 0;
 			len = len < size - pos ? len : size - pos;
-			fuzz_send(s, data + pos, len, (step & 7) == 2);
+			fds_send(s->sock, data + pos, len, (step & 7) == 2);
 			pos += len;
 			break;
 		case 3:
@@ -312,9 +269,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ivs_server_peer_count(&server));
 		abort();
 	}
-	if (fuzz_count_fds() != fds_before) {
+	if (fds_count() != fds_before) {
 		fprintf(stderr, "fuzz_server: %d fds open after the script, %d before\n",
-			fuzz_count_fds(), fds_before);
+			fds_count(), fds_before);
 		abort();
 	}
 	return 0;
