@@ -6,6 +6,7 @@
 #   make help       list the targets
 #
 # SANITIZE=1 builds with AddressSanitizer and UBSan (host programs and tests).
+#   make fuzz FUZZ_SECONDS=600   run each libFuzzer target that long (clang)
 
 VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
 BUILD   ?= build
@@ -42,7 +43,7 @@ endif
 # Keep the objects of chained rules (tests, tools) between runs.
 .SECONDARY:
 
-.PHONY: all test check bench soak analyze initramfs deps clean help stop status
+.PHONY: all test check bench soak analyze initramfs deps clean help stop status fuzz fuzz-build
 
 all: $(PROGRAMS) $(TEST_BIN) $(HELPER_BIN)
 
@@ -58,8 +59,9 @@ help:
 	@echo "  deps       install the Debian packages the project needs"
 	@echo "  stop       stop the VM (same as ./setup.sh stop)"
 	@echo "  status     show what runs (same as ./setup.sh status)"
+	@echo "  fuzz       fuzz the server and the client for FUZZ_SECONDS each (clang)"
 	@echo "  clean      remove build/"
-	@echo "Variables: SANITIZE=1 (ASan+UBSan), BUILD=dir; settings: see README.md"
+	@echo "Variables: SANITIZE=1 (ASan+UBSan), BUILD=dir, FUZZ_SECONDS=s; settings: see README.md"
 
 # The version is compiled in; version.h is rewritten only when it changes.
 $(BUILD)/version.h: FORCE
@@ -109,6 +111,39 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
 
+# libFuzzer targets (tests/fuzz/), built with clang, ASan and UBSan into
+# $(BUILD)/fuzz/: the server's and the client's code and the clock they
+# read. tests/fuzz.sh runs them briefly in make check; `make fuzz` runs
+# them for FUZZ_SECONDS each, growing $(BUILD)/fuzz/corpus-<target>/ from
+# the kept inputs in tests/fuzz/corpus/<target>/. A crash is written to
+# $(BUILD)/fuzz/crash-<target>-*: once fixed, keep it as a regression
+# input in tests/fuzz/corpus/<target>/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_CFLAGS  := -std=c11 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Iserver \
+                -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c)) common/timing.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(BUILD)/fuzz/corpus-$$t $(BUILD)/fuzz/tmp && \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+		TMPDIR=$(BUILD)/fuzz/tmp $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/crash-$$t- \
+			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 initramfs: $(BUILD)/guest_reader
 	./setup.sh initramfs
 
@@ -146,4 +181,4 @@ status:
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj $(BUILD)/obj-static -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-static $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

@@ -248,13 +248,19 @@ static void client_forget_peer(struct ivs_client_peer *p)
 
 /*
  * Apply one message received after the first three: a peer id with an fd
- * (that peer's next eventfd) or without (that peer left). Owns fd.
+ * (that peer's next eventfd) or without (that peer left); anything else,
+ * the shared memory again included, is -EPROTO. Owns fd.
  */
 static int client_apply(struct ivs_client *c, int64_t value, int fd, struct ivs_client_event *ev)
 {
 	struct ivs_client_peer *p;
 	int ret;
 
+	if (value == IVS_PROTO_SHM_VALUE && fd >= 0) {
+		client_error(c, "server sent the shared memory again");
+		ret = -EPROTO;
+		goto err_close;
+	}
 	if (value < 0 || value > IVS_PROTO_MAX_PEER_ID) {
 		client_error(c, "server sent %lld%s, not a peer id", (long long)value,
 			     fd >= 0 ? " with an fd" : "");
@@ -453,12 +459,6 @@ static int client_handshake(struct ivs_client *c, int64_t deadline)
 		}
 		if (ret < 0)
 			return ret;
-		if (value == IVS_PROTO_SHM_VALUE) {
-			if (fd >= 0)
-				close(fd);
-			client_error(c, "server sent the shared memory twice");
-			return -EPROTO;
-		}
 		ret = client_apply(c, value, fd, &ev);
 		if (ret < 0)
 			return ret;
@@ -533,12 +533,6 @@ int ivs_client_next_event(struct ivs_client *c, struct ivs_client_event *ev, int
 	ret = client_recv(c, &value, &fd, client_deadline(timeout_ms));
 	if (ret <= 0)
 		return ret;
-	if (value == IVS_PROTO_SHM_VALUE) {
-		if (fd >= 0)
-			close(fd);
-		client_error(c, "server sent the shared memory again");
-		return -EPROTO;
-	}
 	ret = client_apply(c, value, fd, ev);
 	return ret < 0 ? ret : 1;
 }

@@ -25,6 +25,8 @@
 
 #include <endian.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define IVS_PROTO_VERSION 0          /* the first message of every connection */
 #define IVS_PROTO_SHM_VALUE (-1)     /* the value sent with the shared-memory fd */
@@ -44,6 +46,27 @@ static inline uint64_t ivs_proto_encode(int64_t value)
 static inline int64_t ivs_proto_decode(uint64_t wire)
 {
 	return (int64_t)le64toh(wire);
+}
+
+/*
+ * Make msg carry the n fds (one SCM_RIGHTS block, as the server sends one
+ * fd with a message), in control: CMSG_SPACE(n * sizeof(int)) bytes aligned
+ * for struct cmsghdr, which the caller provides.
+ */
+static inline void ivs_proto_attach_fds(struct msghdr *msg, void *control, const int *fds,
+					unsigned n)
+{
+	size_t len = n * sizeof(int);
+	struct cmsghdr *cmsg;
+
+	memset(control, 0, CMSG_SPACE(len));
+	msg->msg_control = control;
+	msg->msg_controllen = CMSG_SPACE(len);
+	cmsg = CMSG_FIRSTHDR(msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(cmsg), fds, len);
 }
 
 #endif /* IVS_PROTO_H */

@@ -427,22 +427,13 @@ static int server_send(struct ivs_server *s, struct ivs_server_peer *peer, int64
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	int64_t deadline = server_now_ms() + s->opts.send_timeout_ms, left;
 	struct pollfd pfd = { .fd = peer->sock_fd, .events = POLLOUT };
-	struct cmsghdr *cmsg;
 	ssize_t n;
 	int ret;
 
 	if (peer->dead)
 		return -EPIPE;
-	if (fd >= 0) {
-		memset(&control, 0, sizeof(control));
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	}
+	if (fd >= 0)
+		ivs_proto_attach_fds(&msg, control.buf, &fd, 1);
 	for (;;) {
 		n = sendmsg(peer->sock_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n == (ssize_t)sizeof(wire))

@@ -17,10 +17,10 @@
 #define IVB_TESTS_SERVER_FIXTURE_H
 
 #include "check.h"
+#include "fds.h"
 #include "ivshmem_proto.h"
 #include "ivshmem_server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -49,19 +49,6 @@ struct fixture {
 	bool threaded;               /* the thread runs */
 	int fds_before;              /* fds open before the server started */
 };
-
-/* Open fds of this process, from /proc/self/fd. */
-static inline int fixture_count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n - 3; /* ".", ".." and the DIR's own fd */
-}
 
 /* Options every case starts from: the library's defaults, 1 MiB, 2 vectors. */
 static inline void fixture_options(struct ivs_server_options *opts)
@@ -98,7 +85,7 @@ static inline int fixture_start(struct fixture *fx, struct ivs_server_options *o
 {
 	memset(fx, 0, sizeof(*fx));
 	pthread_mutex_init(&fx->lock, NULL);
-	fx->fds_before = fixture_count_fds();
+	fx->fds_before = fds_count();
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/ivs_test.XXXXXX");
 	if (!mkdtemp(fx->dir)) {
 		CHECKF(0, "mkdtemp %s: %s", fx->dir, strerror(errno));
@@ -150,8 +137,8 @@ static inline void fixture_stop(struct fixture *fx)
 	       "close removed the socket and the shm it created");
 	rmdir(fx->dir);
 	pthread_mutex_destroy(&fx->lock);
-	CHECKF(fixture_count_fds() == fx->fds_before, "no fd left open: %d, %d before the server",
-	       fixture_count_fds(), fx->fds_before);
+	CHECKF(fds_count() == fx->fds_before, "no fd left open: %d, %d before the server",
+	       fds_count(), fx->fds_before);
 }
 
 /* A connected socket to the server, not yet read from; -1 after a failed check. */

@@ -159,7 +159,7 @@ static void test_misbehaving_clients(void)
 
 	if (robust_begin() < 0)
 		return;
-	fds_with_g = fixture_count_fds();
+	fds_with_g = fds_count();
 	printf("# %d cycles of six client behaviours\n", cycles);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < cycles; i++)
@@ -170,8 +170,8 @@ static void test_misbehaving_clients(void)
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	CHECKF(settle(1) == 0, "server is back to one peer");
 	CHECKF(ivs_client_peers(&steady, (unsigned[1]){ 0 }, 1) == 0, "G knows no other peer now");
-	CHECKF(fixture_count_fds() == fds_with_g, "no fd leaked while G stays: %d open, %d before",
-	       fixture_count_fds(), fds_with_g);
+	CHECKF(fds_count() == fds_with_g, "no fd leaked while G stays: %d open, %d before",
+	       fds_count(), fds_with_g);
 	robust_end();
 }
 
