@@ -100,6 +100,7 @@ int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb
 	if (!ch->src || !ch->dst || ivb_random(ch->src, len)) {
 		snprintf(ini->status, sizeof(ini->status), "out of memory or OpenSSL failed for "
 			 "%u-byte messages", len);
+		ivb_channel_free(ch);
 		return -1;
 	}
 	memset(p, 0, sizeof(*p));
@@ -132,9 +133,17 @@ int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb
 			snprintf(ini->status, sizeof(ini->status), "%s waiting for the responder to start "
 				 "a %s stream of %u-byte messages", rc == -EINTR ? "interrupted" :
 				 "timeout", ivb_stream_kind_name(kind), len);
+		ivb_channel_free(ch);
 		return -1;
 	}
 	return 0;
+}
+
+void ivb_channel_free(struct ivb_channel *ch)
+{
+	free(ch->src);
+	free(ch->dst);
+	ch->src = ch->dst = NULL;
 }
 
 int ivb_channel_try_send(struct ivb_channel *ch)
@@ -203,9 +212,7 @@ int ivb_channel_close(struct ivb_channel *ch)
 		if (got == 0 && (rc = ivb_channel_wait(ch)) != 0)
 			break;
 	}
-	free(ch->src);
-	free(ch->dst);
-	ch->src = ch->dst = NULL;
+	ivb_channel_free(ch);
 	if (rc) {
 		snprintf(ini->status, sizeof(ini->status), "%s waiting for the responder to finish a "
 			 "%s stream of %u-byte messages (message %llu)", rc == -EINTR ? "interrupted" :

@@ -121,6 +121,9 @@ int ivb_channel_wait(struct ivb_channel *ch);
  */
 int ivb_channel_close(struct ivb_channel *ch);
 
+/* Free the point's buffers when it is given up without ivb_channel_close() (which frees them). */
+void ivb_channel_free(struct ivb_channel *ch);
+
 /* The responder's half, for every workload that uses a channel. */
 enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_message *m,
 				 struct ivb_reply *reply);

@@ -105,6 +105,7 @@ static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, s
 		snprintf(ctx->status, ctx->status_len, "%s during the round trip of a %u-byte message "
 			 "(%ld of %ld)", rc == -EINTR ? "interrupted" : rc == -ETIMEDOUT ? "timeout" :
 			 "failure", size, i, warm + n);
+		ivb_channel_free(&ch);
 		free(v);
 		return -1;
 	}

@@ -232,8 +232,13 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 			       ivb_stream_kind_name(k), size);
 		return 0;
 	}
-	if (rc < 0 || move(s, &ch, k, &pt, ini->status, sizeof(ini->status))) {
+	if (rc < 0) {
 		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
+		return -1;
+	}
+	if (move(s, &ch, k, &pt, ini->status, sizeof(ini->status))) {
+		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
+		ivb_channel_free(&ch);
 		return -1;
 	}
 	rc = ivb_channel_close(&ch);

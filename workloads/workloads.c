@@ -53,7 +53,8 @@ void ivb_workloads_usage(FILE *out)
 				snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
 					 o->arg ? o->arg : "");
 			fprintf(out, "  %-26s", left);
-			fprintf(out, o->help, o->dflt ? o->dflt : "");
+			if (o->help) /* its "%s" is the default */
+				fprintf(out, o->help, o->dflt ? o->dflt : "");
 			fputc('\n', out);
 		}
 	}
