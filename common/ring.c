@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "copy.h"
 #include "shm_map.h"
 
 int ivb_ring_geometry_ok(const struct ivb_ring_geometry *g, size_t map_size)
@@ -137,7 +138,7 @@ int ivb_message_write(struct ivb_slot_header *s, uint64_t seq, const void *src, 
 
 	if (ivb_verify_compute(v, seq, src, len, check))
 		return -1;
-	memcpy((uint8_t *)s + IVB_SLOT_HEADER, src, len);
+	ivb_copy((uint8_t *)s + IVB_SLOT_HEADER, src, len);
 	s->seq = seq;
 	s->len = len;
 	s->verify = v;
@@ -155,7 +156,7 @@ int ivb_message_read(const struct ivb_slot_header *s, uint64_t slot_size, uint64
 	if (h.seq != want_seq || h.len != want_len || h.verify != (uint32_t)v ||
 	    h.len > slot_size - IVB_SLOT_HEADER || h.len > cap)
 		return -1;
-	memcpy(dst, (const uint8_t *)s + IVB_SLOT_HEADER, h.len);
+	ivb_copy(dst, (const uint8_t *)s + IVB_SLOT_HEADER, h.len);
 	if (v == IVB_VERIFY_NONE)
 		return 0;
 	if (ivb_verify_compute(v, h.seq, dst, h.len, check))

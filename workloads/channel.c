@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "copy.h"
 #include "digest.h"
 #include "sizes.h"
 
@@ -430,6 +431,7 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	s.res->rings = r->waiter->rings - rings0;
 	s.res->sleeps = r->waiter->sleeps - sleeps0;
 	snprintf(s.res->verify_impl, sizeof(s.res->verify_impl), "%s", ivb_verify_impl());
+	snprintf(s.res->copy_impl, sizeof(s.res->copy_impl), "%s", ivb_copy_impl());
 	free(s.src);
 	if (s.rx_on || s.tx_on)
 		return IVB_ERR_STALLED;

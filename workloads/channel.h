@@ -58,7 +58,8 @@ struct ivb_stream_result {
 	uint64_t rings;         /* doorbells it rang */
 	uint64_t sleeps;        /* times it slept on its doorbell */
 	char verify_impl[16];   /* its XXH3 build (verify.h), NUL-terminated */
-	uint8_t pad[48];
+	char copy_impl[32];     /* its copy per size class (copy.h), NUL-terminated */
+	uint8_t pad[16];
 };
 
 _Static_assert(sizeof(struct ivb_stream_params) == 128, "params are two lines");

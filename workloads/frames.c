@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "copy.h"
 #include "digest.h"
 #include "timing.h"
 #include "workload.h"
@@ -160,7 +161,7 @@ static int transfer(struct frames *fr, struct ivb_wl_ctx *ctx, struct ivb_csv *c
 	memcpy(ini->hdr->check, digest, IVB_CHECK_LEN);
 	ini->hdr->payload_size = f->bytes;
 	t0 = ivb_now_ns();
-	memcpy(ini->payload, frame, f->bytes);
+	ivb_copy(ini->payload, frame, f->bytes);
 	t1 = ivb_now_ns();
 	if (number == fr->corrupt)
 		ini->payload[f->bytes / 2] ^= 0x01;
@@ -271,7 +272,7 @@ static enum ivb_error frames_serve(struct ivb_responder *r, const struct ivb_mes
 	if (!buf)
 		return IVB_ERR_NO_MEMORY;
 	t0 = ivb_now_ns();
-	memcpy(buf, (const uint8_t *)r->hdr + offset, m->payload_size);
+	ivb_copy(buf, (const uint8_t *)r->hdr + offset, m->payload_size);
 	t1 = ivb_now_ns();
 	if (ivb_sha256(buf, m->payload_size, reply->digest))
 		return IVB_ERR_CRYPTO;

@@ -16,6 +16,7 @@
 
 #include "channel.h"
 #include "cli.h"
+#include "copy.h"
 #include "cpu.h"
 #include "sizes.h"
 #include "timing.h"
@@ -44,6 +45,7 @@ struct stream {
 	enum ivb_verify verify;
 	long points, failed;      /* points run, points with bad messages */
 	char guest_impl[16];      /* the responder's XXH3 build, as it said */
+	char guest_copy[32];      /* the responder's copy per size class, as it said */
 };
 
 static void set_sizes(void *st, const char *arg)
@@ -263,6 +265,8 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 	pt.guest_sleeps = ch.result->sleeps;
 	memcpy(s->guest_impl, ch.result->verify_impl, sizeof(s->guest_impl));
 	s->guest_impl[sizeof(s->guest_impl) - 1] = 0;
+	memcpy(s->guest_copy, ch.result->copy_impl, sizeof(s->guest_copy));
+	s->guest_copy[sizeof(s->guest_copy) - 1] = 0;
 	s->points++;
 	bytes = (double)pt.messages * size;
 	{
@@ -354,6 +358,8 @@ static void stream_json(const void *st, struct ivb_json *j, int selected)
 		ivb_json_str(j, "host_verify_impl", ivb_verify_impl());
 		ivb_json_str(j, "guest_verify_impl", s->guest_impl);
 	}
+	ivb_json_str(j, "host_copy_impl", ivb_copy_impl());
+	ivb_json_str(j, "guest_copy_impl", s->guest_copy);
 	ivb_json_int(j, "points", s->points);
 	ivb_json_int(j, "points_with_bad_messages", s->failed);
 	ivb_json_end(j);
