@@ -59,7 +59,7 @@ help:
 	@echo "  deps       install the Debian packages the project needs"
 	@echo "  stop       stop the VM (same as ./setup.sh stop)"
 	@echo "  status     show what runs (same as ./setup.sh status)"
-	@echo "  fuzz       fuzz the server and the client for FUZZ_SECONDS each (clang)"
+	@echo "  fuzz       fuzz the server, the client and the responder for FUZZ_SECONDS each (clang)"
 	@echo "  clean      remove build/"
 	@echo "Variables: SANITIZE=1 (ASan+UBSan), BUILD=dir, FUZZ_SECONDS=s; settings: see README.md"
 
@@ -120,9 +120,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
 # input in tests/fuzz/corpus/<target>/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 300
-FUZZ_CFLAGS  := -std=c11 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Iserver \
+FUZZ_CFLAGS  := -std=c11 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Iserver -Iworkloads -I$(BUILD) \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c)) common/timing.c
+FUZZ_LIB_SRC := $(filter-out server/main.c,$(wildcard server/*.c)) $(wildcard common/*.c workloads/*.c)
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
@@ -131,7 +131,7 @@ $(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) -c -o $@ $<
 $(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_PROJECT)
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -139,7 +139,7 @@ fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(BUILD)/fuzz/corpus-$$t $(BUILD)/fuzz/tmp && \
 		echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
-		TMPDIR=$(BUILD)/fuzz/tmp $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		TMPDIR=$(BUILD)/fuzz/tmp $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -close_fd_mask=2 \
 			-artifact_prefix=$(BUILD)/fuzz/crash-$$t- \
 			$(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1; \
 	done

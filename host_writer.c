@@ -114,6 +114,31 @@ static void usage(FILE *out)
 enum { OPT_WATCH = 1000, OPT_SCHEMA, OPT_WAIT };
 
 /*
+ * --meta KEY=VALUE: KEY in lower case, digits and _, and not one of the
+ * keys run.json has of its own (a second "status" would make the file
+ * say two things).
+ */
+static void check_meta(const char *arg)
+{
+	static const char *const own[] = {
+		"run_id", "files", "tool", "version", "host_cpu", "host_kernel", "clocksource",
+		"clock_read_ns", "clock_resolution_ns", "mode", "status", "start_time", "end_time",
+		"shm_path", "shm_size", "writer_cpu", "wait", "wait_policy", "timeout_ns",
+		"guest_pid", "guest_wait", "server_socket", "vectors", "host_peer_id",
+		"guest_peer_id", "vcpu_idle_cpu_percent", "latency_iterations", "warmup", "gap_ns",
+		"latency", "received", "bandwidth_iterations", "frames", "frames_verified",
+		"frames_failed", "stream", "size_latency",
+	};
+	size_t n = strcspn(arg, "="), i;
+
+	if (!arg[n] || n == 0 || n > 63 || strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+		ivb_die_usage("--meta: '%s' is not KEY=VALUE with a KEY of a-z, 0-9 and _", arg);
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strlen(own[i]) == n && !strncmp(arg, own[i], n))
+			ivb_die_usage("--meta: '%.*s' is a key run.json has of its own", (int)n, arg);
+}
+
+/*
  * --wait: how both sides wait in doorbell mode. spin never sleeps (the
  * doorbell is rung only after each session message), sleep sleeps at once,
  * hybrid:T spins T first. Polling (plain mode) can only spin.
@@ -184,8 +209,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case 'c': cfg->cpu = ivb_opt_cpu("--cpu", optarg, 1); break;
 		case OPT_WATCH: cfg->watch_tid = (int)ivb_opt_count("--watch-thread", optarg, 1, 1 << 30); break;
 		case 'm':
-			if (!strchr(optarg, '=') || optarg[0] == '=')
-				ivb_die_usage("--meta: '%s' is not KEY=VALUE", optarg);
+			check_meta(optarg);
 			if (cfg->nmeta == MAX_META)
 				ivb_die_usage("--meta: at most %d entries", MAX_META);
 			cfg->meta[cfg->nmeta++] = optarg;
@@ -265,6 +289,14 @@ static int save(struct writer *w)
 		return 0;
 	ivb_warn("cannot write the results: %s", ivb_results_error(&w->res));
 	return -1;
+}
+
+/* A new results file: list it in run.json now, so a run that dies mid-phase owns it. */
+static void save_quietly(void *arg)
+{
+	struct writer *w = arg;
+
+	ivb_results_write_json(&w->res, run_json, w); /* an error is kept; the phase's end reports it */
 }
 
 /* ------------------------------------------------------------------ */
@@ -348,6 +380,8 @@ int main(int argc, char **argv)
 	}
 	if (ivb_results_open(&w.res, w.cfg.results_dir, stale))
 		ivb_die("%s", ivb_results_error(&w.res));
+	w.res.on_new_file = save_quietly;
+	w.res.on_new_file_arg = &w;
 	if (w.cfg.cpu >= 0 && (rc = ivb_pin_self(w.cfg.cpu)) < 0)
 		ivb_warn("cannot pin to CPU %d: %s (continuing unpinned)", w.cfg.cpu, strerror(-rc));
 	ivb_cli_catch_signals();

@@ -121,6 +121,8 @@ struct ivb_csv *ivb_csv_open(struct ivb_results *res, const struct ivb_csv_schem
 		return c;
 	}
 	c->good_end = (off_t)strlen(schema->columns) + 1;
+	if (res->on_new_file)
+		res->on_new_file(res->on_new_file_arg);
 	return c;
 }
 

@@ -53,6 +53,9 @@ struct ivb_results {
 	char error[600];       /* first write error, "" if none */
 	struct ivb_csv csv[IVB_RESULTS_MAX_CSV];
 	int ncsv;
+	/* Called when a CSV file is created, so the caller can list it in run.json at once. */
+	void (*on_new_file)(void *arg);
+	void *on_new_file_arg;
 };
 
 /* A JSON object being written (run.json), with keys in the order given. */

@@ -46,6 +46,11 @@ struct ivb_slot_header *ivb_ring_reserve(struct ivb_ring *r)
 {
 	if (r->local - r->other > r->mask) {
 		r->other = ivb_load_acquire(&r->ctl->tail);
+		if (r->other - r->local < UINT64_MAX / 2 && r->other != r->local) {
+			r->broken = 1; /* a consumer ahead of us: garbage */
+			r->other = r->local - r->mask - 1;
+			return NULL;
+		}
 		if (r->local - r->other > r->mask) {
 			/* Full: what is committed must be visible, or we wait for ever. */
 			ivb_ring_flush(r);
@@ -100,6 +105,11 @@ const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r)
 		r->other = ivb_load_acquire(&r->ctl->head);
 		if (r->local == r->other)
 			return NULL;
+		if (r->other - r->local > r->mask + 1) {
+			r->broken = 1;
+			r->other = r->local;
+			return NULL;
+		}
 	}
 	return slot(r, r->local);
 }
@@ -122,6 +132,11 @@ static int has_message(void *arg)
 
 	r->other = ivb_load_acquire(&r->ctl->head);
 	return r->local != r->other || ivb_ring_drained(r);
+}
+
+int ivb_ring_broken(const struct ivb_ring *r)
+{
+	return r->broken;
 }
 
 int ivb_ring_wait_message(struct ivb_ring *r, uint64_t deadline_ns)

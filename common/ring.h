@@ -97,6 +97,7 @@ struct ivb_ring {
 	struct ivb_waiter *waiter;
 	uint32_t peer;        /* whom to ring */
 	uint64_t rings;       /* doorbells this side rang for this ring */
+	int broken;           /* the other side's index is impossible: garbage, stop */
 };
 
 /* Bytes a ring of this geometry takes. */
@@ -130,12 +131,19 @@ int ivb_ring_wait_room(struct ivb_ring *r, uint64_t deadline_ns);
 
 /* ---- consumer ---- */
 
-/* The next message, or NULL when the ring is empty (the producer's index is read again first). */
+/*
+ * The next message, or NULL when the ring is empty (the producer's index is
+ * read again first) or broken: a producer index more than a ring ahead of
+ * ours, or behind it, cannot come from a real producer (r->broken is set).
+ */
 const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r);
 /* Free the message peek() returned. */
 void ivb_ring_release(struct ivb_ring *r);
 /* Wait until a message is there or the producer said it has finished. 0, -ETIMEDOUT, -EINTR. */
 int ivb_ring_wait_message(struct ivb_ring *r, uint64_t deadline_ns);
+/* 1 when the other side's index was impossible (see ivb_ring_peek()). */
+int ivb_ring_broken(const struct ivb_ring *r);
+
 /* 1 once every message the producer announced has been consumed. */
 int ivb_ring_drained(struct ivb_ring *r);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# server_fuzz: libFuzzer on the doorbell server's and client's message handling: every kept input replays clean, then a bounded fuzzing run of each target finds nothing.
+# server_fuzz: libFuzzer on the doorbell server's and client's message handling and on the responder's handling of whatever shared memory holds: every kept input replays clean, then a bounded fuzzing run of each target finds nothing.
 # timeout: 180
 #
 # The targets (tests/fuzz/fuzz_*.c) are built by `make fuzz-build` with
@@ -50,7 +50,7 @@ replay() {
 fuzz() {
 	local t=$1 crash stats
 	mkdir -p "$tmp/corpus-$t"
-	if TMPDIR=$tmp "$BUILD/fuzz/$t" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
+	if TMPDIR=$tmp "$BUILD/fuzz/$t" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -close_fd_mask=2 \
 		-artifact_prefix="$tmp/crash-$t-" "$tmp/corpus-$t" "tests/fuzz/corpus/$t" \
 		>"$tmp/$t.fuzz" 2>&1; then
 		stats=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$tmp/$t.fuzz" | grep -oE '[0-9]+$' || echo '?')

@@ -1,6 +1,7 @@
 /*
  * unit_ring - the message ring of common/ring.c: indices that wrap past
  * 2^64, a one-slot ring, message sizes that are not multiples of 8,
+ * impossible indices from a broken or hostile other side,
  * corruption by a third process detected with its sequence number, and
  * notification suppression that never loses a wake-up (two threads on real
  * eventfds, alternating sleep and burst thousands of times, under a
@@ -163,6 +164,27 @@ static void test_odd_sizes(void)
 	munmap(base, MAP_BYTES);
 }
 
+static void test_impossible_index(void)
+{
+	uint8_t *base = region();
+	struct ivb_waiter w;
+	struct ivb_ring tx, rx;
+
+	ivb_waiter_poll(&w);
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	tx.ctl->head = 1000; /* far more than a ring ahead: no producer wrote that */
+	CHECK(ivb_ring_peek(&rx) == NULL && ivb_ring_broken(&rx));
+	tx.ctl->head = 0;
+	send_one(&tx, 0, 8);
+	send_one(&tx, 1, 8);
+	send_one(&tx, 2, 8);
+	send_one(&tx, 3, 8);
+	tx.ctl->tail = 77; /* a consumer ahead of the producer */
+	CHECK(ivb_ring_reserve(&tx) == NULL && ivb_ring_broken(&tx));
+	munmap(base, MAP_BYTES);
+}
+
 static void test_third_process(void)
 {
 	uint8_t *base = region();
@@ -316,6 +338,7 @@ int main(void)
 	RUN(test_wrap_around);
 	RUN(test_one_slot);
 	RUN(test_odd_sizes);
+	RUN(test_impossible_index);
 	RUN(test_third_process);
 	RUN(test_no_lost_wakeup);
 	return check_done("unit_ring");

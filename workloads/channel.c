@@ -365,6 +365,7 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	uint64_t cpu0 = thread_cpu_ns(), rings0, sleeps0, spin0 = r->waiter->spin_ns;
 	uint64_t idle_since = 0;
 	enum ivb_error e;
+	int broken = 0;
 
 	(void)m, (void)reply;
 	if (r->map_size < IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES)
@@ -374,6 +375,9 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	s.res = (struct ivb_stream_result *)(payload + sizeof(s.p));
 	if ((e = check_params(&s.p, r->map_size)) != IVB_OK)
 		return e;
+	/* The deadline comes from the other side: never wait longer than our own limit. */
+	if (s.p.timeout_ns > r->silence_ns)
+		s.p.timeout_ns = r->silence_ns;
 	s.buf = ivb_responder_scratch(r, s.p.msg_len ? s.p.msg_len : 1);
 	s.src = malloc(s.p.msg_len ? s.p.msg_len : 1);
 	if (!s.buf || !s.src || ivb_random(s.src, s.p.msg_len)) {
@@ -407,6 +411,10 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 				break;
 			moved += n;
 		}
+		if (ivb_ring_broken(&s.rx) || ivb_ring_broken(&s.tx)) {
+			broken = 1;
+			break;
+		}
 		if (moved) {
 			idle_since = 0;
 			continue;
@@ -433,6 +441,8 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	snprintf(s.res->verify_impl, sizeof(s.res->verify_impl), "%s", ivb_verify_impl());
 	snprintf(s.res->copy_impl, sizeof(s.res->copy_impl), "%s", ivb_copy_impl());
 	free(s.src);
+	if (broken)
+		return IVB_ERR_BAD_HEADER;
 	if (s.rx_on || s.tx_on)
 		return IVB_ERR_STALLED;
 	return s.errors ? IVB_ERR_DIGEST : IVB_OK;
