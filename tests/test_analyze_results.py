@@ -1,7 +1,9 @@
 # timeout: 300
 """Tests for analyze_results.py: statistics against independent calculations,
-the files and plots it writes, the comparison of runs, partial data, and a
-clear one-line error (no traceback) for every kind of bad input.
+the files and plots it writes, the comparison of runs, partial data, results
+that run.json does not vouch for (refused with exit 3, or marked PARTIAL with
+--allow-partial), and a clear one-line error (no traceback, exit 1) for every
+kind of bad or odd input.
 
 Run: /usr/bin/python3 -m pytest -q tests/test_analyze_results.py
 The script is always run as a separate process with this interpreter.
@@ -81,10 +83,22 @@ def write_bandwidth(directory, transfers=TRANSFERS, scale=1):
     (directory / "bandwidth_results.csv").write_text("\n".join(rows) + "\n")
 
 
-def write_run_json(directory, **info):
+def data_rows(path):
+    return path.read_text().count("\n") - 1
+
+
+def write_run_json(directory, files="count", **info):
+    """run.json as host_writer writes it: status complete, a run_id, and the
+    rows of each CSV already in directory (files="count"), the files given,
+    or no files key at all (files=None, an older host_writer)."""
     base = {"version": "v1.2-3-gabcdef", "mode": "plain", "accel": "kvm",
             "guest": "micro", "qemu_version": "8.2.2", "shm_size": 67108864,
-            "latency_iterations": 1000, "pinning": {"host": 2, "vcpu": 3}}
+            "latency_iterations": 1000, "pinning": {"host": 2, "vcpu": 3},
+            "status": "complete", "run_id": "9f86d081884c7d65"}
+    if files == "count":
+        files = {p.name: data_rows(p) for p in sorted(directory.glob("*_results.csv"))}
+    if files is not None:
+        base["files"] = files
     base.update(info)
     (directory / "run.json").write_text(json.dumps(base))
 
@@ -98,15 +112,18 @@ def png_size(path):
 
 
 def assert_one_line_error(proc, *fragments, code=1):
-    """Exit status, one stderr line with the prefix, no traceback."""
+    """Exit status, one error line on stderr with the prefix (warnings aside),
+    no traceback, every fragment in it."""
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(PROG), lines[0]
+    assert all(line.startswith(PROG) for line in lines), proc.stderr
+    errors = [line for line in lines if not line.startswith(PROG + "warning:")]
+    assert len(errors) == 1, proc.stderr
+    assert len(errors[0]) < 400, errors[0]  # bounded, whatever the input
     for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -273,14 +290,15 @@ def test_default_directory_is_results(tmp_path):
     assert summary["latency"]["round_trip"]["p50_ns"] == pytest.approx(5.5)
 
 
-def test_broken_run_json_is_a_warning(tmp_path):
+def test_no_run_json_is_a_warning(tmp_path):
     write_latency(tmp_path, latency=np.arange(1, 11), received=np.arange(1, 11))
-    (tmp_path / "run.json").write_text("{not json")
     proc = run(tmp_path, "--no-plots", "-q")
-    assert proc.returncode == 0
-    assert "warning" in proc.stderr and "run.json" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(PROG + "warning:") and "no run.json" in proc.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["run"] is None and tmp_path.name in summary["label"]
+    assert summary["partial"] is False
+    assert any("no run.json" in n for n in summary["notes"])
 
 
 def test_help_describes_defaults():
@@ -331,6 +349,7 @@ def test_bandwidth_only(tmp_path):
 def test_every_frame_failed_reports_then_exits_1(tmp_path):
     write_bandwidth(tmp_path, transfers=[("1080p", None, "digest")] * 2
                     + [("4k", None, "timeout")])
+    write_run_json(tmp_path)
     proc = run(tmp_path, "-q")
     assert_one_line_error(proc, "bandwidth_results.csv", "every frame transfer failed",
                           "0/3")
@@ -443,16 +462,16 @@ BAD_FILES = [
     ("latency_results.csv", LAT_OK_HEADER + "\n0.5,370,0.37\n",
      "column iteration: expected an integer"),
     ("latency_results.csv", "iteration,latency_ns,latency_ns\n0,1,1\n", "appears twice"),
-    ("latency_results.csv", b"\xff\xfe\x00\x89PNG\x00\x00", "not a text CSV file"),
+    ("latency_results.csv", b"\xff\xfe\x00\x89PNG\x00\x00", "line 1: NUL byte: not a text file"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,yes,0,ok,,,,1,,,,\n",
      "column success: expected 0 or 1, got 'yes'"),
     ("bandwidth_results.csv", "frame,bytes,total_ns\n4k,24883200,1\n", "missing column success"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,1,0,ok,,,,,,,,\n",
-     "line 2: column total_ns: a successful transfer needs a positive time"),
+     "line 2: column total_ns: a successful transfer needs a time of at least 1 ns"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24.9MB,0,0,3,digest,,,,,,,,\n",
      "column bytes: non-numeric value '24.9MB'"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,0,3,digest,,,,,,,,\n"
-     "4k,3840,2160,6220800,1,0,3,digest,,,,,,,,\n", "frame 4k appears with different byte"),
+     "4k,3840,2160,6220800,1,0,3,digest,,,,,,,,\n", "frame '4k' appears with different byte"),
 ]
 
 
