@@ -308,6 +308,12 @@ def read_table(path: Path, spec: dict[str, Column]) -> Table:
 def check_header(path: Path, header: list[str], spec: dict[str, Column]) -> None:
     """Reject a first line that is not this file's header: empty or repeated
     names, a data row, or required columns missing."""
+    text = ",".join(header)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    missing = [c for c, col in spec.items() if col.required and c not in header]
+    if missing and all(NUMBER.fullmatch(name) for name in header):
+        raise DataError(f"{path}: line 1 is data, not a header (expected columns "
+                        f"{', '.join(missing)}; got: {text})")
     seen: set[str] = set()
     for name in header:
         if not name:
@@ -315,14 +321,8 @@ def check_header(path: Path, header: list[str], spec: dict[str, Column]) -> None
         if name in seen:
             raise DataError(f"{path}: column {shown(name)} appears twice in the header")
         seen.add(name)
-    missing = [c for c, col in spec.items() if col.required and c not in seen]
     if not missing:
         return
-    text = ",".join(header)
-    text = text if len(text) <= 80 else text[:77] + "..."
-    if all(NUMBER.fullmatch(name) for name in header):
-        raise DataError(f"{path}: line 1 is data, not the header (it should start "
-                        f"{','.join(missing)}; got: {text})")
     plural = "s" if len(missing) > 1 else ""
     raise DataError(f"{path}: missing column{plural} {', '.join(missing)} "
                     f"(header is: {text})")
@@ -779,10 +779,11 @@ def load_run(directory: Path, warn, allow_partial: bool) -> Run:
         untied = "run.json has no status: nothing tells whether the run completed"
     if untied:
         run.notes.append(untied)
-    loaded = {}
+    loaded, absent = {}, []
     for name, load in ((LATENCY_CSV, load_latency), (BANDWIDTH_CSV, load_bandwidth)):
         path, listed = directory / name, (prov.files or {}).get(name)
         if not present(path):
+            absent.append(name)
             if listed is not None:
                 run.partial.append(f"run.json lists {name} ({listed:,} rows) but it is "
                                    "missing")
@@ -815,12 +816,12 @@ def load_run(directory: Path, warn, allow_partial: bool) -> Run:
             raise PartialError(f"{directory}: nothing of this run to analyse: "
                                + "; ".join(run.partial))
         raise DataError(f"{directory}: no data rows in " + " or ".join(loaded))
-    if lat is None:
-        run.notes.append(f"{LATENCY_CSV} not found: latency section and plots skipped")
-    elif run.latency is not None and "received_ns" not in run.latency:
+    for name in absent:
+        part = "latency section and plots" if name == LATENCY_CSV else \
+            "bandwidth section and plot"
+        run.notes.append(f"{name} not found: {part} skipped")
+    if run.latency is not None and "received_ns" not in run.latency:
         run.notes.append("no received_ns column: first-acknowledgement statistics skipped")
-    if bw is None:
-        run.notes.append(f"{BANDWIDTH_CSV} not found: bandwidth section and plot skipped")
     if untied:
         warn(f"{directory}: {untied}")
     if run.partial:
