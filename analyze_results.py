@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -65,6 +66,7 @@ import os
 import re
 import stat
 import sys
+import warnings
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -80,9 +82,11 @@ EXIT_PARTIAL = 3
 try:
     import numpy as np
     import pandas as pd
-    import matplotlib
 
-    matplotlib.use("Agg")  # headless: must precede any pyplot import
+    # matplotlib is imported by the first plot (it costs a tenth of a second
+    # that --no-plots and bad input need not pay); here only looked for.
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError(name="matplotlib")
 except ImportError as _missing:  # pragma: no cover - depends on the interpreter
     sys.stderr.write(
         f"{PROG}: {_missing.name or _missing} is not installed for {sys.executable}; "
@@ -1242,6 +1246,9 @@ def render_report(summary: dict) -> str:
 
 def pyplot():
     """Import pyplot lazily (slow) with settings that read well at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: must precede the pyplot import
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({
@@ -1401,9 +1408,12 @@ def bin_rows(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def binned(values: np.ndarray, bins: int, how) -> np.ndarray:
-    """how(rows, axis=1) of each bin of bin_rows(), NaN ignored."""
+    """how(rows, axis=1) of each bin of bin_rows(). A bin of nothing but
+    empty cells gives NaN (a gap in the line), without numpy's warning."""
     _, parts = bin_rows(values, bins)
-    return np.concatenate([how(p, axis=1) for p in parts])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.concatenate([how(p, axis=1) for p in parts])
 
 
 def plot_latency_over_time(lat: LatencySeries, title: str, partial: list[str],
