@@ -11,9 +11,9 @@
 
 The benchmark (host_writer with guest_reader in a QEMU guest) leaves CSV files
 in a results directory: latency_results.csv with one row per measured round
-trip, bandwidth_results.csv with one row per frame transfer, and optionally
-run.json describing the run (mode, accel, guest, versions, pinning...). This
-script reads them and writes, into the output directory:
+trip, bandwidth_results.csv with one row per frame transfer, and run.json
+describing the run (mode, accel, guest, versions, pinning, its status and the
+rows it wrote). This script reads them and writes, into the output directory:
 
     performance_report.txt   everything below as text (also printed)
     summary.json             the same figures, machine-readable (times in ns)
@@ -25,13 +25,23 @@ script reads them and writes, into the output directory:
 Only the parts with data are produced: a run with only latency (or only
 bandwidth) results gets those parts and a note saying what was missing.
 
+Partial results are refused unless --allow-partial is given: a run.json whose
+status is not "complete" (the run died, is still going, or ended in error), a
+CSV that run.json's "files" does not list (another run wrote it; it is left
+out), a CSV with fewer rows than listed (truncated or replaced) or with more
+than listed once the run ended, and a last row cut short by a killed writer
+(never read as data). With --allow-partial, what there is gets analysed and
+every output says PARTIAL and why.
+
 With --compare DIR1 DIR2 ... (or simply several directories) the runs are put
 side by side instead: comparison.txt, comparison.json and comparison.png,
 with every figure also given as a ratio against the first directory.
 
 Percentiles use linear interpolation between order statistics (numpy's
-default method, Hyndman & Fan type 7), the same definition as the C harness,
-so p50/p99 here agree with what host_writer prints.
+default method, Hyndman & Fan type 7) over every row, the same definition as
+the C harness, so p50/p99 here agree with what host_writer prints. Plots of
+long runs draw a reduced picture (bins, histograms); the figures are always
+computed from all rows.
 
 Run it with any of:
 
@@ -40,40 +50,55 @@ Run it with any of:
     make analyze
 
 Exit status: 0 success, 1 bad or unusable data (one line on stderr naming
-the file and the problem), 2 bad command-line usage.
+the file and the problem), 2 bad command-line usage, 3 partial or mixed
+results refused (see --allow-partial).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import math
+import os
+import re
+import stat
 import sys
+import warnings
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 PROG = "analyze_results.py"
 
+EXIT_OK = 0
+EXIT_BAD_DATA = 1
+EXIT_USAGE = 2  # argparse's own status for usage errors
+EXIT_PARTIAL = 3
+
 try:
     import numpy as np
     import pandas as pd
-    import matplotlib
 
-    matplotlib.use("Agg")  # headless: must precede any pyplot import
+    # matplotlib is imported by the first plot (it costs a tenth of a second
+    # that --no-plots and bad input need not pay); here only looked for.
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError(name="matplotlib")
 except ImportError as _missing:  # pragma: no cover - depends on the interpreter
     sys.stderr.write(
         f"{PROG}: {_missing.name or _missing} is not installed for {sys.executable}; "
         "install python3-pandas python3-matplotlib (Debian) and run "
         "/usr/bin/python3 analyze_results.py, or use: uv run analyze_results.py\n"
     )
-    sys.exit(1)
+    sys.exit(EXIT_BAD_DATA)
 
 LATENCY_CSV = "latency_results.csv"
 BANDWIDTH_CSV = "bandwidth_results.csv"
 RUN_JSON = "run.json"
+RESULT_FILES = (LATENCY_CSV, BANDWIDTH_CSV)
 
 PERCENTILE_NOTE = (
     "Percentiles: linear interpolation between order statistics (numpy's\n"
@@ -81,13 +106,14 @@ PERCENTILE_NOTE = (
     "C harness uses. Std dev is the sample standard deviation (n-1)."
 )
 
-LATENCY_REQUIRED = ("iteration", "latency_ns")
-BANDWIDTH_REQUIRED = ("frame", "bytes", "success", "total_ns")
-BANDWIDTH_INT_COLUMNS = ("width", "height", "iteration", "error_code")
-BANDWIDTH_TIME_COLUMNS = (
-    "copy_ns", "handoff_ns", "verify_ns", "guest_read_ns", "guest_hash_ns",
-)
-BANDWIDTH_RATE_COLUMNS = ("transfer_gbps", "bandwidth_gbps")
+# Limits on what a results file can hold. They turn absurd input into one
+# clear error instead of a traceback, an infinite mean or an exhausted memory.
+MAX_LINE = 64 * 1024          # bytes in one CSV line; a real row is under 300
+MAX_VALUE = 2.0 ** 64         # a 64-bit nanosecond counter (584 years), bytes
+MAX_ITERATION = 2 ** 53       # iterations stay exact as doubles
+MAX_RUN_JSON = 1 << 20        # host_writer's run.json is a few KiB
+MAX_JSON_DEPTH = 32           # run.json nests two levels
+SCAN_CHUNK = 1 << 24          # bytes per step of the line scan (bounded memory)
 
 KEY_PERCENTILES = (50, 90, 99, 99.9)
 DPI = 110
@@ -97,202 +123,471 @@ class DataError(Exception):
     """Unusable input: reported as one line on stderr, exit status 1."""
 
 
+class PartialError(Exception):
+    """Partial or mixed results without --allow-partial: one line, exit 3."""
+
+
 class UsageError(Exception):
     """Bad command line: reported with the usage, exit status 2."""
 
 
 # --------------------------------------------------------------------------
-# Reading and validating the input
+# Reading files: bytes first, checked before anything parses them
 # --------------------------------------------------------------------------
 
 
-def read_text(path: Path) -> str:
-    """Return the whole file as text, or raise DataError saying why not."""
+def present(path: Path) -> bool:
+    """True when something is at path, even a dangling or looping symlink
+    (Path.exists() says False for those; reading then names the problem)."""
+    return path.is_symlink() or path.exists()
+
+
+def read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The whole file, or DataError saying why not. Only regular files are
+    opened: a FIFO would block, a device could be endless."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        st = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(f"{path}: dangling symbolic link") from None
         raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a CSV file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file (invalid UTF-8)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{path}: is a directory, expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a FIFO, socket or device)")
+    if limit is not None and st.st_size > limit:
+        raise DataError(f"{path}: {st.st_size:,} bytes, more than the {limit:,} "
+                        "such a file can have")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
 
 
-def read_csv_table(path: Path) -> pd.DataFrame:
-    """Read a CSV with a header into a DataFrame of stripped strings.
+def line_at(data: bytes, offset: int) -> int:
+    """1-based line number of a byte offset."""
+    return data.count(b"\n", 0, offset) + 1
 
-    The line number of each row in the file is kept in the "_line" column so
-    that error messages can point at it.
+
+def check_text(path: Path, data: bytes) -> None:
+    """Reject NUL bytes (pandas would silently split a number there) and
+    bytes that are not UTF-8, naming the line."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise DataError(f"{path}: line {line_at(data, nul)}: NUL byte: not a text file "
+                        "(binary data or a disk fault)")
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: line {line_at(data, e.start)}: byte "
+                            f"0x{data[e.start]:02x} is not UTF-8 text") from None
+
+
+def shown(text: str, width: int = 40) -> str:
+    """repr() of a value for an error message, shortened: a bad field can be
+    megabytes long."""
+    return repr(text) if len(text) <= width else repr(text[:width]) + "..."
+
+
+def fmt_number(value: float) -> str:
+    """A parsed number as its reader would have written it: 5, -3, 0.5, 1e+308."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(float(value))
+
+
+# --------------------------------------------------------------------------
+# CSV tables: a fast path for what host_writer writes, a careful path for the rest
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """What one CSV column may hold."""
+
+    numeric: bool = True            # parsed as a float; else text, stripped
+    required: bool = False          # the header must have it
+    allow_empty: bool = False       # an empty cell is allowed (NaN / "")
+    integer: bool = False           # whole numbers only
+    minimum: float | None = None    # smallest value allowed
+    maximum: float = MAX_VALUE      # largest absolute value allowed
+
+
+LATENCY_COLUMNS = {
+    "iteration": Column(required=True, integer=True, minimum=0, maximum=MAX_ITERATION),
+    "latency_ns": Column(required=True, minimum=0),
+    "latency_us": Column(minimum=0),
+    "received_ns": Column(allow_empty=True, minimum=0),
+    "received_us": Column(allow_empty=True, minimum=0),
+}
+BANDWIDTH_INT_COLUMNS = ("width", "height", "iteration", "error_code")
+BANDWIDTH_TIME_COLUMNS = (
+    "copy_ns", "handoff_ns", "verify_ns", "guest_read_ns", "guest_hash_ns",
+)
+BANDWIDTH_RATE_COLUMNS = ("transfer_gbps", "bandwidth_gbps")
+BANDWIDTH_COLUMNS = {
+    "frame": Column(numeric=False, required=True),
+    "bytes": Column(required=True, integer=True, minimum=1),
+    "success": Column(numeric=False, required=True),
+    "error_name": Column(numeric=False, allow_empty=True),
+    "total_ns": Column(required=True, allow_empty=True, minimum=0),
+    **{c: Column(allow_empty=True, integer=True, minimum=None if c == "error_code" else 0,
+                 maximum=MAX_ITERATION if c == "iteration" else MAX_VALUE)
+       for c in BANDWIDTH_INT_COLUMNS},
+    **{c: Column(allow_empty=True, minimum=0)
+       for c in BANDWIDTH_TIME_COLUMNS + BANDWIDTH_RATE_COLUMNS},
+}
+
+# A number as host_writer or a spreadsheet writes it; Python's float() also
+# takes "1_000", "nan" and non-ASCII digits, which are no results.
+NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                    r"|[+-]?inf(?:inity)?", re.IGNORECASE)
+
+
+@dataclass
+class Table:
+    """A CSV file read and checked: one array per known column, plus where
+    each row came from."""
+
+    path: Path
+    header: list[str]
+    columns: dict[str, np.ndarray]  # float arrays (NaN = empty) or object arrays
+    rows: int                       # complete data rows
+    lines: np.ndarray | None        # line of each row; None: row i is on line i + 2
+    cut: str | None = None          # the unfinished last line, described, left out
+
+    def line(self, i: int) -> int:
+        return int(self.lines[i]) if self.lines is not None else i + 2
+
+
+def read_table(path: Path, spec: dict[str, Column]) -> Table:
+    """Read a results CSV into checked columns, or raise DataError naming the
+    first problem (line, column, value).
+
+    A last line without an end of line is what a killed writer leaves: it is
+    not data; Table.cut describes it. A cut line longer or wider than a row
+    can be is an error instead.
     """
-    text = read_text(path)
-    if not text.strip():
+    data = read_bytes(path)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark from an editor
+    if not data or data.isspace():
         raise DataError(f"{path}: file is empty")
-    table = fast_table(path, text)
-    return table if table is not None else careful_table(path, text)
-
-
-def fast_table(path: Path, text: str) -> pd.DataFrame | None:
-    """pandas' C parser for the plain case: no quotes, no blank lines and the
-    same number of fields on every line. None when the file needs the careful
-    reader (which then finds and names the problem)."""
-    lines = text.splitlines()
-    if '"' in text or any(not line.strip() for line in lines):
-        return None
-    commas = lines[0].count(",")
-    if any(line.count(",") != commas for line in lines):
-        return None
-    header = [f.strip() for f in lines[0].split(",")]
-    check_header(path, header)
-    try:
-        table = pd.read_csv(io.StringIO(text), dtype=str, na_filter=False,
-                            index_col=False, skip_blank_lines=False)
-    except (ValueError, pd.errors.ParserError):
-        return None
-    if len(table.columns) != len(header) or len(table) != len(lines) - 1:
-        return None
-    table.columns = header
-    for column in header:
-        table[column] = table[column].str.strip()
-    table["_line"] = np.arange(2, len(table) + 2)
+    check_text(path, data)
+    end = data.rfind(b"\n") + 1  # bytes of the complete lines
+    if end == 0:
+        raise DataError(f"{path}: no complete line (no end of line in "
+                        f"{len(data):,} bytes)")
+    first = data.find(b"\n")
+    if first > MAX_LINE:
+        raise DataError(f"{path}: line 1: {first:,} bytes long, not a CSV header")
+    header_fields = next(csv.reader([data[:first].decode("utf-8").rstrip("\r")]), [""])
+    header = [f.strip() for f in header_fields]
+    check_header(path, header, spec)
+    cut = describe_cut(path, data, end, len(header))
+    quoted = b'"' in data
+    count, bad = scan_lines(data, end, None if quoted else len(header))
+    table = None
+    if bad is not None:
+        number, fields, length = bad
+        if length > MAX_LINE:
+            raise DataError(f"{path}: line {number}: {length:,} bytes long, longer than "
+                            f"any results row can be ({MAX_LINE:,})")
+        if not blank_line(data, number):
+            raise DataError(f"{path}: line {number}: {fields} fields, the header has "
+                            f"{len(header)}")
+    elif not quoted:
+        table = fast_table(path, data, header, count - 1, spec)
+    if table is None:
+        table = careful_table(path, data, end, spec)
+    table.cut = cut
+    validate(table, spec)
     return table
 
 
-def careful_table(path: Path, text: str) -> pd.DataFrame:
-    """The csv module, row by row: quoted fields, blank lines, exact errors."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue  # blank line
-            if header is None:
-                header = [f.strip() for f in fields]
-                check_header(path, header)
-                continue
-            if len(fields) != len(header):
-                raise DataError(
-                    f"{path}: line {reader.line_num}: {len(fields)} fields, "
-                    f"the header has {len(header)}"
-                )
-            rows.append([f.strip() for f in fields])
-            lines.append(reader.line_num)
-    except csv.Error as e:
-        raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
-    assert header is not None
-    table = pd.DataFrame(rows, columns=header, dtype=object)
-    table["_line"] = lines
-    return table
-
-
-def check_header(path: Path, header: list[str]) -> None:
-    """Reject headers with empty or repeated column names."""
+def check_header(path: Path, header: list[str], spec: dict[str, Column]) -> None:
+    """Reject a first line that is not this file's header: empty or repeated
+    names, a data row, or required columns missing."""
+    text = ",".join(header)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    missing = [c for c, col in spec.items() if col.required and c not in header]
+    if missing and all(NUMBER.fullmatch(name) for name in header):
+        raise DataError(f"{path}: line 1 is data, not a header (expected columns "
+                        f"{', '.join(missing)}; got: {text})")
     seen: set[str] = set()
     for name in header:
         if not name:
             raise DataError(f"{path}: header has an empty column name")
         if name in seen:
-            raise DataError(f"{path}: column {name} appears twice in the header")
+            raise DataError(f"{path}: column {shown(name)} appears twice in the header")
         seen.add(name)
+    if not missing:
+        return
+    plural = "s" if len(missing) > 1 else ""
+    raise DataError(f"{path}: missing column{plural} {', '.join(missing)} "
+                    f"(header is: {text})")
 
 
-def require_columns(path: Path, table: pd.DataFrame, required: tuple[str, ...]) -> None:
-    """Raise DataError naming every required column the header lacks."""
-    header = [c for c in table.columns if c != "_line"]
-    missing = [c for c in required if c not in header]
-    if missing:
-        shown = ",".join(header)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        plural = "s" if len(missing) > 1 else ""
-        raise DataError(
-            f"{path}: missing column{plural} {', '.join(missing)} (header is: {shown})"
-        )
-    if table.empty:
-        raise DataError(f"{path}: header but no data rows")
+def describe_cut(path: Path, data: bytes, end: int, fields: int) -> str | None:
+    """The unfinished last line, described for the report; None if the file
+    ends with an end of line. A 'cut' line that no writer could have left
+    half-way (too long, too many fields) is an error."""
+    if end == len(data):
+        return None
+    tail = data[end:]
+    number = line_at(data, end)
+    if len(tail) > MAX_LINE:
+        raise DataError(f"{path}: line {number}: {len(tail):,} bytes without an end of "
+                        "line: not a results row")
+    if tail.isspace():
+        return None
+    text = tail.decode("utf-8")
+    found = len(next(csv.reader([text]), []))
+    if found > fields:
+        raise DataError(f"{path}: line {number}: {found} fields, the header has {fields}")
+    return (f"line {number} is cut short (no end of line: {found} of {fields} fields, "
+            f"{shown(text.strip(), 30)}): a row the writer did not finish, left out")
 
 
-def first_bad(path: Path, table: pd.DataFrame, column: str, bad: pd.Series,
-              problem: str) -> None:
-    """Raise DataError for the first row where bad is true, if any."""
+def scan_lines(data: bytes, end: int, fields: int | None) -> tuple[int, tuple | None]:
+    """Count the complete lines and find the first that is too long or (when
+    fields is given) has another number of fields than the header.
+
+    Works through numpy in fixed chunks, so a 10-million-line file costs a
+    second and a few tens of MB. Returns (lines, None) or (lines, (line
+    number, fields, length)) for the first bad line.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8, count=end)
+    lines = 0       # complete lines before the current chunk
+    carry = 0       # commas of the line running into the current chunk
+    start = 0       # offset where that line starts
+    for base in range(0, end, SCAN_CHUNK):
+        chunk = raw[base:base + SCAN_CHUNK]
+        newlines = np.flatnonzero(chunk == 0x0A)
+        commas = np.flatnonzero(chunk == 0x2C) if fields is not None else newlines[:0]
+        if newlines.size == 0:
+            carry += commas.size
+            continue  # a line longer than MAX_LINE is found where it ends
+        before = np.searchsorted(commas, newlines)
+        per_line = np.diff(before, prepend=0)
+        per_line[0] += carry
+        starts = np.concatenate(([start], base + newlines[:-1] + 1))
+        lengths = base + newlines - starts
+        bad = lengths > MAX_LINE
+        if fields is not None:
+            bad |= per_line != fields - 1
+        if bad.any():
+            k = int(np.argmax(bad))
+            return lines + newlines.size, (lines + k + 1, int(per_line[k]) + 1,
+                                           int(lengths[k]))
+        lines += newlines.size
+        carry = commas.size - int(before[-1])
+        start = base + int(newlines[-1]) + 1
+    return lines, None
+
+
+def blank_line(data: bytes, number: int) -> bool:
+    """True when line number (1-based) holds only white space."""
+    offset = 0
+    for _ in range(number - 1):
+        offset = data.index(b"\n", offset) + 1
+    return data[offset:data.find(b"\n", offset)].isspace() or data[offset:offset + 1] == b"\n"
+
+
+def fast_table(path: Path, data: bytes, header: list[str], rows: int,
+               spec: dict[str, Column]) -> Table | None:
+    """pandas' C parser, numeric columns straight to float64: what host_writer
+    writes (no quotes, no blank lines, every line as wide as the header; the
+    line scan has made sure). None when a value does not parse: the careful
+    reader then finds and names it."""
+    wanted = [i for i, name in enumerate(header) if name in spec]
+    dtypes = {i: (np.float64 if spec[header[i]].numeric else object) for i in wanted}
+    try:
+        frame = pd.read_csv(io.BytesIO(data), header=None, skiprows=1, nrows=rows,
+                            usecols=wanted, dtype=dtypes, keep_default_na=False,
+                            na_values={i: [""] for i in wanted if spec[header[i]].numeric},
+                            index_col=False, engine="c", encoding="utf-8")
+    except (ValueError, OverflowError, pd.errors.ParserError):
+        return None
+    if len(frame) != rows:
+        return None
+    columns = {}
+    for i in wanted:
+        values = frame[i].to_numpy()
+        if not spec[header[i]].numeric:
+            values = np.array([str(v).strip() for v in values], dtype=object)
+        columns[header[i]] = values
+    return Table(path, header, columns, rows, None)
+
+
+def careful_table(path: Path, data: bytes, end: int, spec: dict[str, Column]) -> Table:
+    """The csv module, row by row, for quoted fields and blank lines, and to
+    name the exact line and value the fast path could not read. Values go
+    straight into compact arrays, so even a long file fits in memory."""
+    stream = io.TextIOWrapper(io.BytesIO(memoryview(data)[:end]), encoding="utf-8",
+                              newline="")
+    reader = csv.reader(stream)
+    header: list[str] | None = None
+    wanted: list[tuple[str, int, Column]] = []
+    numbers: dict[str, array] = {}
+    texts: dict[str, list[str]] = {}
+    lines = array("q")
+    csv.field_size_limit(MAX_LINE)
+    try:
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue  # blank line
+            stripped = [f.strip() for f in fields]
+            if header is None:
+                header = stripped
+                wanted = [(n, i, spec[n]) for i, n in enumerate(header) if n in spec]
+                numbers = {n: array("d") for n, _, c in wanted if c.numeric}
+                texts = {n: [] for n, _, c in wanted if not c.numeric}
+                continue
+            line = reader.line_num
+            if stripped == header:
+                raise DataError(f"{path}: line {line} repeats the header "
+                                "(two files joined into one?)")
+            if len(fields) != len(header):
+                raise DataError(f"{path}: line {line}: {len(fields)} fields, the header "
+                                f"has {len(header)}")
+            for name, i, column in wanted:
+                value = stripped[i]
+                if not column.numeric:
+                    texts[name].append(value)
+                elif value == "":
+                    numbers[name].append(math.nan)
+                elif NUMBER.fullmatch(value):
+                    number = float(value)
+                    if not math.isfinite(number):
+                        raise DataError(f"{path}: line {line}: column {name}: not a finite "
+                                        f"number: {shown(value)}")
+                    numbers[name].append(number)
+                else:
+                    raise DataError(f"{path}: line {line}: column {name}: non-numeric "
+                                    f"value {shown(value)}")
+            lines.append(line)
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+    assert header is not None  # read_table has seen the header line
+    columns: dict[str, np.ndarray] = {n: np.frombuffer(a, dtype=np.float64)
+                                      for n, a in numbers.items()}
+    columns.update({n: np.array(t, dtype=object) for n, t in texts.items()})
+    return Table(path, header, columns, len(lines), np.frombuffer(lines, dtype=np.int64))
+
+
+def validate(table: Table, spec: dict[str, Column]) -> None:
+    """Check every cell of every known column against its Column rule; the
+    first bad cell of a column raises DataError with its line."""
+    for name, values in table.columns.items():
+        column = spec[name]
+        if not column.numeric:
+            if not column.allow_empty:
+                first_bad(table, name, values == "", lambda _: "empty value")
+            continue
+        empty = np.isnan(values)
+        if not column.allow_empty:
+            first_bad(table, name, empty, lambda _: "empty value")
+        first_bad(table, name, np.isinf(values),
+                  lambda v: f"not a finite number: {fmt_number(v)}")
+        with np.errstate(invalid="ignore"):
+            first_bad(table, name, np.abs(values) > column.maximum,
+                      lambda v: f"{fmt_number(v)} is out of range (more than "
+                                f"2^{int(math.log2(column.maximum))})")
+            if column.minimum is not None:
+                first_bad(table, name, values < column.minimum,
+                          lambda v: f"value {fmt_number(v)} is below {column.minimum:g}")
+            if column.integer:
+                first_bad(table, name, ~empty & (values % 1 != 0),
+                          lambda v: f"expected an integer, got {fmt_number(v)}")
+
+
+def first_bad(table: Table, name: str, bad: np.ndarray, problem) -> None:
+    """Raise DataError for the first row where bad is true, if any; problem
+    turns the value into the message."""
     if bad.any():
-        i = bad.to_numpy().nonzero()[0][0]
-        line, text = table["_line"].iloc[i], table[column].iloc[i]
-        raise DataError(f"{path}: line {line}: column {column}: "
-                        + problem.format(text=repr(text)))
+        i = int(np.argmax(bad))
+        raise DataError(f"{table.path}: line {table.line(i)}: column {name}: "
+                        + problem(table.columns[name][i]))
 
 
-def numeric(path: Path, table: pd.DataFrame, column: str, *, integer: bool = False,
-            allow_empty: bool = False, minimum: float | None = None) -> pd.Series:
-    """Column as floats (NaN for allowed empty cells), every cell checked."""
-    text = table[column]
-    empty = text == ""
-    values = pd.to_numeric(text.where(~empty, None), errors="coerce").astype(float)
-    if not allow_empty:
-        first_bad(path, table, column, empty, "empty value")
-    first_bad(path, table, column, values.isna() & ~empty, "non-numeric value {text}")
-    first_bad(path, table, column, np.isinf(values), "not a finite number: {text}")
-    if integer:
-        first_bad(path, table, column, values.notna() & (values % 1 != 0),
-                  "expected an integer, got {text}")
-    if minimum is not None:
-        first_bad(path, table, column, values < minimum,
-                  f"value {{text}} is below {minimum:g}")
-    return values
+# --------------------------------------------------------------------------
+# The two results files
+# --------------------------------------------------------------------------
 
 
-def load_latency(path: Path) -> pd.DataFrame:
+@dataclass
+class Loaded:
+    """One results CSV: its rows as a DataFrame (None without data rows)."""
+
+    path: Path
+    frame: pd.DataFrame | None
+    rows: int
+    cut: str | None
+
+
+def load_latency(path: Path) -> Loaded:
     """Load latency_results.csv into iteration, latency_ns[, received_ns]."""
-    table = read_csv_table(path)
-    require_columns(path, table, LATENCY_REQUIRED)
+    table = read_table(path, LATENCY_COLUMNS)
+    if table.rows == 0:
+        return Loaded(path, None, 0, table.cut)
     df = pd.DataFrame({
-        "iteration": numeric(path, table, "iteration", integer=True, minimum=0)
-        .astype("int64"),
-        "latency_ns": numeric(path, table, "latency_ns", minimum=0),
+        "iteration": table.columns["iteration"].astype(np.int64),
+        "latency_ns": table.columns["latency_ns"],
     })
-    if "latency_us" in table:
-        numeric(path, table, "latency_us", minimum=0)
-    if "received_us" in table:
-        numeric(path, table, "received_us", allow_empty=True, minimum=0)
-    if "received_ns" in table:
-        received = numeric(path, table, "received_ns", allow_empty=True, minimum=0)
-        if received.notna().any():
-            df["received_ns"] = received
-    return df
+    received = table.columns.get("received_ns")
+    if received is not None and not np.isnan(received).all():
+        df["received_ns"] = received
+    check_unique(table, df["iteration"].to_numpy(), "iteration")
+    return Loaded(path, df, table.rows, table.cut)
 
 
-def load_bandwidth(path: Path) -> pd.DataFrame:
+def check_unique(table: Table, keys: np.ndarray, what: str) -> None:
+    """Each measurement once: a repeated key means two runs' rows in one file
+    (or a writer bug), and its figures would count twice."""
+    if keys.size < 2 or (keys.dtype.kind in "iuf" and (np.diff(keys) > 0).all()):
+        return  # host_writer's order: strictly increasing, nothing repeated
+    repeated = pd.Series(keys).duplicated().to_numpy()
+    if repeated.any():
+        i = int(np.argmax(repeated))
+        first = int(np.argmax(keys == keys[i]))
+        raise DataError(f"{table.path}: line {table.line(i)}: {what} {keys[i]} appears "
+                        f"twice (first on line {table.line(first)})")
+
+
+def load_bandwidth(path: Path) -> Loaded:
     """Load bandwidth_results.csv, one row per transfer, gaps computed."""
-    table = read_csv_table(path)
-    require_columns(path, table, BANDWIDTH_REQUIRED)
-    first_bad(path, table, "frame", table["frame"] == "", "empty value")
-    first_bad(path, table, "success", ~table["success"].isin(["0", "1"]),
-              "expected 0 or 1, got {text}")
-    ok = table["success"] == "1"
-    df = pd.DataFrame({
-        "frame": table["frame"],
-        "bytes": numeric(path, table, "bytes", integer=True, minimum=1),
-        "success": ok,
-    })
-    names = table["error_name"] if "error_name" in table else pd.Series("", index=table.index)
-    df["error_name"] = names.where(names != "", np.where(ok, "ok", "failed"))
-    for col in BANDWIDTH_INT_COLUMNS:
-        if col in table:
-            df[col] = numeric(path, table, col, integer=True, allow_empty=True,
-                              minimum=None if col == "error_code" else 0)
-    for col in ("total_ns",) + BANDWIDTH_TIME_COLUMNS + BANDWIDTH_RATE_COLUMNS:
-        if col in table:
-            df[col] = numeric(path, table, col, allow_empty=True, minimum=0)
-    first_bad(path, table, "total_ns", ok & ~(df["total_ns"] > 0),
-              "a successful transfer needs a positive time, got {text}")
+    table = read_table(path, BANDWIDTH_COLUMNS)
+    if table.rows == 0:
+        return Loaded(path, None, 0, table.cut)
+    cols = table.columns
+    first_bad(table, "success", ~np.isin(cols["success"], ["0", "1"]),
+              lambda v: f"expected 0 or 1, got {shown(v)}")
+    ok = cols["success"] == "1"
+    df = pd.DataFrame({"frame": cols["frame"], "bytes": cols["bytes"], "success": ok})
+    names = cols.get("error_name", np.full(table.rows, "", dtype=object))
+    df["error_name"] = np.where(names != "", names, np.where(ok, "ok", "failed"))
+    for col in ("total_ns",) + BANDWIDTH_INT_COLUMNS + BANDWIDTH_TIME_COLUMNS \
+            + BANDWIDTH_RATE_COLUMNS:
+        if col in cols:
+            df[col] = cols[col]
+    # Rates are bytes / time: below 1 ns a time is no measurement, and a
+    # rate from it could overflow to infinity.
+    first_bad(table, "total_ns", ok & ~(df["total_ns"].to_numpy() >= 1),
+              lambda v: f"a successful transfer needs a time of at least 1 ns, "
+                        f"got {'nothing' if math.isnan(v) else fmt_number(v)}")
     fill_rates(df)
     if "iteration" not in df or df["iteration"].isna().any():
         df["iteration"] = df.groupby("frame", sort=False).cumcount()
+    else:
+        keys = (df["frame"] + "#" + df["iteration"].astype(np.int64).astype(str)).to_numpy()
+        check_unique(table, keys, "transfer")
     check_frame_sizes(path, df)
-    return df
+    return Loaded(path, df, table.rows, table.cut)
 
 
 def fill_rates(df: pd.DataFrame) -> None:
@@ -304,7 +599,7 @@ def fill_rates(df: pd.DataFrame) -> None:
     df["bandwidth_gbps"] = df["bandwidth_gbps"].where(df["bandwidth_gbps"].notna() | ~ok,
                                                       computed)
     if "copy_ns" in df:
-        copy_rate = df["bytes"] / df["copy_ns"].where(df["copy_ns"] > 0)
+        copy_rate = df["bytes"] / df["copy_ns"].where(df["copy_ns"] >= 1)
         if "transfer_gbps" not in df:
             df["transfer_gbps"] = np.nan
         df["transfer_gbps"] = df["transfer_gbps"].where(df["transfer_gbps"].notna() | ~ok,
@@ -317,24 +612,110 @@ def check_frame_sizes(path: Path, df: pd.DataFrame) -> None:
     mixed = sizes[sizes > 1]
     if not mixed.empty:
         raise DataError(
-            f"{path}: frame {mixed.index[0]} appears with different byte counts"
+            f"{path}: frame {shown(mixed.index[0])} appears with different byte counts"
         )
 
 
-def load_run_info(directory: Path, warn) -> dict | None:
-    """Read the optional run.json; a broken one is ignored with a warning."""
-    path = directory / RUN_JSON
-    if not path.exists():
-        return None
+# --------------------------------------------------------------------------
+# run.json: provenance, status, and which files the run wrote
+# --------------------------------------------------------------------------
+
+
+def load_run_info(path: Path) -> dict:
+    """Read run.json strictly: a JSON object of bounded size and depth,
+    finite numbers, no repeated keys, text that can be written out again.
+    DataError (one line) otherwise."""
+    data = read_bytes(path, MAX_RUN_JSON)
+    check_text(path, data)
+
+    def no_repeats(pairs):
+        keys = [k for k, _ in pairs]
+        for k in keys:
+            if keys.count(k) > 1:
+                raise DataError(f"{path}: key {shown(k)} appears twice in one object")
+        return dict(pairs)
+
+    def finite(text):
+        value = float(text)
+        if not math.isfinite(value):
+            raise DataError(f"{path}: number {shown(text)} is out of range")
+        return value
+
+    def bounded(text):
+        if len(text.lstrip("-")) > 20 or abs(int(text)) >= 2 ** 64:
+            raise DataError(f"{path}: number {shown(text)} is out of range")
+        return int(text)
+
+    def constant(text):
+        raise DataError(f"{path}: {text} is not a number JSON allows")
+
     try:
-        info = json.loads(read_text(path))
-    except (json.JSONDecodeError, DataError) as e:
-        warn(f"{path}: ignored, not valid JSON ({e})")
-        return None
+        info = json.loads(data.decode("utf-8-sig"), object_pairs_hook=no_repeats,
+                          parse_float=finite, parse_int=bounded, parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply (more than "
+                        f"{MAX_JSON_DEPTH} levels)") from None
     if not isinstance(info, dict):
-        warn(f"{path}: ignored, expected a JSON object")
-        return None
+        raise DataError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    check_json_tree(path, info)
     return info
+
+
+def check_json_tree(path: Path, info: dict) -> None:
+    """Depth and text of every value, without recursion (the tree is input)."""
+    stack = [(info, "", 1)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise DataError(f"{path}: nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            name = f"{where}.{key}" if where else str(key)
+            for text in (key, value):
+                if isinstance(text, str):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise DataError(f"{path}: {shown(name, 30)}: a lone UTF-16 "
+                                        "surrogate (\\ud800-\\udfff), not text") from None
+            if isinstance(value, (dict, list)):
+                stack.append((value, name, depth + 1))
+
+
+@dataclass
+class Provenance:
+    """What run.json says about the run's end and the files it wrote."""
+
+    status: str | None             # "complete", "running" or what went wrong
+    run_id: str | None
+    files: dict[str, int] | None   # file name -> data rows; None: not recorded
+
+
+def provenance(path: Path, info: dict | None) -> Provenance:
+    """The status, run_id and files of run.json, type-checked; any of them may
+    be absent (run.json of an older host_writer, or no run.json)."""
+    if info is None:
+        return Provenance(None, None, None)
+    status, run_id, files = info.get("status"), info.get("run_id"), info.get("files")
+    if status is not None and (not isinstance(status, str) or not status.strip()):
+        raise DataError(f"{path}: status: expected a sentence, got {shown(str(status))}")
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
+        raise DataError(f"{path}: run_id: expected a string, got {shown(str(run_id))}")
+    if files is not None:
+        if not isinstance(files, dict):
+            raise DataError(f"{path}: files: expected an object of file name to row count")
+        for name, rows in files.items():
+            if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+                raise DataError(f"{path}: files: {shown(name)}: expected a row count, "
+                                f"got {shown(str(rows))}")
+    return Provenance(status, run_id, files)
+
+
+# --------------------------------------------------------------------------
+# One results directory, with what makes it partial
+# --------------------------------------------------------------------------
 
 
 @dataclass
@@ -346,38 +727,118 @@ class Run:
     latency: pd.DataFrame | None
     bandwidth: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)  # why the results are partial
+    status: str | None = None
+    run_id: str | None = None
 
 
-def load_run(directory: Path, warn) -> Run:
-    """Load a results directory: at least one of the two CSV files must exist."""
-    if not directory.exists():
+def status_problem(prov: Provenance) -> str | None:
+    """Why run.json's status makes the results partial, or None."""
+    if prov.status is None or prov.status == "complete":
+        return None
+    if prov.status == "running":
+        return ("run.json says the run is still running: it stopped before its end "
+                "(or is still going)")
+    return f"the run did not complete: {prov.status}"
+
+
+def row_problem(name: str, rows: int, listed: int, status: str | None) -> str | None:
+    """Why a CSV's row count against run.json's makes the results partial."""
+    if rows < listed:
+        return (f"{name} has {rows:,} data rows, run.json lists {listed:,}: truncated, "
+                "or replaced by another run")
+    if rows > listed and status != "running":
+        return (f"{name} has {rows:,} data rows, run.json lists {listed:,}: rows written "
+                "after the run ended, by another run")
+    return None
+
+
+def load_run(directory: Path, warn, allow_partial: bool) -> Run:
+    """Load a results directory and check that its files belong to one
+    finished run. Partial results raise PartialError unless allow_partial;
+    then Run.partial says why and only this run's files are used."""
+    if not present(directory):
         raise DataError(f"{directory}: no such directory")
     if not directory.is_dir():
         raise DataError(f"{directory}: not a directory")
-    lat_path, bw_path = directory / LATENCY_CSV, directory / BANDWIDTH_CSV
-    if not lat_path.exists() and not bw_path.exists():
+    if not any(present(directory / name) for name in RESULT_FILES):
         raise DataError(
             f"{directory}: no results: neither {LATENCY_CSV} nor {BANDWIDTH_CSV} found"
         )
-    notes = []
-    latency = load_latency(lat_path) if lat_path.exists() else None
-    if latency is None:
-        notes.append(f"{LATENCY_CSV} not found: latency section and plots skipped")
-    elif "received_ns" not in latency:
-        notes.append("no received_ns column: first-acknowledgement statistics skipped")
-    bandwidth = load_bandwidth(bw_path) if bw_path.exists() else None
-    if bandwidth is None:
-        notes.append(f"{BANDWIDTH_CSV} not found: bandwidth section and plot skipped")
-    return Run(directory, load_run_info(directory, warn), latency, bandwidth, notes)
-
-
+    info_path = directory / RUN_JSON
+    info = load_run_info(info_path) if present(info_path) else None
+    prov = provenance(info_path, info)
+    run = Run(directory, info, None, None, status=prov.status, run_id=prov.run_id)
+    problem = status_problem(prov)
+    if problem:
+        run.partial.append(problem)
+    untied = None  # why the files cannot be tied to a finished run
+    if info is None:
+        untied = ("no run.json: nothing tells whether the run completed or which run "
+                  "wrote these files")
+    elif prov.files is None:
+        untied = ("run.json lists no files (an older host_writer): the CSV files cannot "
+                  "be tied to this run")
+    elif prov.status is None:
+        untied = "run.json has no status: nothing tells whether the run completed"
+    if untied:
+        run.notes.append(untied)
+    loaded, absent = {}, []
+    for name, load in ((LATENCY_CSV, load_latency), (BANDWIDTH_CSV, load_bandwidth)):
+        path, listed = directory / name, (prov.files or {}).get(name)
+        if not present(path):
+            absent.append(name)
+            if listed is not None:
+                run.partial.append(f"run.json lists {name} ({listed:,} rows) but it is "
+                                   "missing")
+            continue
+        if prov.files is not None and listed is None:
+            run.partial.append(f"{name} is not in run.json's files: another run wrote "
+                               "it; left out")
+            continue
+        result = loaded[name] = load(path)
+        if result.cut:
+            run.partial.append(f"{name}: {result.cut}")
+        if listed is not None:
+            problem = row_problem(name, result.rows, listed, prov.status)
+            if problem:
+                run.partial.append(problem)
+    for name, result in loaded.items():
+        if result.frame is None and not run.partial and prov.files is None:
+            raise DataError(f"{result.path}: header but no data rows")
+    if run.partial and not allow_partial:
+        raise PartialError(f"{directory}: partial results: " + "; ".join(run.partial)
+                           + " (--allow-partial analyses what is there)")
+    for name, result in loaded.items():
+        if result.frame is None:
+            run.notes.append(f"{name} has no data rows: its section is skipped")
+    lat, bw = loaded.get(LATENCY_CSV), loaded.get(BANDWIDTH_CSV)
+    run.latency = lat.frame if lat else None
+    run.bandwidth = bw.frame if bw else None
+    if run.latency is None and run.bandwidth is None:
+        if run.partial:
+            raise PartialError(f"{directory}: nothing of this run to analyse: "
+                               + "; ".join(run.partial))
+        raise DataError(f"{directory}: no data rows in " + " or ".join(loaded))
+    for name in absent:
+        part = "latency section and plots" if name == LATENCY_CSV else \
+            "bandwidth section and plot"
+        run.notes.append(f"{name} not found: {part} skipped")
+    if run.latency is not None and "received_ns" not in run.latency:
+        run.notes.append("no received_ns column: first-acknowledgement statistics skipped")
+    if untied:
+        warn(f"{directory}: {untied}")
+    if run.partial:
+        warn(f"{directory}: PARTIAL results: " + "; ".join(run.partial))
+    return run
 # --------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------
 
 
 def clean(value):
-    """Make a value JSON-friendly: numpy scalars to Python, NaN to None."""
+    """Make a value JSON-friendly: numpy scalars to Python, NaN to None.
+    (Infinities cannot come from checked input; they would become None too.)"""
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -505,6 +966,10 @@ def summarize(run: Run) -> dict:
         "results_dir": str(run.directory),
         "label": run_label(run),
         "run": run.info,
+        "run_id": run.run_id,
+        "status": run.status,
+        "partial": bool(run.partial),
+        "partial_reasons": run.partial,
         "notes": run.notes,
         "percentile_method": "linear interpolation between order statistics "
                              "(numpy 'linear', Hyndman & Fan type 7)",
@@ -531,25 +996,28 @@ def summarize(run: Run) -> dict:
 
 
 def run_label(run: Run) -> str:
-    """'plain / kvm, micro guest' from run.json, else the directory name."""
+    """'plain / kvm, micro guest' from run.json, else the directory name;
+    ' [PARTIAL]' added to partial results, so every title says it."""
     info = run.info or {}
     mode, accel, guest = info.get("mode"), info.get("accel"), info.get("guest")
     if not mode and not accel:
-        return f"{dir_name(run.directory)} (no run.json)" if run.info is None \
+        label = f"{dir_name(run.directory)} (no run.json)" if run.info is None \
             else dir_name(run.directory)
-    label = f"{mode or '?'} / {accel or '?'}"
-    if guest == "host":
-        label += ", host-only baseline"
-    elif guest:
-        label += f", {guest} guest"
-    return label
+    else:
+        label = f"{mode or '?'} / {accel or '?'}"
+        if guest == "host":
+            label += ", host-only baseline"
+        elif guest:
+            label += f", {guest} guest"
+    return label + (" [PARTIAL]" if run.partial else "")
 
 
 def short_label(run: Run) -> str:
     """'plain/kvm/micro' for tables and legends, else the directory name."""
     info = run.info or {}
     parts = [str(info[k]) for k in ("mode", "accel", "guest") if info.get(k)]
-    return "/".join(parts) if parts else dir_name(run.directory)
+    label = "/".join(parts) if parts else dir_name(run.directory)
+    return label + (" [PARTIAL]" if run.partial else "")
 
 
 def dir_name(directory: Path) -> str:
@@ -648,11 +1116,19 @@ def flatten(info: dict, prefix: str = "") -> list[tuple[str, str]]:
     return pairs
 
 
+def partial_banner(reasons: list[str]) -> list[str]:
+    """The block that opens a report of partial results."""
+    lines = ["*** PARTIAL RESULTS: these figures do not describe one complete run ***"]
+    return lines + [f"  - {r}" for r in reasons] + [""]
+
+
 def report_header(summary: dict) -> list[str]:
     title = f"ivshmem-bench performance report: {summary['label']}"
-    lines = [title, "=" * len(title),
-             f"Results:   {summary['results_dir']}",
-             f"Generated: {summary['generated']}"]
+    lines = [title, "=" * len(title)]
+    if summary["partial"]:
+        lines += partial_banner(summary["partial_reasons"])
+    lines += [f"Results:   {summary['results_dir']}",
+              f"Generated: {summary['generated']}"]
     if summary["run"]:
         lines.append("Run (from run.json):")
         lines += ["  " + l for l in table([[k, v] for k, v in flatten(summary["run"])], "ll")]
@@ -770,6 +1246,9 @@ def render_report(summary: dict) -> str:
 
 def pyplot():
     """Import pyplot lazily (slow) with settings that read well at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: must precede the pyplot import
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({
@@ -803,50 +1282,99 @@ def comma_ticks(axis) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: nice(v) if v else "0"))
 
 
-def body_limit(values: np.ndarray) -> float:
+def sorted_percentile(ordered: np.ndarray, q) -> np.ndarray:
+    """numpy's 'linear' percentiles of an already sorted array, O(1) each:
+    the plots ask for hundreds of them of up to tens of millions of values."""
+    q = np.asarray(q, dtype=float)
+    h = (ordered.size - 1) * q / 100
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, ordered.size - 1)
+    return ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo])
+
+
+@dataclass
+class LatencySeries:
+    """The latency columns as arrays, in file order and sorted (once, for
+    every plot), and the iteration of each row."""
+
+    iteration: np.ndarray
+    rt: np.ndarray
+    rt_sorted: np.ndarray
+    rc: np.ndarray | None         # first ack, empty cells dropped
+    rc_sorted: np.ndarray | None
+    rc_all: np.ndarray | None     # first ack in file order, NaN where empty
+
+    @classmethod
+    def of(cls, lat: pd.DataFrame) -> "LatencySeries":
+        rt = lat["latency_ns"].to_numpy(float)
+        rc_all = lat["received_ns"].to_numpy(float) if "received_ns" in lat else None
+        rc = rc_all[~np.isnan(rc_all)] if rc_all is not None else None
+        if rc is not None and rc.size == 0:
+            rc = rc_all = None
+        return cls(lat["iteration"].to_numpy(), rt, np.sort(rt), rc,
+                   np.sort(rc) if rc is not None else None, rc_all)
+
+
+def body_limit(ordered: np.ndarray) -> float:
     """Upper end of the bulk of a distribution: p75 + 5 IQR, within [p99, p99.5]
     so a thin but far tail does not squash the bulk into one bar."""
-    p75, p99, p995 = np.percentile(values, [75, 99, 99.5])
-    iqr = p75 - np.percentile(values, 25)
-    return float(min(p995, max(p99, p75 + 5 * iqr)))
+    p25, p75, p99, p995 = sorted_percentile(ordered, [25, 75, 99, 99.5])
+    return float(min(p995, max(p99, p75 + 5 * (p75 - p25))))
 
 
-def wide(values: np.ndarray) -> bool:
+def wide(ordered: np.ndarray) -> bool:
     """True when a distribution's tail is long enough to need a log axis."""
-    lo, hi = np.percentile(values, [1, 100])
+    lo, hi = sorted_percentile(ordered, [1, 100])
     return lo > 0 and hi / lo > 20
 
 
-def plot_latency_histogram(lat: pd.DataFrame, title: str, path: Path) -> Path:
+def headline(fig, text: str, partial: list[str]) -> None:
+    """The figure's title; for partial results a second line in red says why,
+    so the picture cannot be taken for a whole run."""
+    if not partial:
+        fig.suptitle(text)
+        return
+    why = "; ".join(partial)
+    why = why if len(why) <= 110 else why[:107] + "..."
+    fig.suptitle("\n".join(filter(None, [text, f"PARTIAL RESULTS: {why}"])),
+                 color="tab:red")
+
+
+def plot_latency_histogram(lat: LatencySeries, title: str, partial: list[str],
+                           path: Path) -> Path:
+    """Counts from np.histogram over every sample, drawn as steps: the cost
+    of drawing does not grow with the number of samples."""
     plt = pyplot()
-    rt = lat["latency_ns"].to_numpy(float)
-    rc = lat["received_ns"].dropna().to_numpy(float) if "received_ns" in lat else None
-    name, scale, _ = pick_unit(np.median(rt))
+    rt, rc = lat.rt_sorted, lat.rc_sorted
+    name, scale, _ = pick_unit(sorted_percentile(rt, 50))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
-    fig.suptitle(f"Latency distribution: {title}")
+    headline(fig, f"Latency distribution: {title}", partial)
 
     cut = body_limit(rt)
-    hidden = int((rt > cut).sum())
-    lo = min(rt.min(), rc.min() if rc is not None and rc.size else rt.min())
-    bins = np.linspace(lo / scale, max(cut / scale, lo / scale + 1e-9), 60)
-    ax1.hist(rt / scale, bins=bins, color="tab:blue", alpha=0.75, label="round trip")
-    if rc is not None and rc.size:
-        ax1.hist(rc / scale, bins=bins, histtype="step", color="tab:orange", lw=1.5,
-                 label="first ack (RECEIVED)")
+    hidden = rt.size - int(np.searchsorted(rt, cut, side="right"))
+    lo = min(rt[0], rc[0] if rc is not None else rt[0])
+    edges = np.linspace(lo, max(cut, lo + 1e-9 * scale), 61)
+    ax1.stairs(np.histogram(rt, edges)[0], edges / scale, fill=True, color="tab:blue",
+               alpha=0.75, label="round trip")
+    if rc is not None:
+        ax1.stairs(np.histogram(rc, edges)[0], edges / scale, color="tab:orange", lw=1.5,
+                   label="first ack (RECEIVED)")
     ax1.set_title(f"Linear scale: the bulk, up to {nice(cut / scale)} {name}\n"
                   f"({hidden:,} slower round trips not shown, see right)")
     ax1.set_xlabel(f"latency ({name})")
     comma_ticks(ax1.xaxis)
+    comma_ticks(ax1.yaxis)  # 1,000,000 rather than an offset "1e6" over the axis
     ax1.set_ylabel("samples")
 
-    pos = rt[rt > 0]
-    lo2 = max(pos.min() if pos.size else 1.0, 1.0)
-    hi2 = max(rt.max(), lo2 * 1.01)
-    logbins = np.geomspace(lo2, hi2, 60) / scale
-    ax2.hist(rt / scale, bins=logbins, color="tab:blue", alpha=0.75, label="round trip")
-    if rc is not None and rc.size:
-        ax2.hist(rc / scale, bins=logbins, histtype="step", color="tab:orange", lw=1.5,
-                 label="first ack (RECEIVED)")
+    positive = rt[rt > 0]
+    lo2 = max(positive[0] if positive.size else 1.0, 1.0)
+    hi2 = max(rt[-1], lo2 * 1.01)
+    logedges = np.geomspace(lo2, hi2, 61)
+    ax2.stairs(np.histogram(rt, logedges)[0], logedges / scale, fill=True,
+               color="tab:blue", alpha=0.75, label="round trip")
+    if rc is not None:
+        ax2.stairs(np.histogram(rc, logedges)[0], logedges / scale, color="tab:orange",
+                   lw=1.5, label="first ack (RECEIVED)")
     ax2.set_xscale("log")
     ax2.set_yscale("log")
     ax2.set_title("Log scales: the full range, tail included\n ")
@@ -857,35 +1385,84 @@ def plot_latency_histogram(lat: pd.DataFrame, title: str, path: Path) -> Path:
 
     for ax in (ax1, ax2):
         for p, style in ((50, "--"), (99, ":")):
-            v = np.percentile(rt, p) / scale
+            v = sorted_percentile(rt, p) / scale
             ax.axvline(v, color="black", ls=style, lw=1, label=f"p{p} = {nice(v)} {name}")
         ax.legend(loc="upper right")
     return save(fig, path)
 
 
-def plot_latency_over_time(lat: pd.DataFrame, title: str, path: Path) -> Path:
+SCATTER_LIMIT = 100_000  # up to this many round trips, every one is a dot
+TIME_BINS = 2_000        # beyond it, this many bins of consecutive round trips
+
+
+def bin_rows(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split values (in order) into bins of equal size, the remainder in one
+    more; return (index of each bin's middle row, rows as a list of arrays)."""
+    size = values.size // bins
+    full = values[:size * bins].reshape(bins, size)
+    parts = [full] + ([values[size * bins:][None, :]] if values.size % bins else [])
+    middles = np.arange(bins) * size + size // 2
+    if values.size % bins:
+        middles = np.append(middles, size * bins + (values.size % bins) // 2)
+    return middles, parts
+
+
+def binned(values: np.ndarray, bins: int, how) -> np.ndarray:
+    """how(rows, axis=1) of each bin of bin_rows(). A bin of nothing but
+    empty cells gives NaN (a gap in the line), without numpy's warning."""
+    _, parts = bin_rows(values, bins)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.concatenate([how(p, axis=1) for p in parts])
+
+
+def plot_latency_over_time(lat: LatencySeries, title: str, partial: list[str],
+                           path: Path) -> Path:
+    """Each round trip as a dot with a rolling median; above SCATTER_LIMIT,
+    bins of consecutive round trips instead: the min-max band of each bin
+    (so no outlier disappears) and its median, in time linear in the rows."""
     plt = pyplot()
-    rt = lat["latency_ns"].to_numpy(float)
-    name, scale, _ = pick_unit(np.median(rt))
+    rt = lat.rt
+    name, scale, _ = pick_unit(sorted_percentile(lat.rt_sorted, 50))
     fig, ax = plt.subplots(figsize=(12, 5), constrained_layout=True)
-    dense = len(rt) > 20_000  # thinner, fainter dots so a long run stays legible
-    ax.scatter(lat["iteration"], rt / scale, s=1 if dense else 4,
-               alpha=max(0.03, min(0.35, 3000 / len(rt))), color="tab:blue",
-               label="round trip (each sample)", rasterized=True)
-    window = max(5, len(rt) // 50)
-    rolling = pd.Series(rt).rolling(window, center=True, min_periods=1).median() / scale
-    ax.plot(lat["iteration"], rolling, color="black", lw=1.5,
-            label=f"round trip, rolling median of {window}")
-    if "received_ns" in lat and lat["received_ns"].notna().any():
-        rec = lat["received_ns"].rolling(window, center=True, min_periods=1).median() / scale
-        ax.plot(lat["iteration"], rec, color="tab:orange", lw=1.5,
+    if rt.size <= SCATTER_LIMIT:
+        dense = rt.size > 20_000  # thinner, fainter dots so a long run stays legible
+        ax.scatter(lat.iteration, rt / scale, s=1 if dense else 4,
+                   alpha=max(0.03, min(0.35, 3000 / rt.size)), color="tab:blue",
+                   label="round trip (each sample)", rasterized=True)
+        window = max(5, rt.size // 50)
+        ax.plot(lat.iteration, pd.Series(rt).rolling(window, center=True, min_periods=1)
+                .median() / scale, color="black", lw=1.5,
+                label=f"round trip, rolling median of {window}")
+        if lat.rc_all is not None:
+            ax.plot(lat.iteration, pd.Series(lat.rc_all).rolling(
+                window, center=True, min_periods=1).median() / scale,
+                color="tab:orange", lw=1.5,
                 label=f"first ack (RECEIVED), rolling median of {window}")
-    p99 = np.percentile(rt, 99) / scale
+        drawn = ""
+    else:
+        middles, _ = bin_rows(rt, TIME_BINS)
+        x = lat.iteration[middles]
+        per_bin = rt.size // TIME_BINS
+        ax.fill_between(x, binned(rt, TIME_BINS, np.min) / scale,
+                        binned(rt, TIME_BINS, np.max) / scale, color="tab:blue",
+                        alpha=0.3, lw=0, label=f"round trip, min-max of each {per_bin:,}")
+        ax.plot(x, binned(rt, TIME_BINS, np.median) / scale, color="black", lw=1.2,
+                label=f"round trip, median of each {per_bin:,}")
+        if lat.rc_all is not None:
+            ax.plot(x, binned(lat.rc_all, TIME_BINS, np.nanmedian) / scale,
+                    color="tab:orange", lw=1.2,
+                    label=f"first ack (RECEIVED), median of each {per_bin:,}")
+        drawn = f"\n{rt.size:,} round trips drawn as {len(x):,} bins of consecutive ones"
+    p99 = sorted_percentile(lat.rt_sorted, 99) / scale
     ax.axhline(p99, color="tab:red", ls=":", lw=1, label=f"p99 = {nice(p99)} {name}")
-    log = wide(rt)
+    log = wide(lat.rt_sorted)
     if log:
         ax.set_yscale("log")
-    ax.set_title(f"Latency over time: {title}")
+    ax.set_title(f"Latency over time: {title}{drawn}",
+                 color="tab:red" if partial else "black")
+    if partial:
+        headline(fig, "", partial)
     ax.set_xlabel("iteration (measured round trips, warm-up excluded)")
     comma_ticks(ax.xaxis)
     ax.set_ylabel(f"latency ({name}{', log scale' if log else ''})")
@@ -903,33 +1480,33 @@ def tail_position(percentile):
     return -np.log10(1 - np.asarray(percentile, dtype=float) / 100)
 
 
-def plot_latency_percentiles(lat: pd.DataFrame, title: str, path: Path) -> Path:
+def plot_latency_percentiles(lat: LatencySeries, title: str, partial: list[str],
+                             path: Path) -> Path:
     plt = pyplot()
-    rt = lat["latency_ns"].to_numpy(float)
-    name, scale, _ = pick_unit(np.median(rt))
+    rt = lat.rt_sorted
+    name, scale, _ = pick_unit(sorted_percentile(rt, 50))
     n = rt.size
     top = min(99.99, 100 * (1 - 1 / max(n, 2)))  # no further than the data reaches
     ps = np.unique(np.concatenate([np.linspace(0, 90, 91),
                                    100 - np.geomspace(10, 100 - top, 200)]))
     ps = ps[ps <= top]
     fig, ax = plt.subplots(figsize=(11, 6), constrained_layout=True)
-    ax.plot(tail_position(ps), np.percentile(rt, ps) / scale, color="tab:blue", lw=2,
+    ax.plot(tail_position(ps), sorted_percentile(rt, ps) / scale, color="tab:blue", lw=2,
             label="round trip")
-    if "received_ns" in lat and lat["received_ns"].notna().any():
-        rc = lat["received_ns"].dropna().to_numpy(float)
-        ax.plot(tail_position(ps), np.percentile(rc, ps) / scale, color="tab:orange",
-                lw=1.5, label="first ack (RECEIVED)")
+    if lat.rc_sorted is not None:
+        ax.plot(tail_position(ps), sorted_percentile(lat.rc_sorted, ps) / scale,
+                color="tab:orange", lw=1.5, label="first ack (RECEIVED)")
     for p in KEY_PERCENTILES:
         if p > top + 1e-9:
             continue
-        v = np.percentile(rt, p) / scale
+        v = sorted_percentile(rt, p) / scale
         x = tail_position(p)
         ax.plot(x, v, "o", color="tab:red", zorder=3)
         ax.annotate(f"p{p:g} = {nice(v)} {name}", (x, v), textcoords="offset points",
                     xytext=(8, -16), ha="left", fontsize=9,
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8})
-    ax.axhline(rt.max() / scale, color="gray", ls="--", lw=1,
-               label=f"max = {nice(rt.max() / scale)} {name}")
+    ax.axhline(rt[-1] / scale, color="gray", ls="--", lw=1,
+               label=f"max = {nice(rt[-1] / scale)} {name}")
     ticks = [p for p in (0, 50, 90, 99, 99.9, 99.99) if p <= top + 1e-9]
     ax.set_xticks(tail_position(ticks))
     ax.set_xticklabels([f"p{p:g}" for p in ticks])
@@ -938,7 +1515,10 @@ def plot_latency_percentiles(lat: pd.DataFrame, title: str, path: Path) -> Path:
     if log:
         ax.set_yscale("log")
     plain_log_ticks(ax.yaxis) if log else comma_ticks(ax.yaxis)
-    ax.set_title(f"Latency percentiles: {title}  ({n:,} samples)")
+    ax.set_title(f"Latency percentiles: {title}  ({n:,} samples)",
+                 color="tab:red" if partial else "black")
+    if partial:
+        headline(fig, "", partial)
     ax.set_xlabel("percentile (tail stretched: p90, p99, p99.9 equally spaced)")
     ax.set_ylabel(f"latency ({name}{', log scale' if log else ''})")
     ax.legend(loc="upper left")
@@ -959,11 +1539,12 @@ def no_data(ax, text="no successful transfers"):
     ax.set_yticks([])
 
 
-def plot_bandwidth(df: pd.DataFrame, stats: dict, title: str, path: Path) -> Path:
+def plot_bandwidth(df: pd.DataFrame, stats: dict, title: str, partial: list[str],
+                   path: Path) -> Path:
     plt = pyplot()
     frames = stats["frames"]
     fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
-    fig.suptitle(f"Bandwidth: {title}")
+    headline(fig, f"Bandwidth: {title}", partial)
     good = df[df["success"]]
     if len(good):
         panel_distribution(axes[0, 0], good, frames)
@@ -1078,15 +1659,16 @@ def panel_success(ax, frames: list[dict]) -> None:
 
 
 def write_plots(run: Run, summary: dict, out: Path) -> list[Path]:
-    title = summary["label"]
+    title, partial = summary["label"], run.partial
     written = []
     if run.latency is not None:
-        written.append(plot_latency_histogram(run.latency, title, out / "latency_histogram.png"))
-        written.append(plot_latency_over_time(run.latency, title, out / "latency_over_time.png"))
-        written.append(plot_latency_percentiles(run.latency, title,
-                                                out / "latency_percentiles.png"))
+        lat = LatencySeries.of(run.latency)
+        for name, plot in (("latency_histogram.png", plot_latency_histogram),
+                           ("latency_over_time.png", plot_latency_over_time),
+                           ("latency_percentiles.png", plot_latency_percentiles)):
+            written.append(plot(lat, title, partial, out / name))
     if run.bandwidth is not None:
-        written.append(plot_bandwidth(run.bandwidth, summary["bandwidth"], title,
+        written.append(plot_bandwidth(run.bandwidth, summary["bandwidth"], title, partial,
                                       out / "bandwidth_analysis.png"))
     return written
 
@@ -1184,6 +1766,9 @@ def render_comparison(labels: list[str], runs: list[Run], metrics: list[dict]) -
              f"Ratios are against the first run ({labels[0]}): value / first value.", ""]
     lines += [f"  [{i + 1}] {label}: {r.directory}" for i, (label, r) in
               enumerate(zip(labels, runs))]
+    for i, r in enumerate(runs):
+        if r.partial:
+            lines.append(f"  *** [{i + 1}] is PARTIAL: " + "; ".join(r.partial))
     lines.append("")
     rows = [["metric", "unit", "better"] + [f"[{i + 1}] {l}" for i, l in enumerate(labels)]]
     for m in metrics:
@@ -1199,10 +1784,12 @@ def render_comparison(labels: list[str], runs: list[Run], metrics: list[dict]) -
     return "\n".join(lines) + "\n"
 
 
-def plot_comparison(labels: list[str], metrics: list[dict], path: Path) -> Path:
+def plot_comparison(labels: list[str], runs: list[Run], metrics: list[dict],
+                    path: Path) -> Path:
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
-    fig.suptitle("Comparison (ratios against [1] " + labels[0] + ")")
+    headline(fig, "Comparison (ratios against [1] " + labels[0] + ")",
+             [f"[{i + 1}] {'; '.join(r.partial)}" for i, r in enumerate(runs) if r.partial])
     lat = [m for m in metrics if m["metric"] in
            ("latency p50", "latency p90", "latency p99", "latency p99.9")]
     bw = [m for m in metrics if m["metric"].startswith("bandwidth ")
@@ -1254,8 +1841,9 @@ def grouped_bars(ax, groups: list[str], metrics: list[dict], labels: list[str],
     ax.legend(loc="upper left", fontsize=8)
 
 
-def compare(dirs: list[Path], out: Path, plots: bool, say, warn) -> int:
-    runs = [load_run(d, warn) for d in dirs]
+def compare(dirs: list[Path], out: Path, plots: bool, allow_partial: bool, say,
+            warn) -> int:
+    runs = [load_run(d, warn, allow_partial) for d in dirs]
     summaries = [summarize(r) for r in runs]
     labels = unique_labels(runs)
     metrics = comparison_metrics(summaries)
@@ -1268,14 +1856,17 @@ def compare(dirs: list[Path], out: Path, plots: bool, say, warn) -> int:
         "ratio": "value / value of the first run",
         "latency_unit": "ns",
         "duration_unit": "ns",
+        "partial": any(r.partial for r in runs),
         "runs": [{"label": l, "results_dir": str(r.directory), "run": r.info,
-                  "notes": r.notes} for l, r in zip(labels, runs)],
+                  "run_id": r.run_id, "status": r.status, "partial": bool(r.partial),
+                  "partial_reasons": r.partial, "notes": r.notes}
+                 for l, r in zip(labels, runs)],
         "metrics": metrics,
         "summaries": summaries,
     }
     written.append(write_json(out / "comparison.json", payload))
     if plots:
-        written.append(plot_comparison(labels, metrics, out / "comparison.png"))
+        written.append(plot_comparison(labels, runs, metrics, out / "comparison.png"))
     say(text)
     say("Wrote: " + ", ".join(str(p) for p in written))
     return check_all_failed(runs, summaries)
@@ -1287,19 +1878,35 @@ def compare(dirs: list[Path], out: Path, plots: bool, say, warn) -> int:
 
 
 def write_text(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+    """Write through a temporary file renamed into place: an interrupted
+    analysis leaves the previous file, never half of a new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def finite(payload):
+    """The payload with numpy scalars made Python and every NaN or infinity
+    made None: strict JSON, whatever the numbers (NaN means 'absent' here)."""
+    if isinstance(payload, dict):
+        return {k: finite(v) for k, v in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [finite(v) for v in payload]
+    return clean(payload)
 
 
 def write_json(path: Path, payload) -> Path:
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False, default=clean) + "\n",
-                    encoding="utf-8")
-    return path
+    return write_text(path, json.dumps(finite(payload), indent=2, allow_nan=False,
+                                       default=clean) + "\n")
 
 
 def check_all_failed(runs: list[Run], summaries: list[dict]) -> int:
     """Exit 1 (after the outputs are written) when every frame transfer failed."""
-    status = 0
+    status = EXIT_OK
     for run, s in zip(runs, summaries):
         o = (s["bandwidth"] or {}).get("overall")
         if o and o["successful"] == 0:
@@ -1307,12 +1914,13 @@ def check_all_failed(runs: list[Run], summaries: list[dict]) -> int:
                 f"{PROG}: {run.directory / BANDWIDTH_CSV}: every frame transfer failed "
                 f"(0/{o['total']} successful), no bandwidth to show\n"
             )
-            status = 1
+            status = EXIT_BAD_DATA
     return status
 
 
-def analyze(directory: Path, out: Path, plots: bool, say, warn) -> int:
-    run = load_run(directory, warn)
+def analyze(directory: Path, out: Path, plots: bool, allow_partial: bool, say,
+            warn) -> int:
+    run = load_run(directory, warn, allow_partial)
     summary = summarize(run)
     out.mkdir(parents=True, exist_ok=True)
     report = render_report(summary)
@@ -1346,8 +1954,18 @@ def build_parser() -> argparse.ArgumentParser:
             "comparison.png, ratios against the first directory, written into --output\n"
             "(default: the current directory); the input directories are not written.\n"
             "\n"
-            "exit status: 0 ok, 1 bad or unusable data (including a run where every\n"
-            "frame transfer failed, after its report is written), 2 usage error."
+            "Partial results are refused (exit 3): run.json's status is not\n"
+            "\"complete\", a CSV is not in run.json's \"files\" (another run wrote it)\n"
+            "or has fewer rows than listed, or its last row was cut short by a\n"
+            "killed writer. --allow-partial analyses what there is of the run and\n"
+            "marks every output PARTIAL, with the reasons.\n"
+            "\n"
+            "exit status:\n"
+            "  0  ok (with --allow-partial: also partial results, marked PARTIAL)\n"
+            "  1  bad or unusable data: one line naming the file and the problem\n"
+            "     (also a run where every frame transfer failed, after its report)\n"
+            "  2  usage error\n"
+            "  3  partial or mixed results, refused without --allow-partial"
         ),
     )
     parser.add_argument("dirs", nargs="*", metavar="DIR",
@@ -1361,6 +1979,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", "-o", metavar="DIR", type=Path,
                         help="where to write (default: the results directory; "
                              "for a comparison, the current directory)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="analyse partial or mixed results (a run that did not "
+                             "complete, files of another run left out) and mark every "
+                             "output PARTIAL, instead of refusing with exit 3")
     parser.add_argument("--no-plots", action="store_true",
                         help="write the report and JSON only, no PNG files")
     parser.add_argument("--quiet", "-q", action="store_true",
@@ -1405,15 +2027,23 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if len(dirs) > 1:
-            return compare(dirs, args.output or Path("."), not args.no_plots, say, warn)
-        return analyze(dirs[0], args.output or dirs[0], not args.no_plots, say, warn)
+            return compare(dirs, args.output or Path("."), not args.no_plots,
+                           args.allow_partial, say, warn)
+        return analyze(dirs[0], args.output or dirs[0], not args.no_plots,
+                       args.allow_partial, say, warn)
     except DataError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
-        return 1
+        return EXIT_BAD_DATA
+    except PartialError as e:
+        sys.stderr.write(f"{PROG}: {e}\n")
+        return EXIT_PARTIAL
+    except MemoryError:
+        sys.stderr.write(f"{PROG}: out of memory reading {', '.join(map(str, dirs))}\n")
+        return EXIT_BAD_DATA
     except OSError as e:  # e.g. the output directory cannot be written
         name = e.filename or ""
         sys.stderr.write(f"{PROG}: {name}: {e.strerror or e}\n")
-        return 1
+        return EXIT_BAD_DATA
 
 
 if __name__ == "__main__":

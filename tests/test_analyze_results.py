@@ -1,17 +1,21 @@
 # timeout: 300
 """Tests for analyze_results.py: statistics against independent calculations,
-the files and plots it writes, the comparison of runs, partial data, and a
-clear one-line error (no traceback) for every kind of bad input.
+the files and plots it writes, the comparison of runs, partial data, results
+that run.json does not vouch for (refused with exit 3, or marked PARTIAL with
+--allow-partial), and a clear one-line error (no traceback, exit 1) for every
+kind of bad or odd input.
 
 Run: /usr/bin/python3 -m pytest -q tests/test_analyze_results.py
 The script is always run as a separate process with this interpreter.
 """
 
 import json
+import os
 import statistics
 import struct
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +60,25 @@ def run(*args, cwd=None):
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+def write_any(path, content):
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+
+def run_cases(root, cases, prepare, *args):
+    """Prepare each case in a directory of its own under root, then analyse
+    them all, four processes at a time: a run of a small case is mostly one
+    pandas import. Returns [(directory, finished process)] in case order."""
+    dirs = []
+    for i, case in enumerate(cases):
+        directory = root / f"case{i}"
+        directory.mkdir()
+        prepare(directory, *case)
+        dirs.append(directory)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        procs = list(pool.map(lambda d: run(d, *args), dirs))
+    return list(zip(dirs, procs))
+
+
 def write_latency(directory, latency=LATENCY, received=RECEIVED):
     rows = [LAT_HEADER] + [f"{i},{l},{l / 1000:.3f},{r},{r / 1000:.3f}"
                            for i, (l, r) in enumerate(zip(latency, received))]
@@ -81,10 +104,22 @@ def write_bandwidth(directory, transfers=TRANSFERS, scale=1):
     (directory / "bandwidth_results.csv").write_text("\n".join(rows) + "\n")
 
 
-def write_run_json(directory, **info):
+def data_rows(path):
+    return path.read_text().count("\n") - 1
+
+
+def write_run_json(directory, files="count", **info):
+    """run.json as host_writer writes it: status complete, a run_id, and the
+    rows of each CSV already in directory (files="count"), the files given,
+    or no files key at all (files=None, an older host_writer)."""
     base = {"version": "v1.2-3-gabcdef", "mode": "plain", "accel": "kvm",
             "guest": "micro", "qemu_version": "8.2.2", "shm_size": 67108864,
-            "latency_iterations": 1000, "pinning": {"host": 2, "vcpu": 3}}
+            "latency_iterations": 1000, "pinning": {"host": 2, "vcpu": 3},
+            "status": "complete", "run_id": "9f86d081884c7d65"}
+    if files == "count":
+        files = {p.name: data_rows(p) for p in sorted(directory.glob("*_results.csv"))}
+    if files is not None:
+        base["files"] = files
     base.update(info)
     (directory / "run.json").write_text(json.dumps(base))
 
@@ -98,15 +133,18 @@ def png_size(path):
 
 
 def assert_one_line_error(proc, *fragments, code=1):
-    """Exit status, one stderr line with the prefix, no traceback."""
+    """Exit status, one error line on stderr with the prefix (warnings aside),
+    no traceback, every fragment in it."""
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(PROG), lines[0]
+    assert all(line.startswith(PROG) for line in lines), proc.stderr
+    errors = [line for line in lines if not line.startswith(PROG + "warning:")]
+    assert len(errors) == 1, proc.stderr
+    assert len(errors[0]) < 400, errors[0]  # bounded, whatever the input
     for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -273,22 +311,26 @@ def test_default_directory_is_results(tmp_path):
     assert summary["latency"]["round_trip"]["p50_ns"] == pytest.approx(5.5)
 
 
-def test_broken_run_json_is_a_warning(tmp_path):
+def test_no_run_json_is_a_warning(tmp_path):
     write_latency(tmp_path, latency=np.arange(1, 11), received=np.arange(1, 11))
-    (tmp_path / "run.json").write_text("{not json")
     proc = run(tmp_path, "--no-plots", "-q")
-    assert proc.returncode == 0
-    assert "warning" in proc.stderr and "run.json" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(PROG + "warning:") and "no run.json" in proc.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["run"] is None and tmp_path.name in summary["label"]
+    assert summary["partial"] is False
+    assert any("no run.json" in n for n in summary["notes"])
 
 
-def test_help_describes_defaults():
+def test_help_describes_defaults_and_exit_codes():
     proc = run("--help")
     assert proc.returncode == 0
     for text in ("default: results/", "--compare", "--output", "current directory",
-                 "exit status"):
+                 "exit status", "--allow-partial", "PARTIAL"):
         assert text in proc.stdout, text
+    codes = proc.stdout[proc.stdout.index("exit status"):]
+    for code in ("0  ok", "1  bad or unusable data", "2  usage error", "3  partial"):
+        assert code in codes, code
 
 
 def test_script_header_for_uv_and_headless():
@@ -331,6 +373,7 @@ def test_bandwidth_only(tmp_path):
 def test_every_frame_failed_reports_then_exits_1(tmp_path):
     write_bandwidth(tmp_path, transfers=[("1080p", None, "digest")] * 2
                     + [("4k", None, "timeout")])
+    write_run_json(tmp_path)
     proc = run(tmp_path, "-q")
     assert_one_line_error(proc, "bandwidth_results.csv", "every frame transfer failed",
                           "0/3")
@@ -443,31 +486,33 @@ BAD_FILES = [
     ("latency_results.csv", LAT_OK_HEADER + "\n0.5,370,0.37\n",
      "column iteration: expected an integer"),
     ("latency_results.csv", "iteration,latency_ns,latency_ns\n0,1,1\n", "appears twice"),
-    ("latency_results.csv", b"\xff\xfe\x00\x89PNG\x00\x00", "not a text CSV file"),
+    ("latency_results.csv", b"\xff\xfe\x00\x89PNG\x00\x00", "line 1: NUL byte: not a text file"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,yes,0,ok,,,,1,,,,\n",
      "column success: expected 0 or 1, got 'yes'"),
     ("bandwidth_results.csv", "frame,bytes,total_ns\n4k,24883200,1\n", "missing column success"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,1,0,ok,,,,,,,,\n",
-     "line 2: column total_ns: a successful transfer needs a positive time"),
+     "line 2: column total_ns: a successful transfer needs a time of at least 1 ns"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24.9MB,0,0,3,digest,,,,,,,,\n",
      "column bytes: non-numeric value '24.9MB'"),
     ("bandwidth_results.csv", BW_HEADER + "\n4k,3840,2160,24883200,0,0,3,digest,,,,,,,,\n"
-     "4k,3840,2160,6220800,1,0,3,digest,,,,,,,,\n", "frame 4k appears with different byte"),
+     "4k,3840,2160,6220800,1,0,3,digest,,,,,,,,\n", "frame '4k' appears with different byte"),
 ]
 
 
-@pytest.mark.parametrize("name,content,message", BAD_FILES,
+@pytest.fixture(scope="module")
+def bad_file_runs(tmp_path_factory):
+    return run_cases(tmp_path_factory.mktemp("bad-file"), BAD_FILES,
+                     lambda d, name, content, _: write_any(d / name, content), "--no-plots")
+
+
+@pytest.mark.parametrize("case", range(len(BAD_FILES)),
                          ids=[f"{n.split('_')[0]}-{m.split(':')[-1].strip()[:30]}"
                               for n, _, m in BAD_FILES])
-def test_bad_file(tmp_path, name, content, message):
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    proc = run(tmp_path, "--no-plots")
-    assert_one_line_error(proc, str(path), message)
-    assert not (tmp_path / "performance_report.txt").exists()
+def test_bad_file(bad_file_runs, case):
+    name, _, message = BAD_FILES[case]
+    directory, proc = bad_file_runs[case]
+    assert_one_line_error(proc, str(directory / name), message)
+    assert not (directory / "performance_report.txt").exists()
 
 
 def test_bad_latency_next_to_good_bandwidth_is_an_error(tmp_path):
@@ -495,6 +540,323 @@ def test_compare_with_a_bad_run_names_it(tmp_path):
     (tmp_path / "bad" / "latency_results.csv").write_text(LAT_OK_HEADER + "\n0,x,1\n")
     proc = run("--compare", tmp_path / "good", tmp_path / "bad", "-o", tmp_path, "--no-plots")
     assert_one_line_error(proc, str(tmp_path / "bad" / "latency_results.csv"), "'x'")
+
+
+BAD_RUN_JSON = [
+    ('{"status": "complete", "x": 1e999}', "number '1e999' is out of range"),
+    ('{"status": "complete", "x": NaN}', "NaN is not a number JSON allows"),
+    ('{"x": 123456789012345678901234567890}', "is out of range"),
+    ('{"status": "complete", "host": "\\ud800"}', "'host': a lone UTF-16 surrogate"),
+    ('{"status": "complete", "status": "running"}', "key 'status' appears twice"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a":' * 40 + "1" + "}" * 40, "nested too deeply"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object, got list"),
+    ('{"status": 5}', "status: expected a sentence"),
+    ('{"status": "complete", "run_id": 7}', "run_id: expected a string"),
+    ('{"status": "complete", "files": [1]}', "files: expected an object"),
+    ('{"status": "complete", "files": {"latency_results.csv": -1}}',
+     "'latency_results.csv': expected a row count, got '-1'"),
+    ('{"status": "complete", "files": {"latency_results.csv": true}}',
+     "expected a row count, got 'True'"),
+    (b'{"host": "\xff"}', "line 1: byte 0xff is not UTF-8 text"),
+    (b'{"host": "a\x00"}', "NUL byte"),
+    ('{"x": "' + "a" * 2_000_000 + '"}', "more than the 1,048,576"),
+]
+
+
+def prepare_run_json(directory, content, _):
+    write_latency(directory, latency=np.arange(1, 11), received=np.arange(1, 11))
+    write_any(directory / "run.json", content)
+
+
+@pytest.fixture(scope="module")
+def bad_run_json_runs(tmp_path_factory):
+    return run_cases(tmp_path_factory.mktemp("bad-json"), BAD_RUN_JSON, prepare_run_json,
+                     "--no-plots", "--allow-partial")
+
+
+@pytest.mark.parametrize("case", range(len(BAD_RUN_JSON)),
+                         ids=[m[:30] for _, m in BAD_RUN_JSON])
+def test_bad_run_json(bad_run_json_runs, case):
+    """run.json decides whether results are whole: one that cannot be read
+    is bad data (exit 1, even with --allow-partial), never a traceback and
+    never silently ignored."""
+    directory, proc = bad_run_json_runs[case]
+    assert_one_line_error(proc, str(directory / "run.json"), BAD_RUN_JSON[case][1])
+    assert not (directory / "summary.json").exists()
+
+
+LAT_ROWS = "".join(f"{i},{300 + i},0.3,{150 + i},0.15\n" for i in range(4))
+ODD_LATENCY = [
+    ("1e308 latency", f"{LAT_HEADER}\n0,1e308,1,1,1\n",
+     "line 2: column latency_ns: 1e+308 is out of range (more than 2^64)"),
+    ("1e999 latency", f"{LAT_HEADER}\n0,1e999,1,1,1\n",
+     "line 2: column latency_ns: not a finite number: '1e999'"),
+    ("NUL in a number", f"{LAT_HEADER}\n{LAT_ROWS}4,3\x0070,1,1,1\n",
+     "line 6: NUL byte"),
+    ("nan", f"{LAT_HEADER}\n{LAT_ROWS}4,nan,1,1,1\n",
+     "line 6: column latency_ns: non-numeric value 'nan'"),
+    ("underscore", f"{LAT_HEADER}\n{LAT_ROWS}4,1_000,1,1,1\n",
+     "line 6: column latency_ns: non-numeric value '1_000'"),
+    ("fullwidth digit", f"{LAT_HEADER}\n{LAT_ROWS}4,\uff13,1,1,1\n",
+     "line 6: column latency_ns: non-numeric value"),
+    ("negative received", f"{LAT_HEADER}\n{LAT_ROWS}4,5,1,-1,1\n",
+     "line 6: column received_ns: value -1 is below 0"),
+    ("empty iteration", f"{LAT_HEADER}\n{LAT_ROWS},5,1,1,1\n",
+     "line 6: column iteration: empty value"),
+    ("huge iteration", f"{LAT_HEADER}\n{LAT_ROWS}1e20,5,1,1,1\n",
+     "line 6: column iteration: 1e+20 is out of range (more than 2^53)"),
+    ("duplicated iteration", f"{LAT_HEADER}\n{LAT_ROWS}2,5,1,1,1\n",
+     "line 6: iteration 2 appears twice (first on line 4)"),
+    ("two files joined", f"{LAT_HEADER}\n{LAT_ROWS}{LAT_HEADER}\n{LAT_ROWS}",
+     "line 6 repeats the header (two files joined into one?)"),
+    ("no header", LAT_ROWS, "line 1 is data, not a header (expected columns "
+     "iteration, latency_ns"),
+    ("non-UTF-8", f"{LAT_HEADER}\n{LAT_ROWS}".encode() + b"4,5,1,\xe9,1\n",
+     "line 6: byte 0xe9 is not UTF-8 text"),
+    ("huge line", f"{LAT_HEADER}\n{LAT_ROWS}4," + "7" * 5_000_000 + ",1,1,1\n",
+     "line 6: 5,000,008 bytes long, longer than any results row"),
+    ("huge line of commas", f"{LAT_HEADER}\n{LAT_ROWS}" + "1," * 2_000_000 + "\n",
+     "line 6: 4,000,000 bytes long"),
+    ("huge unfinished line", f"{LAT_HEADER}\n{LAT_ROWS}" + "7" * 5_000_000,
+     "line 6: 5,000,000 bytes without an end of line"),
+    ("huge header", "a," * 2_000_000 + "\n", "line 1: 4,000,000 bytes long, not a CSV header"),
+    ("quoted huge field", f'{LAT_HEADER}\n{LAT_ROWS}4,"' + "7" * 200_000 + '",1,1,1\n',
+     "line 6: 200,010 bytes long"),
+    ("unfinished row too wide", f"{LAT_HEADER}\n{LAT_ROWS}4,5,1,1,1,1",
+     "line 6: 6 fields, the header has 5"),
+    ("only a header, unfinished", LAT_HEADER, "no complete line"),
+]
+
+
+@pytest.fixture(scope="module")
+def odd_latency_runs(tmp_path_factory):
+    return run_cases(tmp_path_factory.mktemp("odd"), ODD_LATENCY,
+                     lambda d, _, content, __: write_any(d / "latency_results.csv", content),
+                     "--no-plots", "--allow-partial")
+
+
+@pytest.mark.parametrize("case", range(len(ODD_LATENCY)), ids=[n for n, _, _ in ODD_LATENCY])
+def test_odd_latency_file(odd_latency_runs, case):
+    """Malformed latency files: one line naming the file, the line and what is
+    wrong (exit 1), even with --allow-partial: they are not partial, but bad."""
+    directory, proc = odd_latency_runs[case]
+    assert_one_line_error(proc, str(directory / "latency_results.csv"), ODD_LATENCY[case][2])
+    assert not (directory / "summary.json").exists()
+
+
+def test_results_that_are_not_files(tmp_path):
+    """A directory, a FIFO (reading it would block), a symlink loop and a
+    dangling symlink where a CSV should be: one line each, promptly."""
+    cases = {"dir": ("is a directory",), "fifo": ("not a regular file",),
+             "loop": ("cannot read", "symbolic links"), "dangling": ("dangling",)}
+    for case, fragments in cases.items():
+        directory = tmp_path / case
+        directory.mkdir()
+        path = directory / "latency_results.csv"
+        if case == "dir":
+            path.mkdir()
+        elif case == "fifo":
+            os.mkfifo(path)
+        elif case == "loop":
+            path.symlink_to(path.name)
+        else:
+            path.symlink_to("nowhere")
+        assert_one_line_error(run(directory, "--no-plots"), str(path), *fragments)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file of mode 000")
+def test_unreadable_csv(tmp_path):
+    path = tmp_path / "latency_results.csv"
+    write_latency(tmp_path, latency=np.arange(1, 11), received=np.arange(1, 11))
+    path.chmod(0)
+    assert_one_line_error(run(tmp_path, "--no-plots"), str(path), "Permission denied")
+
+
+ODD_BUT_VALID = [
+    ("CRLF and a blank line", LAT_HEADER + "\r\n" + LAT_ROWS.replace("\n", "\r\n")
+     + "\r\n"),
+    ("byte-order mark", "\ufeff" + LAT_HEADER + "\n" + LAT_ROWS),
+    ("quoted fields", LAT_HEADER + "\n" + LAT_ROWS.replace(",0.3,", ',"0.3",')),
+    ("reordered and extra columns", "latency_ns,note,iteration,received_ns\n"
+     + "".join(f"{300 + i},x{i},{i},{150 + i}\n" for i in range(4))),
+    ("spaces around values", LAT_HEADER + "\n" + LAT_ROWS.replace(",", " , ")),
+]
+
+
+@pytest.mark.parametrize("name,content", ODD_BUT_VALID, ids=[n for n, _ in ODD_BUT_VALID])
+def test_odd_but_valid_latency_file(tmp_path, name, content):
+    """Unusual but well-formed CSV is read like host_writer's own."""
+    (tmp_path / "latency_results.csv").write_text(content)
+    write_run_json(tmp_path, files={"latency_results.csv": 4})
+    proc = run(tmp_path, "--no-plots", "-q")
+    assert proc.returncode == 0, proc.stderr
+    rt = json.loads((tmp_path / "summary.json").read_text())["latency"]["round_trip"]
+    assert rt["count"] == 4
+    assert rt["p50_ns"] == pytest.approx(np.percentile([300, 301, 302, 303], 50))
+    assert rt["p99_ns"] == pytest.approx(np.percentile([300, 301, 302, 303], 99))
+
+
+def test_output_that_cannot_be_written(tmp_path):
+    write_latency(tmp_path, latency=np.arange(1, 11), received=np.arange(1, 11))
+    write_run_json(tmp_path)
+    (tmp_path / "taken").write_text("a file, not a directory")
+    proc = run(tmp_path, "-o", tmp_path / "taken", "--no-plots")
+    assert_one_line_error(proc, "taken")
+
+
+# ------------------------------------------- run.json's status and files
+
+
+def partial_run(directory, *, status="complete", files="count", cut_row=False,
+                bandwidth=True):
+    """A run directory with TRANSFERS and 1000 latency rows; cut_row leaves a
+    half row at the end of the latency file, as a killed writer would."""
+    write_latency(directory)
+    if bandwidth:
+        write_bandwidth(directory)
+    write_run_json(directory, files=files, status=status)
+    if cut_row:
+        with open(directory / "latency_results.csv", "a") as f:
+            f.write("1000,99999")
+
+
+def assert_refused(proc, *fragments):
+    """Exit 3, one line naming why and the way out, nothing written."""
+    line = assert_one_line_error(proc, "partial results", "--allow-partial", *fragments,
+                                 code=3)
+    return line
+
+
+def partial_summary(directory, *args):
+    proc = run(directory, "--allow-partial", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert PROG + "warning:" in proc.stderr and "PARTIAL" in proc.stderr
+    return proc, json.loads((directory / "summary.json").read_text())
+
+
+def test_complete_run_with_files_is_whole(full_run):
+    summary = full_run[2]
+    assert summary["partial"] is False and summary["partial_reasons"] == []
+    assert summary["status"] == "complete" and summary["run_id"] == "9f86d081884c7d65"
+
+
+def test_old_run_json_without_files_is_accepted_with_a_warning(tmp_path):
+    partial_run(tmp_path, files=None)
+    proc = run(tmp_path, "--no-plots", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot be tied to this run" in proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["partial"] is False
+    assert any("cannot be tied" in n for n in summary["notes"])
+    assert summary["latency"]["round_trip"]["count"] == 1000
+
+
+@pytest.mark.parametrize("status,fragment", [
+    ("running", "still running"),
+    ("timeout after 10.0 s waiting for RECEIVED of frame 4k #2",
+     "did not complete: timeout after 10.0 s waiting for RECEIVED of frame 4k #2"),
+])
+def test_run_that_did_not_complete_is_refused(tmp_path, status, fragment):
+    partial_run(tmp_path, status=status)
+    assert_refused(run(tmp_path, "--no-plots"), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bandwidth_results.csv", "latency_results.csv", "run.json"]
+
+
+def test_csv_of_another_run_is_refused_then_left_out(tmp_path):
+    partial_run(tmp_path, files={"latency_results.csv": 1000})
+    assert_refused(run(tmp_path, "--no-plots"),
+                   "bandwidth_results.csv is not in run.json's files: another run")
+    _, summary = partial_summary(tmp_path, "--no-plots")
+    assert summary["bandwidth"] is None  # not mixed into this run's figures
+    assert summary["latency"]["round_trip"]["count"] == 1000
+    assert any("another run" in r for r in summary["partial_reasons"])
+
+
+@pytest.mark.parametrize("listed,status,fragment", [
+    (1001, "complete", "has 1,000 data rows, run.json lists 1,001: truncated, or replaced"),
+    (999, "complete", "lists 999: rows written after the run ended"),
+])
+def test_row_counts_that_do_not_match_are_refused(tmp_path, listed, status, fragment):
+    partial_run(tmp_path, status=status, bandwidth=False,
+                files={"latency_results.csv": listed})
+    assert_refused(run(tmp_path, "--no-plots"), fragment)
+
+
+def test_more_rows_than_listed_is_expected_of_a_run_that_died(tmp_path):
+    """A dead run (status running) wrote rows after its last run.json: only
+    its status makes it partial, the counts are no second complaint."""
+    partial_run(tmp_path, status="running", bandwidth=False,
+                files={"latency_results.csv": 500})
+    _, summary = partial_summary(tmp_path, "--no-plots")
+    assert len(summary["partial_reasons"]) == 1
+    assert "still running" in summary["partial_reasons"][0]
+    assert summary["latency"]["round_trip"]["count"] == 1000
+
+
+def test_listed_file_missing_is_refused(tmp_path):
+    partial_run(tmp_path, bandwidth=False,
+                files={"latency_results.csv": 1000, "bandwidth_results.csv": 19})
+    assert_refused(run(tmp_path, "--no-plots"),
+                   "run.json lists bandwidth_results.csv (19 rows) but it is missing")
+
+
+def test_half_row_of_a_killed_writer_is_not_data(tmp_path):
+    partial_run(tmp_path, status="running", cut_row=True,
+                files={"latency_results.csv": 1000, "bandwidth_results.csv": 0})
+    assert_refused(run(tmp_path, "--no-plots"),
+                   "line 1002 is cut short (no end of line: 2 of 5 fields, '1000,99999')")
+    proc, summary = partial_summary(tmp_path)
+    rt = summary["latency"]["round_trip"]
+    assert rt["count"] == 1000 and rt["max_ns"] == 1000  # 99999 was not read
+    assert rt["p99_ns"] == pytest.approx(np.percentile(LATENCY, 99))
+    reasons = summary["partial_reasons"]
+    assert any("still running" in r for r in reasons)
+    assert any("cut short" in r for r in reasons)
+    # Every output says so: the report (printed too), the summary, the labels.
+    report = (tmp_path / "performance_report.txt").read_text()
+    assert "[PARTIAL]" in report.splitlines()[0]
+    assert "*** PARTIAL RESULTS" in report and "cut short" in report
+    assert "*** PARTIAL RESULTS" in proc.stdout
+    assert summary["partial"] is True and summary["label"].endswith("[PARTIAL]")
+    for name in PLOTS:
+        png_size(tmp_path / name)
+
+
+def test_header_only_file_of_a_dead_run_is_skipped(tmp_path):
+    write_latency(tmp_path)
+    (tmp_path / "bandwidth_results.csv").write_text(BW_HEADER + "\n")
+    write_run_json(tmp_path, status="running")
+    _, summary = partial_summary(tmp_path, "--no-plots")
+    assert summary["bandwidth"] is None
+    assert any("bandwidth_results.csv has no data rows" in n for n in summary["notes"])
+
+
+def test_nothing_of_the_run_left_is_refused_even_when_allowed(tmp_path):
+    write_latency(tmp_path)
+    write_run_json(tmp_path, status="running", files={})
+    proc = run(tmp_path, "--no-plots", "--allow-partial")
+    assert_one_line_error(proc, "nothing of this run to analyse", code=3)
+
+
+def test_compare_refuses_a_partial_run_then_marks_it(tmp_path):
+    good, dead = tmp_path / "good", tmp_path / "dead"
+    for d in (good, dead):
+        d.mkdir()
+    partial_run(good)
+    partial_run(dead, status="running", cut_row=True)
+    out = tmp_path / "out"
+    proc = run("--compare", good, dead, "-o", out, "--no-plots")
+    assert_refused(proc, str(dead), "still running")
+    proc = run("--compare", good, dead, "-o", out, "--no-plots", "--allow-partial")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["partial"] is True
+    assert [r["partial"] for r in data["runs"]] == [False, True]
+    assert data["runs"][1]["label"].endswith("[PARTIAL]")
+    assert "*** [2] is PARTIAL" in (out / "comparison.txt").read_text()
 
 
 @pytest.mark.parametrize("args,message", [
