@@ -69,7 +69,8 @@ struct writer {
 	struct ivb_results res;     /* the results directory */
 	double idle_cpu_pct;        /* CPU use of watch_tid while the guest waits, -1 unknown */
 	char start_time[32];        /* ISO 8601, UTC */
-	char status[600];           /* "running", "complete", or what went wrong */
+	char status[600];           /* run.json's: "running" until the end, then "complete" or failure */
+	char failure[600];          /* what went wrong first, "" while nothing has */
 	int outcome;                /* worst enum ivb_wl_outcome so far */
 };
 
@@ -288,6 +289,9 @@ static int save(struct writer *w)
 	if (ivb_results_write_json(&w->res, run_json, w) == 0)
 		return 0;
 	ivb_warn("cannot write the results: %s", ivb_results_error(&w->res));
+	if (!w->failure[0])
+		snprintf(w->failure, sizeof(w->failure), "cannot write the results: %s",
+			 ivb_results_error(&w->res));
 	return -1;
 }
 
@@ -309,13 +313,13 @@ static int run_session(void *arg)
 	struct writer *w = arg;
 	struct config *c = &w->cfg;
 	struct ivb_wl_ctx ctx = { .ini = &w->ini, .res = &w->res, .quiet = c->quiet,
-				  .status = w->status, .status_len = sizeof(w->status),
+				  .status = w->failure, .status_len = sizeof(w->failure),
 				  .responder_spin_ns = c->spin_ns, .wait_name = c->wait,
 				  .watch_tid = c->watch_tid };
 	int i;
 
 	if (ivb_initiator_open(&w->ini)) {
-		snprintf(w->status, sizeof(w->status), "%s", w->ini.status);
+		snprintf(w->failure, sizeof(w->failure), "%s", w->ini.status);
 		w->outcome = IVB_WL_STOPPED;
 		return -1;
 	}
@@ -331,17 +335,18 @@ static int run_session(void *arg)
 	}
 	for (i = 0; ivb_workloads[i] && w->outcome != IVB_WL_STOPPED; i++) {
 		enum ivb_wl_outcome o;
-		char status[sizeof(w->status)];
+		char before[sizeof(w->failure)];
 
 		if (!c->selected[i])
 			continue;
 		if (!c->quiet)
 			printf("%s: %s\n", ivb_workloads[i]->name, ivb_workloads[i]->summary);
-		snprintf(status, sizeof(status), "%s", w->status);
+		/* The first failure is the one the run reports. */
+		snprintf(before, sizeof(before), "%s", w->failure);
 		o = ivb_workloads[i]->run(c->state[i], &ctx);
-		if (o == IVB_WL_COMPLETE)
-			snprintf(w->status, sizeof(w->status), "%s", status);
-		else if (w->outcome == IVB_WL_COMPLETE || o == IVB_WL_STOPPED)
+		if (before[0])
+			snprintf(w->failure, sizeof(w->failure), "%s", before);
+		if (o == IVB_WL_STOPPED || (o == IVB_WL_ERRORS && w->outcome == IVB_WL_COMPLETE))
 			w->outcome = o;
 		/* The rows of each phase are on disk and listed when it ends. */
 		if (save(w))
@@ -389,11 +394,10 @@ int main(int argc, char **argv)
 	snprintf(w.status, sizeof(w.status), "running");
 	if (save(&w))
 		return 1;
-	snprintf(w.status, sizeof(w.status), "complete");
 
 	if (ivb_guarded_run(&w.ep, run_session, &w, &shrunk_to)) {
 		if (shrunk_to >= 0) {
-			snprintf(w.status, sizeof(w.status), "shared memory shrank to %lld bytes during "
+			snprintf(w.failure, sizeof(w.failure), "shared memory shrank to %lld bytes during "
 				 "message %llu", shrunk_to, (unsigned long long)w.ini.seq);
 			w.outcome = IVB_WL_STOPPED;
 			/* The rows measured so far are still in the workload's buffer;
@@ -402,6 +406,8 @@ int main(int argc, char **argv)
 				ivb_csv_close(&w.res.csv[i]);
 		}
 	}
+	snprintf(w.status, sizeof(w.status), "%s",
+		 w.outcome == IVB_WL_COMPLETE ? "complete" : w.failure[0] ? w.failure : "failed");
 	if (save(&w))
 		return 1;
 	if (!w.cfg.quiet) {
