@@ -114,49 +114,16 @@ static void usage(FILE *out)
 
 enum { OPT_WATCH = 1000, OPT_SCHEMA, OPT_WAIT };
 
-/*
- * --meta KEY=VALUE: KEY in lower case, digits and _, and not one of the
- * keys run.json has of its own (a second "status" would make the file
- * say two things).
- */
-static void check_meta(const char *arg)
-{
-	static const char *const own[] = {
-		"run_id", "files", "tool", "version", "host_cpu", "host_kernel", "clocksource",
-		"clock_read_ns", "clock_resolution_ns", "mode", "status", "start_time", "end_time",
-		"shm_path", "shm_size", "writer_cpu", "wait", "wait_policy", "timeout_ns",
-		"guest_pid", "guest_wait", "server_socket", "vectors", "host_peer_id",
-		"guest_peer_id", "vcpu_idle_cpu_percent", "latency_iterations", "warmup", "gap_ns",
-		"latency", "received", "bandwidth_iterations", "frames", "frames_verified",
-		"frames_failed", "stream", "size_latency",
-	};
-	size_t n = strcspn(arg, "="), i;
-
-	if (!arg[n] || n == 0 || n > 63 || strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
-		ivb_die_usage("--meta: '%s' is not KEY=VALUE with a KEY of a-z, 0-9 and _", arg);
-	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-		if (strlen(own[i]) == n && !strncmp(arg, own[i], n))
-			ivb_die_usage("--meta: '%.*s' is a key run.json has of its own", (int)n, arg);
-}
-
-/*
- * --wait: how both sides wait in doorbell mode. spin never sleeps (the
- * doorbell is rung only after each session message), sleep sleeps at once,
- * hybrid:T spins T first. Polling (plain mode) can only spin.
- */
-static void parse_wait(const char *arg, struct config *cfg)
-{
-	cfg->wait = arg;
-	if (!strcmp(arg, "spin"))
-		cfg->spin_ns = IVB_SPIN_FOREVER;
-	else if (!strcmp(arg, "sleep"))
-		cfg->spin_ns = 0;
-	else if (!strncmp(arg, "hybrid:", 7))
-		cfg->spin_ns = ivb_opt_duration("--wait hybrid", arg + 7, 1000, 1, 10000000000ull,
-						"1ns..10s (e.g. hybrid:50us)");
-	else
-		ivb_die_usage("--wait: '%s' is not spin, sleep or hybrid:DUR", arg);
-}
+/* Keys run.json has of its own, which --meta may not repeat. */
+static const char *const own_keys[] = {
+	"run_id", "files", "tool", "version", "host_cpu", "host_kernel", "clocksource",
+	"clock_read_ns", "clock_resolution_ns", "mode", "status", "start_time", "end_time",
+	"shm_path", "shm_size", "writer_cpu", "wait", "wait_policy", "timeout_ns", "guest_pid",
+	"guest_wait", "server_socket", "vectors", "host_peer_id", "guest_peer_id",
+	"vcpu_idle_cpu_percent", "latency_iterations", "warmup", "gap_ns", "latency", "received",
+	"bandwidth_iterations", "frames", "frames_verified", "frames_failed", "stream",
+	"size_latency", NULL,
+};
 
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
@@ -177,7 +144,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 	struct option opts[MAX_OPTIONS];
 	char shorts[128] = "s:d:o:t:T:c:m:qhV";
 	size_t nopts = sizeof(base) / sizeof(base[0]);
-	int i, c, nwl = ivb_workloads_count();
+	int c;
 
 	*cfg = (struct config){ .results_dir = DEFAULT_RESULTS };
 	cfg->attach.sysfs_root = IVB_DEFAULT_SYSFS;
@@ -185,13 +152,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 	cfg->cpu = ivb_opt_cpu("--cpu", DEFAULT_CPU, 1);
 	cfg->timeout_ns = ivb_opt_duration("--timeout", DEFAULT_TIMEOUT, 1000000000ull, 0, ~0ull, "");
 	memcpy(opts, base, sizeof(base));
-	for (i = 0; i < nwl; i++) {
-		cfg->selected[i] = ivb_workloads[i]->by_default;
-		cfg->state[i] = calloc(1, ivb_workloads[i]->state_size);
-		if (!cfg->state[i])
-			ivb_die("out of memory");
-		ivb_workloads[i]->defaults(cfg->state[i]);
-	}
+	ivb_workloads_init(cfg->state, cfg->selected);
 	ivb_workloads_options(opts, &nopts, MAX_OPTIONS, shorts, sizeof(shorts));
 	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		if (ivb_attach_option(&cfg->attach, c, optarg)) {
@@ -210,14 +171,17 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case 'c': cfg->cpu = ivb_opt_cpu("--cpu", optarg, 1); break;
 		case OPT_WATCH: cfg->watch_tid = (int)ivb_opt_count("--watch-thread", optarg, 1, 1 << 30); break;
 		case 'm':
-			check_meta(optarg);
+			ivb_opt_meta("--meta", optarg, own_keys);
 			if (cfg->nmeta == MAX_META)
 				ivb_die_usage("--meta: at most %d entries", MAX_META);
 			cfg->meta[cfg->nmeta++] = optarg;
 			break;
 		case 'q': cfg->quiet = 1; break;
 		case OPT_SCHEMA: ivb_workloads_schema(stdout); exit(0);
-		case OPT_WAIT: parse_wait(optarg, cfg); break;
+		case OPT_WAIT:
+			cfg->wait = optarg;
+			cfg->spin_ns = ivb_opt_wait_policy("--wait", optarg);
+			break;
 		default:
 			ivb_cli_option(c, usage);
 			if (ivb_workloads_option(c, optarg, cfg->state))
@@ -231,9 +195,10 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		ivb_die_usage("--shm, --doorbell and --device/--vfio exclude each other");
 	if (!cfg->server_socket && !cfg->attach.bdf && !cfg->attach.vfio && !cfg->attach.shm_path)
 		cfg->attach.shm_path = DEFAULT_SHM;
-	if (!cfg->wait)
-		parse_wait(cfg->server_socket || cfg->attach.vfio ? "sleep" : "spin", cfg);
-	else if (!cfg->server_socket && !cfg->attach.vfio && strcmp(cfg->wait, "spin"))
+	if (!cfg->wait) {
+		cfg->wait = cfg->server_socket || cfg->attach.vfio ? "sleep" : "spin";
+		cfg->spin_ns = ivb_opt_wait_policy("--wait", cfg->wait);
+	} else if (!cfg->server_socket && !cfg->attach.vfio && strcmp(cfg->wait, "spin"))
 		ivb_die_usage("--wait %s needs a doorbell (--doorbell or --vfio); polling only spins",
 			      cfg->wait);
 }
@@ -303,6 +268,12 @@ static void save_quietly(void *arg)
 	ivb_results_write_json(&w->res, run_json, w); /* an error is kept; the phase's end reports it */
 }
 
+/* The end of a phase: its rows are on disk, and run.json lists them. */
+static int save_phase(void *arg)
+{
+	return save(arg);
+}
+
 /* ------------------------------------------------------------------ */
 /* The run                                                             */
 /* ------------------------------------------------------------------ */
@@ -316,7 +287,6 @@ static int run_session(void *arg)
 				  .status = w->failure, .status_len = sizeof(w->failure),
 				  .responder_spin_ns = c->spin_ns, .wait_name = c->wait,
 				  .watch_tid = c->watch_tid };
-	int i;
 
 	if (ivb_initiator_open(&w->ini)) {
 		snprintf(w->failure, sizeof(w->failure), "%s", w->ini.status);
@@ -333,25 +303,7 @@ static int run_session(void *arg)
 			printf("vCPU thread %d while the guest waits: %.1f%% of a CPU\n", c->watch_tid,
 			       w->idle_cpu_pct);
 	}
-	for (i = 0; ivb_workloads[i] && w->outcome != IVB_WL_STOPPED; i++) {
-		enum ivb_wl_outcome o;
-		char before[sizeof(w->failure)];
-
-		if (!c->selected[i])
-			continue;
-		if (!c->quiet)
-			printf("%s: %s\n", ivb_workloads[i]->name, ivb_workloads[i]->summary);
-		/* The first failure is the one the run reports. */
-		snprintf(before, sizeof(before), "%s", w->failure);
-		o = ivb_workloads[i]->run(c->state[i], &ctx);
-		if (before[0])
-			snprintf(w->failure, sizeof(w->failure), "%s", before);
-		if (o == IVB_WL_STOPPED || (o == IVB_WL_ERRORS && w->outcome == IVB_WL_COMPLETE))
-			w->outcome = o;
-		/* The rows of each phase are on disk and listed when it ends. */
-		if (save(w))
-			w->outcome = IVB_WL_STOPPED;
-	}
+	w->outcome = ivb_workloads_run(c->state, c->selected, &ctx, save_phase, w);
 	if (w->outcome != IVB_WL_STOPPED)
 		ivb_initiator_close(&w->ini);
 	return 0;

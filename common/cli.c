@@ -114,6 +114,34 @@ uint64_t ivb_opt_duration(const char *opt, const char *arg, uint64_t default_uni
 	return v;
 }
 
+uint64_t ivb_opt_wait_policy(const char *opt, const char *arg)
+{
+	if (!strcmp(arg, "spin"))
+		return UINT64_MAX; /* waiter.h's IVB_SPIN_FOREVER */
+	if (!strcmp(arg, "sleep"))
+		return 0;
+	if (!strncmp(arg, "hybrid:", 7)) {
+		uint64_t ns;
+
+		if (ivb_parse_duration(arg + 7, 1000, &ns) == 0 && ns >= 1 && ns <= 10000000000ull)
+			return ns;
+		ivb_die_usage("%s: '%s': the spin time is not a duration in 1ns..10s (e.g. hybrid:50us)",
+			      opt, arg);
+	}
+	ivb_die_usage("%s: '%s' is not spin, sleep or hybrid:DUR", opt, arg);
+}
+
+void ivb_opt_meta(const char *opt, const char *arg, const char *const *reserved)
+{
+	size_t n = strcspn(arg, "=");
+
+	if (!arg[n] || n == 0 || n > 63 || strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+		ivb_die_usage("%s: '%s' is not KEY=VALUE with a KEY of a-z, 0-9 and _", opt, arg);
+	for (; reserved && *reserved; reserved++)
+		if (strlen(*reserved) == n && !strncmp(arg, *reserved, n))
+			ivb_die_usage("%s: '%.*s' is a key run.json has of its own", opt, (int)n, arg);
+}
+
 int ivb_opt_cpu(const char *opt, const char *arg, int allow_none)
 {
 	uint64_t v;

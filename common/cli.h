@@ -50,6 +50,19 @@ uint64_t ivb_opt_size(const char *opt, const char *arg, uint64_t lo, uint64_t hi
 /* range names the accepted range for the message, e.g. "1ms..1h (e.g. 10s)". */
 uint64_t ivb_opt_duration(const char *opt, const char *arg, uint64_t default_unit_ns,
 			  uint64_t lo_ns, uint64_t hi_ns, const char *range);
+/*
+ * A wait policy (waiter.h): spin, sleep or hybrid:DUR; returns its spin_ns
+ * (IVB_SPIN_FOREVER for spin, 0 for sleep, DUR for hybrid).
+ */
+uint64_t ivb_opt_wait_policy(const char *opt, const char *arg);
+
+/*
+ * A KEY=VALUE pair for run.json: KEY in a-z, 0-9 and _, never one of the
+ * NULL-ended reserved keys (run.json's own: a second "status" would make the
+ * file say two things).
+ */
+void ivb_opt_meta(const char *opt, const char *arg, const char *const *reserved);
+
 /* An online CPU number; "none" gives -1 when allow_none. */
 int ivb_opt_cpu(const char *opt, const char *arg, int allow_none);
 

@@ -89,6 +89,15 @@ void ivb_workloads_select(const char *list, int *selected);
 /* Append every workload option to a getopt_long table (and its short letters). */
 void ivb_workloads_options(struct option *opts, size_t *n, size_t max, char *shorts,
 			   size_t shorts_len);
+/* Allocate each workload's state with its defaults; select the default ones. */
+void ivb_workloads_init(void **state, int *selected);
+/*
+ * Run the selected workloads in table order until one stops the run,
+ * calling phase_end(arg) after each (it writes run.json; non-zero stops).
+ * Returns the worst enum ivb_wl_outcome; ctx->status keeps the first failure.
+ */
+int ivb_workloads_run(void *const *state, const int *selected, struct ivb_wl_ctx *ctx,
+		      int (*phase_end)(void *), void *arg);
 /* Apply option c to the workload that declared it; 0 when none did. */
 int ivb_workloads_option(int c, const char *arg, void *const *state);
 

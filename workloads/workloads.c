@@ -5,6 +5,8 @@
 #include "workload.h"
 
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -137,4 +139,43 @@ int ivb_workloads_option(int c, const char *arg, void *const *state)
 			}
 	}
 	return 0;
+}
+
+void ivb_workloads_init(void **state, int *selected)
+{
+	int i;
+
+	for (i = 0; ivb_workloads[i]; i++) {
+		selected[i] = ivb_workloads[i]->by_default;
+		state[i] = calloc(1, ivb_workloads[i]->state_size);
+		if (!state[i])
+			ivb_die("out of memory");
+		ivb_workloads[i]->defaults(state[i]);
+	}
+}
+
+int ivb_workloads_run(void *const *state, const int *selected, struct ivb_wl_ctx *ctx,
+		      int (*phase_end)(void *), void *arg)
+{
+	int i, outcome = IVB_WL_COMPLETE;
+
+	for (i = 0; ivb_workloads[i] && outcome != IVB_WL_STOPPED; i++) {
+		char before[1024];
+		enum ivb_wl_outcome o;
+
+		if (!selected[i])
+			continue;
+		if (!ctx->quiet)
+			printf("%s: %s\n", ivb_workloads[i]->name, ivb_workloads[i]->summary);
+		/* The first failure is the one the run reports. */
+		snprintf(before, sizeof(before), "%s", ctx->status);
+		o = ivb_workloads[i]->run(state[i], ctx);
+		if (before[0])
+			snprintf(ctx->status, ctx->status_len, "%s", before);
+		if (o == IVB_WL_STOPPED || (o == IVB_WL_ERRORS && outcome == IVB_WL_COMPLETE))
+			outcome = o;
+		if (phase_end(arg))
+			outcome = IVB_WL_STOPPED;
+	}
+	return outcome;
 }
