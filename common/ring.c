@@ -99,12 +99,37 @@ int ivb_ring_wait_room(struct ivb_ring *r, uint64_t deadline_ns)
 
 /* ---- consumer ---- */
 
+/* Store the consumer's index: the messages freed since the last store. */
+static void release_flush(struct ivb_ring *r)
+{
+	if (r->published == r->local)
+		return;
+	ivb_store_release(&r->ctl->tail, r->local);
+	r->published = r->local;
+	r->rings += (uint64_t)ivb_wake_if_sleeping(r->waiter, &r->ctl->producer_sleeping, r->peer);
+}
+
+/*
+ * Free a message. The index is stored every batch messages, and whenever
+ * the ring runs empty, not after each one: a producer waiting for room
+ * reads that cache line, and a store per message would make it bounce
+ * between the cores on every message.
+ */
+void ivb_ring_release(struct ivb_ring *r)
+{
+	r->local++;
+	if (r->local - r->published >= r->batch)
+		release_flush(r);
+}
+
 const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r)
 {
 	if (r->local == r->other) {
 		r->other = ivb_load_acquire(&r->ctl->head);
-		if (r->local == r->other)
+		if (r->local == r->other) {
+			release_flush(r); /* empty: the producer may be waiting for room */
 			return NULL;
+		}
 		if (r->other - r->local > r->mask + 1) {
 			r->broken = 1;
 			r->other = r->local;
@@ -112,13 +137,6 @@ const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r)
 		}
 	}
 	return slot(r, r->local);
-}
-
-void ivb_ring_release(struct ivb_ring *r)
-{
-	r->local++;
-	ivb_store_release(&r->ctl->tail, r->local);
-	r->rings += (uint64_t)ivb_wake_if_sleeping(r->waiter, &r->ctl->producer_sleeping, r->peer);
 }
 
 int ivb_ring_drained(struct ivb_ring *r)
@@ -141,6 +159,7 @@ int ivb_ring_broken(const struct ivb_ring *r)
 
 int ivb_ring_wait_message(struct ivb_ring *r, uint64_t deadline_ns)
 {
+	release_flush(r);
 	return ivb_wait_flagged(r->waiter, has_message, r, deadline_ns, &r->ctl->consumer_sleeping);
 }
 

@@ -9,8 +9,8 @@
  * disturb the line the other writes. Each side caches the other's index and
  * reads it again only when the ring looks full (producer) or empty
  * (consumer). The producer publishes a batch of messages with one release
- * store of head; the consumer frees each message with a release store of
- * tail.
+ * store of head; the consumer frees a batch with one release store of tail
+ * (and always before it waits, so an empty ring never hides free room).
  *
  * A slot holds a 64-byte header (sequence number, length, the check of
  * verify.h) and the message after it. Messages larger than a slot's
@@ -91,9 +91,9 @@ struct ivb_ring {
 	uint64_t mask;        /* nslots - 1 */
 	uint64_t slot_size;
 	uint64_t local;       /* producer: next to publish; consumer: next to consume */
-	uint64_t published;   /* producer: head last stored */
+	uint64_t published;   /* head last stored (producer), tail last stored (consumer) */
 	uint64_t other;       /* cached index of the other side (tail or head) */
-	uint32_t batch;       /* producer: messages per head store */
+	uint32_t batch;       /* messages per index store (head, or tail) */
 	struct ivb_waiter *waiter;
 	uint32_t peer;        /* whom to ring */
 	uint64_t rings;       /* doorbells this side rang for this ring */
@@ -137,7 +137,7 @@ int ivb_ring_wait_room(struct ivb_ring *r, uint64_t deadline_ns);
  * ours, or behind it, cannot come from a real producer (r->broken is set).
  */
 const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r);
-/* Free the message peek() returned. */
+/* Free the message peek() returned (stored every batch, and when the ring runs empty). */
 void ivb_ring_release(struct ivb_ring *r);
 /* Wait until a message is there or the producer said it has finished. 0, -ETIMEDOUT, -EINTR. */
 int ivb_ring_wait_message(struct ivb_ring *r, uint64_t deadline_ns);

@@ -117,7 +117,8 @@ int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb
 							 .nslots = nslots, .slot_size = slot_size };
 	}
 	ivb_ring_init(&ch->tx, ini->hdr, &p->ring[0], ini->waiter, ini->peer, batch, 1);
-	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], ini->waiter, ini->peer, 1, 1);
+	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], ini->waiter, ini->peer,
+		      kind == IVB_STREAM_ECHO ? 1 : batch, 1);
 	ini->hdr->payload_size = IVB_CHANNEL_SETUP_BYTES;
 	ch->post_t0 = ivb_now_ns();
 	ch->post_seq = ivb_post(ini, IVB_CMD_STREAM);
@@ -384,7 +385,8 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 		free(s.src);
 		return IVB_ERR_NO_MEMORY;
 	}
-	ivb_ring_init(&s.rx, r->hdr, &s.p.ring[0], r->waiter, r->peer, 1, 0);
+	ivb_ring_init(&s.rx, r->hdr, &s.p.ring[0], r->waiter, r->peer,
+		      s.p.kind == IVB_STREAM_ECHO ? 1 : s.p.batch, 0);
 	ivb_ring_init(&s.tx, r->hdr, &s.p.ring[1], r->waiter, r->peer,
 		      s.p.kind == IVB_STREAM_ECHO ? 1 : s.p.batch, 0);
 	s.rx_on = s.p.kind != IVB_STREAM_G2H;
