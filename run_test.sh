@@ -16,8 +16,8 @@
 # VM settings of setup.sh. Options after the first are passed to host_writer.
 set -euo pipefail
 cd "$(dirname "$0")"
-# shellcheck source=common/vm.sh
-. common/vm.sh
+# shellcheck source=vm/vm.sh
+. vm/vm.sh
 
 : "${IVSHMEM_RESULTS:=results}"
 : "${IVSHMEM_ITERATIONS:=1000}"

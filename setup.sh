@@ -12,8 +12,8 @@
 # Settings are IVSHMEM_* environment variables; see README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
-# shellcheck source=common/vm.sh
-. common/vm.sh
+# shellcheck source=vm/vm.sh
+. vm/vm.sh
 
 cmd=${1:-start}
 case $cmd in

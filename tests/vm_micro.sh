@@ -41,7 +41,7 @@ grep -A3 'RTT us' "$tmp/run.out" || true
 ./build/host_writer --shm "$IVSHMEM_SHM_PATH" -o "$tmp/dead" -n 100000000 -w 0 --timeout 1s \
 	--cpu none >"$tmp/dead.out" 2>&1 &
 writer=$!
-for _ in $(seq 200); do grep -q attached "$tmp/dead.out" && break; sleep 0.05; done
+wait_line --pid "$writer" "$tmp/dead.out" attached 10 || true
 kill -KILL "$pid"
 rc=0
 wait "$writer" || rc=$?

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# common/cloud.sh - the Debian 12 "cloud" guest: base image, instance, SSH.
+# vm/cloud.sh - the Debian 12 "cloud" guest: base image, instance, SSH.
 #
 # A library for bash, sourced by setup.sh and the tests under
 # `set -euo pipefail`. It defines functions named cloud_* (cloud__* are

@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2054 # QEMU options contain commas
-# common/vm.sh - the VM launcher's helpers, sourced by setup.sh, run_test.sh
+# vm/vm.sh - the VM launcher's helpers, sourced by setup.sh, run_test.sh
 # and the tests. Everything is prefixed vm_; settings come from IVSHMEM_*
 # environment variables with the defaults below (README.md lists them).
 #
@@ -31,8 +31,10 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_GUEST_ARGS:=}"                 # extra guest_reader options, e.g. -v
 : "${IVSHMEM_QEMU_ARGS:=}"                  # extra QEMU options (split on spaces)
 
-# shellcheck source=common/cloud.sh
-. "$VM_TOP/common/cloud.sh"
+# shellcheck source=vm/cloud.sh
+. "$VM_TOP/vm/cloud.sh"
+# shellcheck source=vm/wait.bash
+. "$VM_TOP/vm/wait.bash"
 
 VM_STATE_DIR=$IVSHMEM_STATE_DIR
 VM_PIDFILE=$VM_STATE_DIR/qemu.pid
@@ -109,7 +111,7 @@ vm_build_initramfs() {
 	mapfile -t modules < <(modprobe -S "$kver" --show-depends vfio-pci |
 		awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
 	[ ${#modules[@]} -gt 0 ] || vm_die "cannot resolve the vfio-pci module for $kver"
-	new_stamp=$(sha256sum /bin/busybox "$IVSHMEM_BUILD_DIR/guest_reader" "$VM_TOP/initramfs/init" \
+	new_stamp=$(sha256sum /bin/busybox "$IVSHMEM_BUILD_DIR/guest_reader" "$VM_TOP/vm/initramfs/init" \
 		"${modules[@]}" | sha256sum | cut -d' ' -f1)
 	stamp=$VM_INITRAMFS.stamp
 	if [ -f "$VM_INITRAMFS" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$new_stamp" ]; then
@@ -120,7 +122,7 @@ vm_build_initramfs() {
 	mkdir -p "$root"/{bin,dev,proc,sys,etc,tmp} "$(dirname "$VM_INITRAMFS")"
 	cp /bin/busybox "$root/bin/busybox"
 	cp "$IVSHMEM_BUILD_DIR/guest_reader" "$root/bin/guest_reader"
-	cp "$VM_TOP/initramfs/init" "$root/init"
+	cp "$VM_TOP/vm/initramfs/init" "$root/init"
 	chmod 0755 "$root/init" "$root/bin/guest_reader"
 	: >"$root/etc/modules.list"
 	for m in "${modules[@]}"; do
@@ -223,7 +225,7 @@ vm_stop_server() {
 	pid=$(vm_server_pid)
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	vm_wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+	wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
 	rm -f "$VM_SERVER_PIDFILE"
 	vm_log "Stopped the ivshmem server (pid $pid)"
 }
@@ -266,25 +268,10 @@ vm_qemu_args() {
 	[ -z "$IVSHMEM_QEMU_ARGS" ] || VM_QEMU_ARGS+=($IVSHMEM_QEMU_ARGS)
 }
 
-# Wait until the console shows the readiness token, QEMU exits, or $1
+# Wait until the console shows the readiness token, QEMU $2 exits, or $1
 # seconds pass. Returns 0 when ready.
 vm_wait_ready() {
-	local deadline=$1 pid=$2 line end fd tail_pid rc=1
-	end=$((SECONDS + deadline))
-	exec {fd}< <(exec tail -n +1 -F --pid="$pid" "$VM_CONSOLE" 2>/dev/null)
-	tail_pid=$!
-	while [ $SECONDS -lt $end ]; do
-		if ! IFS= read -r -t $((end - SECONDS)) -u "$fd" line; then
-			break # deadline, or QEMU exited and tail with it
-		fi
-		if [[ $line == *"$VM_READY_TOKEN"* ]]; then
-			rc=0
-			break
-		fi
-	done
-	kill "$tail_pid" 2>/dev/null || true
-	exec {fd}<&-
-	return $rc
+	wait_line --pid "$2" "$VM_CONSOLE" "$VM_READY_TOKEN" "$1"
 }
 
 # The cloud guest: deploy the static guest_reader over SSH (no compiler or
@@ -318,17 +305,10 @@ vm_guest_ready() {
 	fi
 }
 
-# Wait until process $1 (not necessarily our child) exits, at most $2
-# seconds; tail notices the exit within its 50 ms check interval.
-vm_wait_exit() {
-	kill -0 "$1" 2>/dev/null || return 0
-	timeout "$2" tail --pid="$1" -s 0.05 -f /dev/null
-}
-
 # Stop QEMU $1: SIGTERM is a clean QEMU shutdown; SIGKILL after 10 s.
 vm_kill() {
 	kill -TERM "$1" 2>/dev/null || return 0
-	vm_wait_exit "$1" 10 || kill -KILL "$1" 2>/dev/null || true
+	wait_exit "$1" 10 || kill -KILL "$1" 2>/dev/null || true
 }
 
 # Pin QEMU's vCPU threads (named "CPU n/TCG" or "CPU n/KVM") to IVSHMEM_VCPU_CPU.
@@ -465,7 +445,7 @@ vm_stop() {
 	else
 		vm_load_env || true
 		if [ "${VM_GUEST:-}" = cloud ] && cloud_shutdown "$VM_STATE_DIR" 2>/dev/null &&
-			vm_wait_exit "$pid" 60; then
+			wait_exit "$pid" 60; then
 			vm_log "The guest powered off; QEMU (pid $pid) exited"
 		else
 			vm_kill "$pid"
