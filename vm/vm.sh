@@ -59,24 +59,38 @@ vm_die() {
 
 # ---- packages and build ----------------------------------------------------
 
-# Install whatever Debian packages are missing (through sudo when not root).
+# Install whatever Debian packages are missing (through sudo when not
+# root). apt's output goes to build/apt.log, made first: on a fresh clone
+# there is no build/ yet. apt waits for a dpkg lock held by another
+# install (a second developer, unattended-upgrades) instead of failing.
 vm_install_deps() {
-	local missing=() pkg sudo=()
+	local missing=() pkg sudo=() log=$IVSHMEM_BUILD_DIR/apt.log apt_opts
 	for pkg in "${VM_PACKAGES[@]}"; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	if [ "$(id -u)" != 0 ]; then
-		command -v sudo >/dev/null || vm_die "missing packages (${missing[*]}) and no sudo to install them"
+		command -v sudo >/dev/null || vm_die "missing packages (${missing[*]}) and no sudo to install them: install them as root"
 		sudo=(sudo)
 	fi
-	vm_log "Installing ${missing[*]}"
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
-		vm_die "apt-get update failed"
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		"${missing[@]}" >"$IVSHMEM_BUILD_DIR/apt.log" 2>&1 ||
-		vm_die "apt-get install failed; see $IVSHMEM_BUILD_DIR/apt.log"
+	mkdir -p "$IVSHMEM_BUILD_DIR" || vm_die "cannot create $IVSHMEM_BUILD_DIR"
+	: >"$log" || vm_die "cannot write $log"
+	apt_opts=(-q -o DPkg::Lock::Timeout=600)
+	vm_log "Installing ${missing[*]} (log: $log)"
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >>"$log" 2>&1 ||
+		vm_die "apt-get update failed: $(vm_apt_error "$log"); see $log"
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends \
+		"${missing[@]}" >>"$log" 2>&1 ||
+		vm_die "apt-get install failed: $(vm_apt_error "$log"); see $log"
+}
+
+# The last error apt wrote to log $1 (its "E: " lines), or its last line.
+vm_apt_error() {
+	local e
+	e=$(grep '^E: ' "$1" | tail -n 1)
+	[ -n "$e" ] || e=$(grep . "$1" | tail -n 1)
+	printf '%s' "${e:-no output}"
 }
 
 vm_build() {
