@@ -18,6 +18,7 @@ cd "$(dirname "$0")"
 cmd=${1:-start}
 case $cmd in
 start)
+	settings_check_vm
 	vm_install_deps
 	vm_build
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs

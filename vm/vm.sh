@@ -11,6 +11,9 @@
 
 VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# shellcheck source=vm/settings.bash
+. "$VM_TOP/vm/settings.bash"
+
 : "${IVSHMEM_MODE:=plain}"                  # plain | doorbell
 : "${IVSHMEM_GUEST:=micro}"                 # micro | cloud
 : "${IVSHMEM_SHM_PATH:=/dev/shm/ivshmem}"   # shared-memory file (plain mode)
@@ -24,7 +27,7 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_BOOT_TIMEOUT:=$([ "$IVSHMEM_GUEST" = cloud ] && echo 400 || echo 90)}" # seconds to ready under TCG
 : "${IVSHMEM_KVM_TIMEOUT:=$([ "$IVSHMEM_GUEST" = cloud ] && echo 120 || echo 20)}"  # seconds under KVM before falling back
 : "${IVSHMEM_KERNEL:=}"                     # guest kernel (default: newest /boot/vmlinuz-*)
-: "${IVSHMEM_VCPU_CPU:=$(($(nproc) - 1))}"  # host CPU for the vCPU thread(s)
+: "${IVSHMEM_VCPU_CPU:=$(settings_last_cpu)}" # host CPU for the vCPU thread(s)
 : "${IVSHMEM_WRITER_CPU:=0}"                # host CPU for host_writer
 : "${IVSHMEM_SERVER_SOCKET:=$IVSHMEM_STATE_DIR/ivshmem.sock}" # doorbell server socket
 : "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
@@ -43,6 +46,7 @@ VM_ENV=$VM_STATE_DIR/vm.env
 VM_READY_TOKEN=IVB-GUEST-READY
 VM_SERVER_PIDFILE=$VM_STATE_DIR/server.pid
 VM_SERVER_LOG=$VM_STATE_DIR/server.log
+VM_QEMU_ERR=$VM_STATE_DIR/qemu.err
 VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
 
 # Debian packages the project needs, for building, the VM and the tests.
@@ -51,9 +55,9 @@ VM_PACKAGES=(gcc make libc6-dev libssl-dev qemu-system-x86 qemu-utils linux-imag
 	genisoimage mmdebstrap openssh-client curl e2fsprogs util-linux iproute2 procps shellcheck strace valgrind)
 
 vm_log() { printf '%s\n' "$*"; }
-vm_warn() { printf 'setup: %s\n' "$*" >&2; }
+vm_warn() { printf '%s: %s\n' "$VM_PROG" "$*" >&2; }
 vm_die() {
-	printf 'setup: %s\n' "$*" >&2
+	vm_warn "$@"
 	exit 1
 }
 
@@ -101,7 +105,7 @@ vm_build() {
 # The guest kernel: IVSHMEM_KERNEL, or the newest Debian kernel in /boot.
 vm_kernel() {
 	if [ -n "$IVSHMEM_KERNEL" ]; then
-		[ -r "$IVSHMEM_KERNEL" ] || vm_die "IVSHMEM_KERNEL=$IVSHMEM_KERNEL: not readable"
+		[ -r "$IVSHMEM_KERNEL" ] || settings_fail IVSHMEM_KERNEL "not readable"
 		echo "$IVSHMEM_KERNEL"
 		return
 	fi
@@ -188,22 +192,13 @@ vm_write_env() {
 
 # ---- boot ------------------------------------------------------------------
 
-# Size in bytes of a size such as 64M.
-vm_bytes() { numfmt --from=iec "${1%B}"; }
-
-vm_check_size() {
-	local bytes
-	bytes=$(vm_bytes "$IVSHMEM_SHM_SIZE" 2>/dev/null) ||
-		vm_die "IVSHMEM_SHM_SIZE=$IVSHMEM_SHM_SIZE is not a size (e.g. 64M)"
-	if [ "$bytes" -lt 1048576 ] || [ $((bytes & (bytes - 1))) -ne 0 ]; then
-		vm_die "IVSHMEM_SHM_SIZE=$IVSHMEM_SHM_SIZE must be a power of two of at least 1M (QEMU requires a power-of-two BAR)"
-	fi
-}
+# Plain mode, a boot that failed: the shared-memory file it made goes.
+vm_drop_shm() { [ "$IVSHMEM_MODE" = doorbell ] || rm -f "$IVSHMEM_SHM_PATH"; }
 
 # Fresh shared-memory file, mode 0600 (stale headers from a previous run go).
 vm_make_shm() {
 	rm -f "$IVSHMEM_SHM_PATH"
-	(umask 077 && truncate -s "$(vm_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH") ||
+	(umask 077 && truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH") ||
 		vm_die "cannot create $IVSHMEM_SHM_PATH"
 }
 
@@ -227,7 +222,7 @@ vm_start_server() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null
 	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET"
 	if ! "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
-		--shm "$IVSHMEM_SHM_PATH" --size "$IVSHMEM_SHM_SIZE" --vectors "$IVSHMEM_VECTORS" \
+		--shm "$IVSHMEM_SHM_PATH" --size "$(settings_bytes "$IVSHMEM_SHM_SIZE")" --vectors "$IVSHMEM_VECTORS" \
 		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >"$VM_SERVER_LOG" 2>&1; then
 		VM_BOOT_FAILURE="the ivshmem server did not start: $(tail -n 2 "$VM_SERVER_LOG")"
 		return 1
@@ -266,7 +261,7 @@ vm_qemu_args() {
 			-device "ivshmem-doorbell,chardev=ivsock,vectors=$IVSHMEM_VECTORS")
 		append+=" intel_iommu=on"
 	else
-		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$IVSHMEM_SHM_SIZE,share=on"
+		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$(settings_bytes "$IVSHMEM_SHM_SIZE"),share=on"
 			-device ivshmem-plain,memdev=ivshm)
 	fi
 	if [ "$IVSHMEM_GUEST" = cloud ]; then
@@ -353,7 +348,10 @@ vm_boot_with() {
 		VM_BOOT_FAILURE="cannot assemble the QEMU command line"
 		return 1
 	fi
+	# Each attempt starts with an empty console log and QEMU error file:
+	# what a failure shows is this attempt's.
 	: >"$VM_CONSOLE"
+	: >"$VM_QEMU_ERR"
 	rm -f "$VM_PIDFILE"
 	start=$(date +%s.%N)
 	if [ "$IVSHMEM_MODE" = doorbell ]; then
@@ -361,9 +359,10 @@ vm_boot_with() {
 	else
 		vm_make_shm
 	fi
-	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>"$VM_STATE_DIR/qemu.err"; then
-		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_STATE_DIR/qemu.err")"
+	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>"$VM_QEMU_ERR"; then
+		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
 		vm_stop_server >/dev/null
+		vm_drop_shm
 		return 1
 	fi
 	pid=$(cat "$VM_PIDFILE")
@@ -371,11 +370,12 @@ vm_boot_with() {
 		if kill -0 "$pid" 2>/dev/null; then
 			VM_BOOT_FAILURE="guest not ready within ${deadline}s"
 		else
-			VM_BOOT_FAILURE="QEMU exited before the guest was ready $(grep -m1 . "$VM_STATE_DIR/qemu.err")"
+			VM_BOOT_FAILURE="QEMU exited before the guest was ready $(grep -m1 . "$VM_QEMU_ERR")"
 		fi
 		vm_kill "$pid"
 		rm -f "$VM_PIDFILE"
 		vm_stop_server >/dev/null
+		vm_drop_shm
 		return 1
 	fi
 	vm_pin_vcpus "$pid"
@@ -403,7 +403,6 @@ vm_start() {
 		vm_log "VM already running: pid $pid, $VM_MODE mode, $VM_GUEST guest, ${VM_ACCEL:-?}"
 		return 0
 	fi
-	vm_check_size
 	case $IVSHMEM_GUEST in
 	micro) ;;
 	cloud)
@@ -447,7 +446,7 @@ vm_start() {
 	done
 	vm_warn "the guest did not become ready; last lines of $VM_CONSOLE:"
 	tail -n 20 "$VM_CONSOLE" | sed 's/^/    | /' >&2
-	[ -s "$VM_STATE_DIR/qemu.err" ] && sed 's/^/    qemu: /' "$VM_STATE_DIR/qemu.err" >&2
+	[ -s "$VM_QEMU_ERR" ] && sed 's/^/    qemu: /' "$VM_QEMU_ERR" >&2
 	return 1
 }
 
