@@ -40,11 +40,13 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$VM_TOP/vm/wait.bash"
 
 VM_STATE_DIR=$IVSHMEM_STATE_DIR
-VM_PIDFILE=$VM_STATE_DIR/qemu.pid
+VM_PIDFILE=$VM_STATE_DIR/qemu.pid        # QEMU's own pidfile
+VM_QEMU_ID=$VM_STATE_DIR/qemu.id         # who that QEMU is (see "state")
 VM_CONSOLE=$VM_STATE_DIR/console.log
 VM_ENV=$VM_STATE_DIR/vm.env
 VM_READY_TOKEN=IVB-GUEST-READY
-VM_SERVER_PIDFILE=$VM_STATE_DIR/server.pid
+VM_SERVER_PIDFILE=$VM_STATE_DIR/server.pid # the server's own pidfile
+VM_SERVER_ID=$VM_STATE_DIR/server.id     # who that server is
 VM_SERVER_LOG=$VM_STATE_DIR/server.log
 VM_QEMU_ERR=$VM_STATE_DIR/qemu.err
 VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
@@ -155,16 +157,104 @@ vm_build_initramfs() {
 }
 
 # ---- state -----------------------------------------------------------------
+#
+# A process started here (QEMU, the ivshmem server) is known by what was
+# recorded the moment it started, in qemu.id or server.id: its pid, its
+# start time (field 22 of /proc/PID/stat, clock ticks since boot) and its
+# executable (/proc/PID/exe). No command-line argument can fake the last two,
+# and a pid that now belongs to another program has another start time, so a
+# stale pidfile is reported and removed, never acted on.
 
-# PID of the running QEMU, or nothing.
-vm_pid() {
-	local pid
-	[ -f "$VM_PIDFILE" ] || return 0
-	pid=$(cat "$VM_PIDFILE" 2>/dev/null) || return 0
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q qemu-system; then
+# vm_state_read FILE KEY... : set each variable KEY from the line KEY=VALUE
+# of FILE (the last one wins); other lines are ignored. FILE is data, never
+# run: whatever a value holds stays a string. Fails if FILE is missing.
+vm_state_read() {
+	local file=$1 line key
+	shift
+	[ -f "$file" ] && [ ! -L "$file" ] || return 1
+	while IFS= read -r line || [ -n "$line" ]; do
+		key=${line%%=*}
+		[[ $line == *=* && $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+		case " $* " in *" $key "*) printf -v "$key" '%s' "${line#*=}" ;; esac
+	done <"$file"
+}
+
+# vm_state_write FILE KEY... : write the variables KEY as KEY=VALUE lines,
+# whole or not at all (a temporary file renamed over FILE). A newline in a
+# value becomes a space: one line per key.
+vm_state_write() {
+	local file=$1 key val
+	shift
+	for key; do
+		val=${!key-}
+		printf '%s=%s\n' "$key" "${val//$'\n'/ }"
+	done >"$file.tmp" && mv -f "$file.tmp" "$file"
+}
+
+# vm_proc_start PID : the start time of process PID, or fail.
+vm_proc_start() {
+	local stat fields
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	# Field 2, the command name in parentheses, may hold spaces and
+	# parentheses itself: count from the last ")".
+	read -r -a fields <<<"${stat##*)}"
+	[ -n "${fields[19]:-}" ] || return 1
+	echo "${fields[19]}"
+}
+
+# vm_proc_exe PID : the executable of process PID (as it was started: a
+# binary replaced since, by a rebuild or an upgrade, is "PATH (deleted)").
+vm_proc_exe() {
+	local exe
+	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+	echo "${exe% (deleted)}"
+}
+
+# vm_proc_record FILE PID [KEY...] : record process PID, and the caller's
+# variables KEY, in FILE. Fails if PID is gone.
+vm_proc_record() {
+	local file=$1 pid=$2 start exe
+	shift 2
+	start=$(vm_proc_start "$pid") && exe=$(vm_proc_exe "$pid") || return 1
+	vm_state_write "$file" pid start exe "$@"
+}
+
+# vm_proc_check FILE : the pid recorded in FILE if that very process still
+# runs, else nothing.
+vm_proc_check() {
+	local pid="" start="" exe=""
+	vm_state_read "$1" pid start exe || return 0
+	if [[ $pid =~ ^[0-9]+$ ]] && [ "$(vm_proc_start "$pid")" = "$start" ] &&
+		[ "$(vm_proc_exe "$pid")" = "$exe" ]; then
 		echo "$pid"
 	fi
+}
+
+# PID of the QEMU started here, or nothing.
+vm_pid() { vm_proc_check "$VM_QEMU_ID"; }
+
+# PID of the ivshmem server started here, or nothing.
+vm_server_pid() { vm_proc_check "$VM_SERVER_ID"; }
+
+# The records of a process that no longer runs here are reported and
+# removed; whatever process has its pid now is left alone.
+vm_clear_stale() {
+	vm__clear_stale QEMU "$VM_QEMU_ID" "$VM_PIDFILE"
+	vm__clear_stale "ivshmem server" "$VM_SERVER_ID" "$VM_SERVER_PIDFILE"
+}
+
+vm__clear_stale() {
+	local what=$1 id=$2 pidfile=$3 pid="" start="" exe="" now
+	[ -e "$id" ] || [ -e "$pidfile" ] || [ -L "$id" ] || [ -L "$pidfile" ] || return 0
+	[ -z "$(vm_proc_check "$id")" ] || return 0
+	vm_state_read "$id" pid start exe || pid=$(head -c 32 "$pidfile" 2>/dev/null | tr -dc 0-9) || true
+	if [[ $pid =~ ^[0-9]+$ ]] && [ -e "/proc/$pid" ]; then
+		now="pid $pid now belongs to another process, left alone: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60 | sed 's/ *$//')"
+	else
+		now="pid ${pid:-?} has exited"
+	fi
+	vm_warn "stale $(basename "$pidfile"): the $what started here is gone ($now); removed the record"
+	rm -f "$id" "$pidfile"
 }
 
 # Load vm.env (what the running VM was started with) into VM_* variables.
@@ -202,40 +292,36 @@ vm_make_shm() {
 		vm_die "cannot create $IVSHMEM_SHM_PATH"
 }
 
-# PID of the running ivshmem server, or nothing.
-vm_server_pid() {
-	local pid
-	[ -f "$VM_SERVER_PIDFILE" ] || return 0
-	pid=$(cat "$VM_SERVER_PIDFILE" 2>/dev/null) || return 0
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ivshmem_server; then
-		echo "$pid"
-	fi
-}
-
 # Doorbell mode: start the project's ivshmem server (QEMU blocks in device
 # set-up until the server answers, so it must listen first). It daemonizes
-# only once it listens, so its return is the readiness event.
+# only once it listens, so its return is the readiness event. A server of an
+# earlier VM of this state directory is stopped first.
 vm_start_server() {
-	local pid
-	pid=$(vm_server_pid)
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null
-	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET"
+	# shellcheck disable=SC2034 # socket is recorded by name in server.id
+	local pid socket=$IVSHMEM_SERVER_SOCKET
+	vm_stop_server >/dev/null
+	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET" "$VM_SERVER_PIDFILE" "$VM_SERVER_ID"
 	if ! "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
 		--shm "$IVSHMEM_SHM_PATH" --size "$(settings_bytes "$IVSHMEM_SHM_SIZE")" --vectors "$IVSHMEM_VECTORS" \
 		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >"$VM_SERVER_LOG" 2>&1; then
 		VM_BOOT_FAILURE="the ivshmem server did not start: $(tail -n 2 "$VM_SERVER_LOG")"
 		return 1
 	fi
+	pid=$(cat "$VM_SERVER_PIDFILE" 2>/dev/null) || pid=""
+	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_SERVER_ID" "$pid" socket; then
+		VM_BOOT_FAILURE="the ivshmem server exited as soon as it started: $(tail -n 2 "$VM_SERVER_LOG")"
+		return 1
+	fi
 }
 
+# Stop the server started here, if it runs (SIGTERM; SIGKILL after 5 s).
 vm_stop_server() {
 	local pid
 	pid=$(vm_server_pid)
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
-	rm -f "$VM_SERVER_PIDFILE"
+	rm -f "$VM_SERVER_PIDFILE" "$VM_SERVER_ID"
 	vm_log "Stopped the ivshmem server (pid $pid)"
 }
 
@@ -352,7 +438,7 @@ vm_boot_with() {
 	# what a failure shows is this attempt's.
 	: >"$VM_CONSOLE"
 	: >"$VM_QEMU_ERR"
-	rm -f "$VM_PIDFILE"
+	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 	start=$(date +%s.%N)
 	if [ "$IVSHMEM_MODE" = doorbell ]; then
 		vm_start_server || return 1
@@ -365,7 +451,13 @@ vm_boot_with() {
 		vm_drop_shm
 		return 1
 	fi
-	pid=$(cat "$VM_PIDFILE")
+	pid=$(cat "$VM_PIDFILE" 2>/dev/null) || pid=""
+	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_QEMU_ID" "$pid"; then
+		VM_BOOT_FAILURE="QEMU exited as soon as it started: $(grep -m1 . "$VM_QEMU_ERR")"
+		vm_stop_server >/dev/null
+		vm_drop_shm
+		return 1
+	fi
 	if ! vm_guest_ready "$deadline" "$pid"; then
 		if kill -0 "$pid" 2>/dev/null; then
 			VM_BOOT_FAILURE="guest not ready within ${deadline}s"
@@ -373,7 +465,7 @@ vm_boot_with() {
 			VM_BOOT_FAILURE="QEMU exited before the guest was ready $(grep -m1 . "$VM_QEMU_ERR")"
 		fi
 		vm_kill "$pid"
-		rm -f "$VM_PIDFILE"
+		rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 		vm_stop_server >/dev/null
 		vm_drop_shm
 		return 1
@@ -394,6 +486,7 @@ vm_boot_with() {
 vm_start() {
 	local pid accels=() accel kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
 	mkdir -p "$VM_STATE_DIR" "$IVSHMEM_CACHE_DIR"
+	vm_clear_stale
 	pid=$(vm_pid)
 	if [ -n "$pid" ]; then
 		vm_load_env || true
@@ -433,6 +526,7 @@ vm_start() {
 		vm_log "Booting the $IVSHMEM_GUEST guest ($IVSHMEM_MODE mode) under $accel, deadline ${deadline}s"
 		if vm_boot_with "$accel" "$deadline"; then
 			vm_load_env
+			# shellcheck disable=SC2153 # VM_QEMU_PID comes from vm.env
 			vm_log "Guest ready in ${VM_BOOT_SECONDS}s under $accel: QEMU pid $VM_QEMU_PID, vCPU on host CPU $IVSHMEM_VCPU_CPU"
 			vm_log "Console log: $VM_CONSOLE. Stop it with: ./setup.sh stop"
 			return 0
@@ -452,6 +546,7 @@ vm_start() {
 
 vm_stop() {
 	local pid
+	vm_clear_stale
 	pid=$(vm_pid)
 	if [ -z "$pid" ]; then
 		vm_log "No VM running (state in $VM_STATE_DIR)"
@@ -465,12 +560,13 @@ vm_stop() {
 			vm_log "Stopped QEMU (pid $pid)"
 		fi
 	fi
-	rm -f "$VM_PIDFILE"
+	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 	vm_stop_server
 }
 
 vm_status() {
 	local pid
+	[ ! -d "$VM_STATE_DIR" ] || vm_clear_stale
 	pid=$(vm_pid)
 	if [ -z "$pid" ]; then
 		vm_log "VM: not running (state in $VM_STATE_DIR)"
