@@ -211,6 +211,7 @@ case ${1:-} in
 	;;
 *)
 	settings_check_run
+	settings_state_dir
 	run_vm "$IVSHMEM_RESULTS" "$@"
 	;;
 esac

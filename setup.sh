@@ -24,11 +24,18 @@ start)
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
 	vm_start
 	;;
-stop) vm_stop ;;
-status) vm_status ;;
+stop)
+	settings_state_dir
+	vm_stop
+	;;
+status)
+	settings_state_dir
+	vm_status
+	;;
 deps) vm_install_deps ;;
 ssh)
 	shift
+	settings_state_dir
 	if [ -z "$(vm_pid)" ] || ! vm_load_env; then vm_die "no VM running"; fi
 	[ "$VM_GUEST" = cloud ] || vm_die "the $VM_GUEST guest has no SSH; IVSHMEM_GUEST=cloud ./setup.sh boots one that has"
 	cloud__ssh_cmd "$VM_STATE_DIR" 10

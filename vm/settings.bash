@@ -154,12 +154,32 @@ settings_shm_path() {
 	fi
 }
 
+# settings_state_dir : IVSHMEM_STATE_DIR, if it exists, is a directory of
+# ours that nobody else can write to (so no one can plant a link in it), and
+# not itself a link.
+settings_state_dir() {
+	local dir=$IVSHMEM_STATE_DIR owner mode
+	[ -n "$dir" ] || settings_fail IVSHMEM_STATE_DIR "empty"
+	if [ -L "$dir" ]; then
+		settings_fail IVSHMEM_STATE_DIR "is a symbolic link: refusing to use it (give the real directory)"
+	fi
+	[ -e "$dir" ] || return 0
+	[ -d "$dir" ] || settings_fail IVSHMEM_STATE_DIR "not a directory"
+	read -r owner mode < <(stat -c '%u %a' "$dir")
+	[ "$owner" = "$(id -u)" ] ||
+		settings_fail IVSHMEM_STATE_DIR "owned by uid $owner, not by you: refusing to use it"
+	if (((8#$mode) & 8#022)); then
+		settings_fail IVSHMEM_STATE_DIR "writable by others (mode $mode): refusing to use it (chmod 700 it)"
+	fi
+}
+
 # Everything setup.sh start needs, in the order a user would fix them.
 settings_check_vm() {
 	local mem
 	settings_choice IVSHMEM_MODE plain doorbell
 	settings_choice IVSHMEM_GUEST micro cloud
 	settings_choice IVSHMEM_ACCEL auto kvm tcg
+	settings_state_dir
 	settings_shm_path
 	settings_shm_size "$(dirname "$IVSHMEM_SHM_PATH")"
 	# A bare number would be MiB to QEMU but bytes here: ask for the unit.

@@ -179,16 +179,41 @@ vm_state_read() {
 	done <"$file"
 }
 
+# vm_state_open : make the state directory (0700), or use the existing one
+# settings_state_dir accepted (ours, writable by nobody else). Either way no
+# one else can add or swap a name in it, so the checks below hold until we
+# write.
+vm_state_open() {
+	settings_state_dir
+	(umask 077 && mkdir -p "$VM_STATE_DIR") || vm_die "cannot create the state directory $VM_STATE_DIR"
+	settings_state_dir
+}
+
+# vm_state_new FILE : FILE made anew, empty: whatever had that name (a link
+# planted there included) is removed, not followed, and the file is created
+# exclusively (O_EXCL, through noclobber), so no write lands elsewhere.
+vm_state_new() {
+	rm -f -- "$1" && (set -C && : >"$1") 2>/dev/null && return 0
+	vm_warn "cannot create $1"
+	return 1
+}
+
+# vm_state_file FILE : FILE is a regular file of ours, not a link (checked
+# on what QEMU and the server wrote).
+vm_state_file() { [ -f "$1" ] && [ ! -L "$1" ] && [ -O "$1" ]; }
+
 # vm_state_write FILE KEY... : write the variables KEY as KEY=VALUE lines,
-# whole or not at all (a temporary file renamed over FILE). A newline in a
-# value becomes a space: one line per key.
+# whole or not at all (a temporary file renamed over FILE; a rename replaces
+# a link, it does not follow it). A newline in a value becomes a space: one
+# line per key.
 vm_state_write() {
 	local file=$1 key val
 	shift
+	vm_state_new "$file.tmp" || return 1
 	for key; do
 		val=${!key-}
 		printf '%s=%s\n' "$key" "${val//$'\n'/ }"
-	done >"$file.tmp" && mv -f "$file.tmp" "$file"
+	done >>"$file.tmp" && mv -f "$file.tmp" "$file"
 }
 
 # vm_proc_start PID : the start time of process PID, or fail.
@@ -257,27 +282,30 @@ vm__clear_stale() {
 	rm -f "$id" "$pidfile"
 }
 
-# Load vm.env (what the running VM was started with) into VM_* variables.
+# What vm.env records about the running VM.
+VM_ENV_KEYS=(VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SHM_SIZE VM_KERNEL
+	VM_GUEST_KERNEL VM_QEMU_VERSION VM_VCPU_CPU VM_VCPUS VM_MEM VM_BOOT_SECONDS
+	VM_STARTED VM_SERVER_SOCKET VM_VECTORS VM_VCPU_TIDS)
+
+# Load vm.env (what the running VM was started with) into the VM_* variables
+# of VM_ENV_KEYS; a key it lacks is empty. Parsed, never sourced.
 vm_load_env() {
-	[ -f "$VM_ENV" ] || return 1
-	# shellcheck disable=SC1090
-	. "$VM_ENV"
+	local key
+	for key in "${VM_ENV_KEYS[@]}"; do printf -v "$key" '%s' ""; done
+	vm_state_read "$VM_ENV" "${VM_ENV_KEYS[@]}"
 }
 
+# Record what was started: accel $1, QEMU pid $2, kernel $3, guest kernel
+# $4, seconds to ready $5.
+# shellcheck disable=SC2034 # the VM_* are written by name, through VM_ENV_KEYS
 vm_write_env() {
-	local tmp=$VM_ENV.tmp
-	{
-		printf 'VM_MODE=%q\nVM_GUEST=%q\nVM_ACCEL=%q\nVM_QEMU_PID=%q\n' \
-			"$IVSHMEM_MODE" "$IVSHMEM_GUEST" "$1" "$2"
-		printf 'VM_SHM_PATH=%q\nVM_SHM_SIZE=%q\nVM_KERNEL=%q\nVM_GUEST_KERNEL=%q\n' \
-			"$IVSHMEM_SHM_PATH" "$IVSHMEM_SHM_SIZE" "$3" "$4"
-		printf 'VM_QEMU_VERSION=%q\nVM_VCPU_CPU=%q\nVM_VCPUS=%q\nVM_MEM=%q\n' \
-			"$(qemu-system-x86_64 --version | head -n1)" "$IVSHMEM_VCPU_CPU" "$IVSHMEM_VCPUS" "$IVSHMEM_MEM"
-		printf 'VM_BOOT_SECONDS=%q\nVM_STARTED=%q\nVM_SERVER_SOCKET=%q\n' \
-			"$5" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$IVSHMEM_SERVER_SOCKET"
-		printf 'VM_VECTORS=%q\nVM_VCPU_TIDS=%q\n' "$IVSHMEM_VECTORS" "$VM_VCPU_TIDS"
-	} >"$tmp"
-	mv "$tmp" "$VM_ENV"
+	VM_MODE=$IVSHMEM_MODE VM_GUEST=$IVSHMEM_GUEST VM_ACCEL=$1 VM_QEMU_PID=$2
+	VM_SHM_PATH=$IVSHMEM_SHM_PATH VM_SHM_SIZE=$IVSHMEM_SHM_SIZE VM_KERNEL=$3 VM_GUEST_KERNEL=$4
+	VM_QEMU_VERSION=$(qemu-system-x86_64 --version | head -n1) VM_VCPU_CPU=$IVSHMEM_VCPU_CPU
+	VM_VCPUS=$IVSHMEM_VCPUS VM_MEM=$IVSHMEM_MEM VM_BOOT_SECONDS=$5
+	VM_STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ) VM_SERVER_SOCKET=$IVSHMEM_SERVER_SOCKET
+	VM_VECTORS=$IVSHMEM_VECTORS
+	vm_state_write "$VM_ENV" "${VM_ENV_KEYS[@]}"
 }
 
 # ---- boot ------------------------------------------------------------------
@@ -285,11 +313,15 @@ vm_write_env() {
 # Plain mode, a boot that failed: the shared-memory file it made goes.
 vm_drop_shm() { [ "$IVSHMEM_MODE" = doorbell ] || rm -f "$IVSHMEM_SHM_PATH"; }
 
-# Fresh shared-memory file, mode 0600 (stale headers from a previous run go).
+# Fresh shared-memory file, mode 0600 (stale headers from a previous run go),
+# created exclusively: a link someone plants at the name in the meantime
+# makes this fail instead of being followed.
 vm_make_shm() {
 	rm -f "$IVSHMEM_SHM_PATH"
-	(umask 077 && truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH") ||
+	if ! (umask 077 && set -C && : >"$IVSHMEM_SHM_PATH") 2>/dev/null ||
+		! truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH"; then
 		vm_die "cannot create $IVSHMEM_SHM_PATH"
+	fi
 }
 
 # Doorbell mode: start the project's ivshmem server (QEMU blocks in device
@@ -300,14 +332,18 @@ vm_start_server() {
 	# shellcheck disable=SC2034 # socket is recorded by name in server.id
 	local pid socket=$IVSHMEM_SERVER_SOCKET
 	vm_stop_server >/dev/null
-	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET" "$VM_SERVER_PIDFILE" "$VM_SERVER_ID"
+	# The server writes its pidfile through PIDFILE.tmp and would follow a
+	# link there: nothing may stand at either name.
+	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET" "$VM_SERVER_PIDFILE" "$VM_SERVER_PIDFILE.tmp" "$VM_SERVER_ID"
+	vm_state_new "$VM_SERVER_LOG" || return 1
 	if ! "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
 		--shm "$IVSHMEM_SHM_PATH" --size "$(settings_bytes "$IVSHMEM_SHM_SIZE")" --vectors "$IVSHMEM_VECTORS" \
-		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >"$VM_SERVER_LOG" 2>&1; then
+		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >>"$VM_SERVER_LOG" 2>&1; then
 		VM_BOOT_FAILURE="the ivshmem server did not start: $(tail -n 2 "$VM_SERVER_LOG")"
 		return 1
 	fi
-	pid=$(cat "$VM_SERVER_PIDFILE" 2>/dev/null) || pid=""
+	pid=""
+	vm_state_file "$VM_SERVER_PIDFILE" && pid=$(cat "$VM_SERVER_PIDFILE")
 	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_SERVER_ID" "$pid" socket; then
 		VM_BOOT_FAILURE="the ivshmem server exited as soon as it started: $(tail -n 2 "$VM_SERVER_LOG")"
 		return 1
@@ -436,8 +472,11 @@ vm_boot_with() {
 	fi
 	# Each attempt starts with an empty console log and QEMU error file:
 	# what a failure shows is this attempt's.
-	: >"$VM_CONSOLE"
-	: >"$VM_QEMU_ERR"
+	# QEMU follows links when it opens its console file and pidfile: the
+	# console is made here first, the pidfile's name is cleared.
+	if ! vm_state_new "$VM_CONSOLE" || ! vm_state_new "$VM_QEMU_ERR"; then
+		vm_die "cannot write in $VM_STATE_DIR"
+	fi
 	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 	start=$(date +%s.%N)
 	if [ "$IVSHMEM_MODE" = doorbell ]; then
@@ -445,13 +484,14 @@ vm_boot_with() {
 	else
 		vm_make_shm
 	fi
-	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>"$VM_QEMU_ERR"; then
+	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
 		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
 		vm_stop_server >/dev/null
 		vm_drop_shm
 		return 1
 	fi
-	pid=$(cat "$VM_PIDFILE" 2>/dev/null) || pid=""
+	pid=""
+	vm_state_file "$VM_PIDFILE" && vm_state_file "$VM_CONSOLE" && pid=$(cat "$VM_PIDFILE")
 	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_QEMU_ID" "$pid"; then
 		VM_BOOT_FAILURE="QEMU exited as soon as it started: $(grep -m1 . "$VM_QEMU_ERR")"
 		vm_stop_server >/dev/null
@@ -485,7 +525,8 @@ vm_boot_with() {
 # hang here), TCG otherwise or when KVM misses its deadline.
 vm_start() {
 	local pid accels=() accel kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
-	mkdir -p "$VM_STATE_DIR" "$IVSHMEM_CACHE_DIR"
+	vm_state_open
+	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
 	pid=$(vm_pid)
 	if [ -n "$pid" ]; then
@@ -526,7 +567,6 @@ vm_start() {
 		vm_log "Booting the $IVSHMEM_GUEST guest ($IVSHMEM_MODE mode) under $accel, deadline ${deadline}s"
 		if vm_boot_with "$accel" "$deadline"; then
 			vm_load_env
-			# shellcheck disable=SC2153 # VM_QEMU_PID comes from vm.env
 			vm_log "Guest ready in ${VM_BOOT_SECONDS}s under $accel: QEMU pid $VM_QEMU_PID, vCPU on host CPU $IVSHMEM_VCPU_CPU"
 			vm_log "Console log: $VM_CONSOLE. Stop it with: ./setup.sh stop"
 			return 0
