@@ -47,6 +47,7 @@ VM_ENV=$VM_STATE_DIR/vm.env
 VM_READY_TOKEN=IVB-GUEST-READY
 VM_SERVER_PIDFILE=$VM_STATE_DIR/server.pid # the server's own pidfile
 VM_SERVER_ID=$VM_STATE_DIR/server.id     # who that server is
+VM_SHM_ID=$VM_STATE_DIR/shm.id           # the shared memory made for this VM
 VM_SERVER_LOG=$VM_STATE_DIR/server.log
 VM_QEMU_ERR=$VM_STATE_DIR/qemu.err
 VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
@@ -310,8 +311,43 @@ vm_write_env() {
 
 # ---- boot ------------------------------------------------------------------
 
-# Plain mode, a boot that failed: the shared-memory file it made goes.
-vm_drop_shm() { [ "$IVSHMEM_MODE" = doorbell ] || rm -f "$IVSHMEM_SHM_PATH"; }
+# vm_shm_record : record the shared memory this VM uses, once made (plain
+# mode) or once the server made it (doorbell), in shm.id: its path, device
+# and inode, so that stop removes that file and no other.
+vm_shm_record() {
+	# shellcheck disable=SC2034 # written by name
+	local path=$IVSHMEM_SHM_PATH dev ino
+	read -r dev ino < <(stat -c '%d %i' "$path" 2>/dev/null) || return 0
+	vm_state_write "$VM_SHM_ID" path dev ino
+}
+
+# vm_remove_shm : remove the shared memory recorded in shm.id, if its path
+# still names that very file and it is ours; whatever else stands there now
+# is left alone. Called once QEMU and the server are gone (a doorbell server
+# removes its own on a clean exit; this is for one that was killed).
+vm_remove_shm() {
+	local path="" dev="" ino=""
+	vm_state_read "$VM_SHM_ID" path dev ino || return 0
+	if [ -f "$path" ] && [ ! -L "$path" ] && [ -O "$path" ] &&
+		[ "$(stat -c '%d %i' "$path")" = "$dev $ino" ]; then
+		rm -f "$path" && vm_log "Removed the shared memory $path"
+	fi
+	rm -f "$VM_SHM_ID"
+}
+
+# vm_shm_free : IVSHMEM_SHM_PATH is mapped by no running process, or exit:
+# it would be another VM's (another state directory with the same path),
+# and making ours there would cut that VM off from its host side.
+vm_shm_free() {
+	local maps f pid
+	mapfile -t maps < <(grep -slF -- "$IVSHMEM_SHM_PATH" /proc/[0-9]*/maps)
+	for f in "${maps[@]}"; do
+		awk -v p="$IVSHMEM_SHM_PATH" '$6 == p { found = 1 } END { exit !found }' "$f" 2>/dev/null || continue
+		pid=${f#/proc/}
+		pid=${pid%/maps}
+		vm_die "IVSHMEM_SHM_PATH=$IVSHMEM_SHM_PATH is in use by pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)), another VM's: stop it, or choose another IVSHMEM_SHM_PATH"
+	done
+}
 
 # Fresh shared-memory file, mode 0600 (stale headers from a previous run go),
 # created exclusively: a link someone plants at the name in the meantime
@@ -322,6 +358,7 @@ vm_make_shm() {
 		! truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH"; then
 		vm_die "cannot create $IVSHMEM_SHM_PATH"
 	fi
+	vm_shm_record
 }
 
 # Doorbell mode: start the project's ivshmem server (QEMU blocks in device
@@ -348,6 +385,7 @@ vm_start_server() {
 		VM_BOOT_FAILURE="the ivshmem server exited as soon as it started: $(tail -n 2 "$VM_SERVER_LOG")"
 		return 1
 	fi
+	vm_shm_record
 }
 
 # Stop the server started here, if it runs (SIGTERM; SIGKILL after 5 s).
@@ -487,7 +525,7 @@ vm_boot_with() {
 	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
 		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
 		vm_stop_server >/dev/null
-		vm_drop_shm
+		vm_remove_shm
 		return 1
 	fi
 	pid=""
@@ -495,7 +533,7 @@ vm_boot_with() {
 	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_QEMU_ID" "$pid"; then
 		VM_BOOT_FAILURE="QEMU exited as soon as it started: $(grep -m1 . "$VM_QEMU_ERR")"
 		vm_stop_server >/dev/null
-		vm_drop_shm
+		vm_remove_shm
 		return 1
 	fi
 	if ! vm_guest_ready "$deadline" "$pid"; then
@@ -507,7 +545,7 @@ vm_boot_with() {
 		vm_kill "$pid"
 		rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 		vm_stop_server >/dev/null
-		vm_drop_shm
+		vm_remove_shm
 		return 1
 	fi
 	vm_pin_vcpus "$pid"
@@ -531,12 +569,16 @@ vm_start() {
 	pid=$(vm_pid)
 	if [ -n "$pid" ]; then
 		vm_load_env || true
-		if [ "${VM_MODE:-}" != "$IVSHMEM_MODE" ] || [ "${VM_GUEST:-}" != "$IVSHMEM_GUEST" ]; then
+		if [ "$VM_MODE" != "$IVSHMEM_MODE" ] || [ "$VM_GUEST" != "$IVSHMEM_GUEST" ]; then
 			vm_die "a VM is running in ${VM_MODE:-?} mode with the ${VM_GUEST:-?} guest (pid $pid); you asked for $IVSHMEM_MODE/$IVSHMEM_GUEST: ./setup.sh stop first"
 		fi
 		vm_log "VM already running: pid $pid, $VM_MODE mode, $VM_GUEST guest, ${VM_ACCEL:-?}"
 		return 0
 	fi
+	# What a VM that died left behind: its server, its shared memory.
+	vm_stop_server
+	vm_remove_shm
+	vm_shm_free
 	case $IVSHMEM_GUEST in
 	micro) ;;
 	cloud)
@@ -578,8 +620,12 @@ vm_start() {
 			vm_warn "$accel: $VM_BOOT_FAILURE"
 		fi
 	done
-	vm_warn "the guest did not become ready; last lines of $VM_CONSOLE:"
-	tail -n 20 "$VM_CONSOLE" | sed 's/^/    | /' >&2
+	if [ -s "$VM_CONSOLE" ]; then
+		vm_warn "the guest did not become ready; last lines of $VM_CONSOLE:"
+		tail -n 20 "$VM_CONSOLE" | sed 's/^/    | /' >&2
+	else
+		vm_warn "the guest did not become ready (its console, $VM_CONSOLE, is empty)"
+	fi
 	[ -s "$VM_QEMU_ERR" ] && sed 's/^/    qemu: /' "$VM_QEMU_ERR" >&2
 	return 1
 }
@@ -602,6 +648,7 @@ vm_stop() {
 	fi
 	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 	vm_stop_server
+	vm_remove_shm
 }
 
 vm_status() {
