@@ -50,6 +50,8 @@ p50_ns() {
 run_vm() {
 	local out=$1 pid rc=0
 	shift
+	[ -d "$VM_STATE_DIR" ] || die "no VM running: start it with ./setup.sh (or use make test)"
+	vm_lock "a run"
 	pid=$(vm_pid)
 	[ -n "$pid" ] || die "no VM running: start it with ./setup.sh (or use make test)"
 	vm_load_env || die "no $VM_ENV: restart the VM with ./setup.sh stop && ./setup.sh"

@@ -19,6 +19,8 @@ cmd=${1:-start}
 case $cmd in
 start)
 	settings_check_vm
+	vm_state_open
+	vm_lock "setup.sh start"
 	vm_install_deps
 	vm_build
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
@@ -26,7 +28,12 @@ start)
 	;;
 stop)
 	settings_state_dir
-	vm_stop
+	if [ -d "$VM_STATE_DIR" ]; then
+		vm_lock "setup.sh stop"
+		vm_stop
+	else
+		vm_log "No VM running (no state in $VM_STATE_DIR)"
+	fi
 	;;
 status)
 	settings_state_dir

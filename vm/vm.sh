@@ -85,9 +85,10 @@ vm_install_deps() {
 	: >"$log" || vm_die "cannot write $log"
 	apt_opts=(-q -o DPkg::Lock::Timeout=600)
 	vm_log "Installing ${missing[*]} (log: $log)"
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >>"$log" 2>&1 ||
+	# apt may start services; they must not inherit the lock (vm_detached).
+	vm_detached "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >>"$log" 2>&1 ||
 		vm_die "apt-get update failed: $(vm_apt_error "$log"); see $log"
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends \
+	vm_detached "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends \
 		"${missing[@]}" >>"$log" 2>&1 ||
 		vm_die "apt-get install failed: $(vm_apt_error "$log"); see $log"
 }
@@ -283,6 +284,49 @@ vm__clear_stale() {
 	rm -f "$id" "$pidfile"
 }
 
+# ---- the lock --------------------------------------------------------------
+#
+# One user of a state directory at a time: setup.sh start and stop, and a
+# run, hold an exclusive flock(2) on STATE/lock while they work, so a second
+# one is refused at once instead of taking over the guest or racing a boot.
+# The holder writes its pid, what it is and when it started into the file,
+# so the refusal can say who. The kernel drops the lock when the holder
+# exits, however it exits; QEMU and the server must not inherit it.
+
+VM_LOCK_FD=""
+VM_LOCK=$VM_STATE_DIR/lock
+
+# vm_lock_try WHAT : take the lock for WHAT ("a run", "setup.sh start", ...),
+# or fail at once with who holds it in VM_BUSY.
+vm_lock_try() {
+	local pid="" what="" started=""
+	[ ! -L "$VM_LOCK" ] || rm -f "$VM_LOCK"
+	exec {VM_LOCK_FD}>>"$VM_LOCK" || vm_die "cannot open $VM_LOCK"
+	if flock -n "$VM_LOCK_FD"; then
+		# In place, not through a rename: the lock is on this inode.
+		printf 'pid=%s\nwhat=%s\nstarted=%s\n' "$$" "$1" "$(date '+%Y-%m-%d %H:%M:%S')" >"$VM_LOCK"
+		return 0
+	fi
+	exec {VM_LOCK_FD}>&-
+	VM_LOCK_FD=""
+	vm_state_read "$VM_LOCK" pid what started || true
+	if [[ $pid =~ ^[0-9]+$ ]] && [ -n "$what" ] && kill -0 "$pid" 2>/dev/null; then
+		VM_BUSY="busy: $what (pid $pid, started $started) is using this VM"
+	else
+		VM_BUSY="busy: another setup.sh or run_test.sh is using this VM"
+	fi
+	return 1
+}
+
+# vm_lock WHAT : take the lock or exit naming who holds it.
+vm_lock() { vm_lock_try "$1" || vm_die "$VM_BUSY ($VM_STATE_DIR); try again when it has finished"; }
+
+# vm_detached CMD... : run CMD without the lock's descriptor (a daemon it
+# starts would hold the lock for as long as it lives).
+vm_detached() {
+	if [ -n "$VM_LOCK_FD" ]; then "$@" {VM_LOCK_FD}>&-; else "$@"; fi
+}
+
 # What vm.env records about the running VM.
 VM_ENV_KEYS=(VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SHM_SIZE VM_KERNEL
 	VM_GUEST_KERNEL VM_QEMU_VERSION VM_VCPU_CPU VM_VCPUS VM_MEM VM_BOOT_SECONDS
@@ -373,7 +417,7 @@ vm_start_server() {
 	# link there: nothing may stand at either name.
 	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET" "$VM_SERVER_PIDFILE" "$VM_SERVER_PIDFILE.tmp" "$VM_SERVER_ID"
 	vm_state_new "$VM_SERVER_LOG" || return 1
-	if ! "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
+	if ! vm_detached "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
 		--shm "$IVSHMEM_SHM_PATH" --size "$(settings_bytes "$IVSHMEM_SHM_SIZE")" --vectors "$IVSHMEM_VECTORS" \
 		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >>"$VM_SERVER_LOG" 2>&1; then
 		VM_BOOT_FAILURE="the ivshmem server did not start: $(tail -n 2 "$VM_SERVER_LOG")"
@@ -522,7 +566,7 @@ vm_boot_with() {
 	else
 		vm_make_shm
 	fi
-	if ! qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
+	if ! vm_detached qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
 		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
 		vm_stop_server >/dev/null
 		vm_remove_shm
@@ -653,7 +697,15 @@ vm_stop() {
 
 vm_status() {
 	local pid
-	[ ! -d "$VM_STATE_DIR" ] || vm_clear_stale
+	# Stale records are cleared only with the lock: while someone holds it,
+	# a record may be half-made (a boot in progress), not stale.
+	if [ -d "$VM_STATE_DIR" ]; then
+		if vm_lock_try "setup.sh status"; then
+			vm_clear_stale
+		else
+			vm_log "VM: $VM_BUSY"
+		fi
+	fi
 	pid=$(vm_pid)
 	if [ -z "$pid" ]; then
 		vm_log "VM: not running (state in $VM_STATE_DIR)"
