@@ -48,18 +48,19 @@ p50_ns() {
 
 # Run host_writer against the running VM into results dir $1; extra args follow.
 run_vm() {
-	local out=$1 pid rc=0
+	local out=$1 pid missing rc=0
 	shift
 	[ -d "$VM_STATE_DIR" ] || die "no VM running: start it with ./setup.sh (or use make test)"
 	vm_lock "a run"
 	pid=$(vm_pid)
 	[ -n "$pid" ] || die "no VM running: start it with ./setup.sh (or use make test)"
 	vm_load_env || die "no $VM_ENV: restart the VM with ./setup.sh stop && ./setup.sh"
+	missing=$(vm_missing)
+	[ -z "$missing" ] || die "the VM (QEMU pid $pid) is not usable: $missing; IVSHMEM_MODE=$VM_MODE ./setup.sh restarts it"
 	# The running VM decides the mode and guest, whatever the environment says.
 	IVSHMEM_MODE=$VM_MODE IVSHMEM_GUEST=$VM_GUEST
 	writer_args
 	if [ "$VM_MODE" = doorbell ]; then
-		[ -n "$(vm_server_pid)" ] || die "the ivshmem server is not running: ./setup.sh stop && IVSHMEM_MODE=doorbell ./setup.sh"
 		WRITER_ARGS+=(--doorbell "$VM_SERVER_SOCKET" --vectors "$VM_VECTORS")
 	else
 		WRITER_ARGS+=(--shm "$VM_SHM_PATH")

@@ -365,6 +365,27 @@ vm_shm_record() {
 	vm_state_write "$VM_SHM_ID" path dev ino
 }
 
+# vm_shm_intact : the shared memory recorded in shm.id is still at its path
+# (an older VM without the record: a file at its path will do).
+vm_shm_intact() {
+	local path="" dev="" ino=""
+	if ! vm_state_read "$VM_SHM_ID" path dev ino; then
+		[ -f "$VM_SHM_PATH" ]
+		return
+	fi
+	[ -f "$path" ] && [ "$(stat -c '%d %i' "$path" 2>/dev/null)" = "$dev $ino" ]
+}
+
+# vm_missing : what the running VM (vm.env loaded) lacks for the host to
+# reach it, or nothing: QEMU alone is not a usable VM.
+vm_missing() {
+	if [ "$VM_MODE" = doorbell ]; then
+		[ -n "$(vm_server_pid)" ] || echo "its ivshmem server is not running"
+	else
+		vm_shm_intact || echo "its shared-memory file ${VM_SHM_PATH:-?} is gone"
+	fi
+}
+
 # vm_remove_shm : remove the shared memory recorded in shm.id, if its path
 # still names that very file and it is ours; whatever else stands there now
 # is left alone. Called once QEMU and the server are gone (a doorbell server
@@ -606,7 +627,7 @@ vm_boot_with() {
 # Start the VM unless one runs. KVM first when usable (and not known to
 # hang here), TCG otherwise or when KVM misses its deadline.
 vm_start() {
-	local pid accels=() accel kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
+	local pid missing accels=() accel kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
 	vm_state_open
 	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
@@ -616,8 +637,15 @@ vm_start() {
 		if [ "$VM_MODE" != "$IVSHMEM_MODE" ] || [ "$VM_GUEST" != "$IVSHMEM_GUEST" ]; then
 			vm_die "a VM is running in ${VM_MODE:-?} mode with the ${VM_GUEST:-?} guest (pid $pid); you asked for $IVSHMEM_MODE/$IVSHMEM_GUEST: ./setup.sh stop first"
 		fi
-		vm_log "VM already running: pid $pid, $VM_MODE mode, $VM_GUEST guest, ${VM_ACCEL:-?}"
-		return 0
+		missing=$(vm_missing)
+		if [ -z "$missing" ]; then
+			vm_log "VM already running: pid $pid, $VM_MODE mode, $VM_GUEST guest, ${VM_ACCEL:-?}"
+			return 0
+		fi
+		# The guest cannot be reached, and QEMU cannot be handed a new
+		# server or file: the whole set starts again.
+		vm_log "The running VM (QEMU pid $pid) is not usable: $missing. Restarting it"
+		vm_stop
 	fi
 	# What a VM that died left behind: its server, its shared memory.
 	vm_stop_server
@@ -696,7 +724,7 @@ vm_stop() {
 }
 
 vm_status() {
-	local pid
+	local pid missing
 	# Stale records are cleared only with the lock: while someone holds it,
 	# a record may be half-made (a boot in progress), not stale.
 	if [ -d "$VM_STATE_DIR" ]; then
@@ -722,11 +750,16 @@ vm_status() {
 		if [ -n "$spid" ]; then
 			vm_log "  ivshmem server: running, pid $spid, socket $VM_SERVER_SOCKET, log $VM_SERVER_LOG"
 		else
-			vm_log "  ivshmem server: NOT running (the guest cannot be reached); ./setup.sh stop && ./setup.sh"
+			vm_log "  ivshmem server: NOT running"
 		fi
 	fi
 	if [ "$VM_GUEST" = cloud ]; then
 		vm_log "  ssh: ./setup.sh ssh   (or: ssh -i $VM_STATE_DIR/ssh/id_ed25519 -p $(cat "$VM_STATE_DIR/ssh-port" 2>/dev/null || echo "$IVSHMEM_SSH_PORT") $CLOUD_USER@127.0.0.1)"
 	fi
 	vm_log "  console log $VM_CONSOLE"
+	missing=$(vm_missing)
+	if [ -n "$missing" ]; then
+		vm_log "VM: NOT usable: $missing; IVSHMEM_MODE=$VM_MODE ./setup.sh restarts it"
+		return 1
+	fi
 }
