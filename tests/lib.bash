@@ -9,6 +9,10 @@
 #   wait_line, wait_exit  from vm/wait.bash (the launcher's own): wait for
 #                         lines of a growing file, or a process exit, with
 #                         a deadline
+#   run NAME CMD...       run CMD with its output in $tmp/NAME.out (also
+#                         shown, indented), its exit status in rc and its
+#                         duration in ms
+#   server_count SOCKET   how many ivshmem_server processes serve SOCKET
 #   vm_test_begin NAME    a private VM for this test: state directory, shared
 #                         memory, socket and results under a temporary
 #                         directory ($tmp), stopped and removed on exit
@@ -36,6 +40,24 @@ check() {
 skip() {
 	echo "skip: $*"
 	exit 77
+}
+
+run() {
+	local name=$1 start
+	shift
+	rc=0
+	start=$(date +%s%N)
+	"$@" >"$tmp/$name.out" 2>&1 || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	sed 's/^/    | /' "$tmp/$name.out"
+}
+
+server_count() {
+	local p n=0
+	for p in $(pgrep -x ivshmem_server || true); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$1" && n=$((n + 1))
+	done
+	echo "$n"
 }
 
 vm_test_begin() {

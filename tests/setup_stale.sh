@@ -28,14 +28,6 @@ server_decoy=$!
 qemu_decoy=$!
 decoys+=("$server_decoy" "$qemu_decoy")
 
-# run NAME CMD... : CMD's output in $tmp/NAME.out, its status in rc.
-run() {
-	local name=$1
-	shift
-	rc=0
-	"$@" >"$tmp/$name.out" 2>&1 || rc=$?
-	sed 's/^/    | /' "$tmp/$name.out"
-}
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # 1. Plain pidfiles (as an older setup.sh left them) naming the decoys.

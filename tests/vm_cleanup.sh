@@ -13,14 +13,6 @@ cd "$(dirname "$0")/.."
 vm_test_begin cleanup
 shm=$IVSHMEM_SHM_PATH
 
-# run NAME CMD... : CMD's output in $tmp/NAME.out, its status in rc.
-run() {
-	local name=$1
-	shift
-	rc=0
-	"$@" >"$tmp/$name.out" 2>&1 || rc=$?
-	sed 's/^/    | /' "$tmp/$name.out"
-}
 boot() {
 	run boot ./setup.sh
 	[ "$rc" = 0 ] || { bad "boot failed"; exit 1; }

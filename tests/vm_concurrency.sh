@@ -23,17 +23,6 @@ stop_first() {
 }
 trap 'stop_first; vm_test_end' EXIT
 
-# run NAME CMD... : CMD's output in $tmp/NAME.out, its status in rc, its
-# duration in ms.
-run() {
-	local name=$1 start
-	shift
-	rc=0
-	start=$(date +%s%N)
-	"$@" >"$tmp/$name.out" 2>&1 || rc=$?
-	ms=$((($(date +%s%N) - start) / 1000000))
-	sed 's/^/    | /' "$tmp/$name.out"
-}
 
 ./setup.sh >"$tmp/setup.out" 2>&1 || { cat "$tmp/setup.out"; exit 1; }
 qemu=$(cat "$tmp/vm/qemu.pid")
@@ -77,14 +66,7 @@ check "second doorbell setup: refused at once ($ms ms)" bash -c "[ $rc = 1 ] && 
 rc=0
 wait "$b" || rc=$?
 check "first doorbell setup: booted" bash -c "[ $rc = 0 ] && grep -q 'Guest ready' '$tmp/b.out'"
-servers() { # ivshmem servers on this test's socket
-	local p n=0
-	for p in $(pgrep -x ivshmem_server || true); do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$IVSHMEM_SERVER_SOCKET" && n=$((n + 1))
-	done
-	echo "$n"
-}
-check "one ivshmem server, not two" [ "$(servers)" = 1 ]
+check "one ivshmem server, not two" [ "$(server_count "$IVSHMEM_SERVER_SOCKET")" = 1 ]
 ./setup.sh stop >/dev/null
-check "stop leaves no server behind" [ "$(servers)" = 0 ]
+check "stop leaves no server behind" [ "$(server_count "$IVSHMEM_SERVER_SOCKET")" = 0 ]
 exit $fail

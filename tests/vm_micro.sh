@@ -33,8 +33,8 @@ r = json.load(open(sys.argv[1]))
 assert r["status"] == "complete" and r["accel"] == "tcg" and r["target"] == "vm"
 assert r["guest"] == "micro" and r["mode"] == "plain" and "QEMU" in r["qemu_version"]
 assert r["guest_kernel"].endswith("amd64") and r["frames_failed"] == 0
-# It polls: far above the doorbell guest's near 0 %, though on a busy host
-# its pinned CPU gives it less than a whole CPU.
+# It polls: far above the near 0 % of a doorbell guest, though on a busy
+# host its pinned CPU gives it less than a whole CPU.
 assert r["guest_wait"] == "plain" and r["vcpu_idle_cpu_percent"] > 25, r["vcpu_idle_cpu_percent"]
 ' "$IVSHMEM_RESULTS/run.json"
 grep -A3 'RTT us' "$tmp/run.out" || true

@@ -13,21 +13,6 @@ cd "$(dirname "$0")/.."
 vm_test_begin restart
 export IVSHMEM_ITERATIONS=300 IVSHMEM_FRAME_ITERATIONS=1 IVSHMEM_FRAMES=1080p
 
-# run NAME CMD... : CMD's output in $tmp/NAME.out, its status in rc.
-run() {
-	local name=$1
-	shift
-	rc=0
-	"$@" >"$tmp/$name.out" 2>&1 || rc=$?
-	sed 's/^/    | /' "$tmp/$name.out"
-}
-servers() { # ivshmem servers on this test's socket
-	local p n=0
-	for p in $(pgrep -x ivshmem_server || true); do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$IVSHMEM_SERVER_SOCKET" && n=$((n + 1))
-	done
-	echo "$n"
-}
 
 # 1. Doorbell: the server dies under a running VM.
 export IVSHMEM_MODE=doorbell
@@ -46,7 +31,7 @@ check "server gone: setup.sh restarts, exit 0" bash -c "[ $rc = 0 ] && grep -q '
 check "server gone: not called ready as it was" bash -c "! grep -q 'VM already running' '$tmp/again.out'"
 check "server gone: the old QEMU is gone" bash -c "! kill -0 $qemu 2>/dev/null"
 check "server gone: a new QEMU runs" bash -c "[ \"\$(cat '$tmp/vm/qemu.pid')\" != $qemu ]"
-check "server gone: one server runs" [ "$(servers)" = 1 ]
+check "server gone: one server runs" [ "$(server_count "$IVSHMEM_SERVER_SOCKET")" = 1 ]
 run status2 ./setup.sh status
 check "server back: status exit 0" [ "$rc" = 0 ]
 run run ./run_test.sh

@@ -16,14 +16,6 @@ vm_test_begin state
 export IVSHMEM_MODE=doorbell
 state=$tmp/vm
 
-# run NAME CMD... : CMD's output in $tmp/NAME.out, its status in rc.
-run() {
-	local name=$1
-	shift
-	rc=0
-	"$@" >"$tmp/$name.out" 2>&1 || rc=$?
-	sed 's/^/    | /' "$tmp/$name.out"
-}
 
 # refused WHAT PATTERN : every command refuses the state directory, exit 2.
 refused() {
