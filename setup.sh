@@ -24,6 +24,7 @@ start)
 	vm_install_deps
 	vm_build
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
+	trap vm_interrupted INT TERM HUP
 	vm_start
 	;;
 stop)

@@ -3,8 +3,9 @@
 # removes the shared-memory file the VM made (also after QEMU was killed),
 # but not a file that has since replaced it at that path; a second VM may
 # not take over a path a running VM maps; a start that fails leaves no
-# shared memory and shows its own QEMU error, not an earlier one. Boots the
-# micro guest three times under TCG.
+# shared memory and shows its own QEMU error, not an earlier one; a boot
+# interrupted by a signal leaves nothing running. Boots the micro guest four
+# times under TCG.
 # timeout: 300
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,4 +55,19 @@ check "failed start: exit 1 with QEMU's own error" bash -c "[ $rc = 1 ] && grep 
 check "failed start: no stale QEMU error shown" bash -c "! grep -q 'earlier attempt' '$tmp/failed.out'"
 check "failed start: no shared memory left" [ ! -e "$shm" ]
 check "failed start: no QEMU record left" bash -c "[ ! -e '$tmp/vm/qemu.pid' ] && [ ! -e '$tmp/vm/qemu.id' ]"
+
+# 6. setup.sh stopped by a signal during the boot: nothing left running.
+./setup.sh >"$tmp/killed.out" 2>&1 &
+setup=$!
+wait_line "$tmp/vm/qemu.id" '^pid=' 30 || bad "QEMU did not start"
+qemu=$(sed -n 's/^pid=//p' "$tmp/vm/qemu.id")
+kill -TERM "$setup"
+rc=0
+wait "$setup" || rc=$?
+sed 's/^/    | /' "$tmp/killed.out"
+check "interrupted boot: exit 130, says so" bash -c "[ $rc = 130 ] && grep -q 'interrupted: stopping the VM that was booting' '$tmp/killed.out'"
+check "interrupted boot: its QEMU is gone" bash -c "! kill -0 $qemu 2>/dev/null"
+check "interrupted boot: no shared memory left" [ ! -e "$shm" ]
+run after ./setup.sh status
+check "interrupted boot: status says not running" [ "$rc" = 3 ]
 exit $fail

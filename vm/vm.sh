@@ -171,14 +171,17 @@ vm_build_initramfs() {
 # of FILE (the last one wins); other lines are ignored. FILE is data, never
 # run: whatever a value holds stays a string. Fails if FILE is missing.
 vm_state_read() {
-	local file=$1 line key
+	local file=$1 line key want
 	shift
 	[ -f "$file" ] && [ ! -L "$file" ] || return 1
 	while IFS= read -r line || [ -n "$line" ]; do
 		key=${line%%=*}
-		[[ $line == *=* && $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-		case " $* " in *" $key "*) printf -v "$key" '%s' "${line#*=}" ;; esac
+		[[ $line == *=* ]] || continue
+		for want; do
+			[ "$key" = "$want" ] && printf -v "$key" '%s' "${line#*=}"
+		done
 	done <"$file"
+	return 0
 }
 
 # vm_state_open : make the state directory (0700), or use the existing one
@@ -560,6 +563,23 @@ vm_pin_vcpus() {
 	done
 }
 
+# Set while a boot is under way: what vm_interrupted must undo.
+VM_BOOTING=""
+
+# setup.sh start's handler of SIGINT, SIGTERM and SIGHUP: a boot cut short
+# leaves nothing behind (its QEMU, its server, its shared memory); a VM that
+# was already up is left alone.
+vm_interrupted() {
+	# A trap that fires inside "IFS= read" runs with that IFS: restore it.
+	local IFS=$' \t\n'
+	trap - INT TERM HUP
+	if [ -n "$VM_BOOTING" ]; then
+		vm_warn "interrupted: stopping the VM that was booting"
+		vm_stop >/dev/null || true
+	fi
+	exit 130
+}
+
 # Boot under accel $1 with deadline $2. Returns 0 when the guest is ready;
 # otherwise stops QEMU, says why in VM_BOOT_FAILURE and returns 1.
 vm_boot_with() {
@@ -575,6 +595,7 @@ vm_boot_with() {
 	fi
 	# Each attempt starts with an empty console log and QEMU error file:
 	# what a failure shows is this attempt's.
+	VM_BOOTING=1
 	# QEMU follows links when it opens its console file and pidfile: the
 	# console is made here first, the pidfile's name is cleared.
 	if ! vm_state_new "$VM_CONSOLE" || ! vm_state_new "$VM_QEMU_ERR"; then
@@ -621,6 +642,7 @@ vm_boot_with() {
 	fi
 	vm_write_env "$accel" "$pid" "$kernel" "$guest_kernel" \
 		"$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+	VM_BOOTING=""
 	return 0
 }
 
