@@ -16,8 +16,9 @@
 # VM settings of setup.sh. Options after the first are passed to host_writer.
 set -euo pipefail
 cd "$(dirname "$0")"
-# shellcheck source=common/vm.sh
-. common/vm.sh
+VM_PROG=run_test # the prefix of every message
+# shellcheck source=vm/vm.sh
+. vm/vm.sh
 
 : "${IVSHMEM_RESULTS:=results}"
 : "${IVSHMEM_ITERATIONS:=1000}"
@@ -30,10 +31,7 @@ cd "$(dirname "$0")"
 
 BIN=$IVSHMEM_BUILD_DIR
 
-die() {
-	echo "run_test: $*" >&2
-	exit 1
-}
+die() { vm_die "$@"; }
 
 # Common host_writer options from the settings.
 writer_args() {
@@ -50,16 +48,19 @@ p50_ns() {
 
 # Run host_writer against the running VM into results dir $1; extra args follow.
 run_vm() {
-	local out=$1 pid rc=0
+	local out=$1 pid missing rc=0
 	shift
+	[ -d "$VM_STATE_DIR" ] || die "no VM running: start it with ./setup.sh (or use make test)"
+	vm_lock "a run"
 	pid=$(vm_pid)
 	[ -n "$pid" ] || die "no VM running: start it with ./setup.sh (or use make test)"
 	vm_load_env || die "no $VM_ENV: restart the VM with ./setup.sh stop && ./setup.sh"
+	missing=$(vm_missing)
+	[ -z "$missing" ] || die "the VM (QEMU pid $pid) is not usable: $missing; IVSHMEM_MODE=$VM_MODE ./setup.sh restarts it"
 	# The running VM decides the mode and guest, whatever the environment says.
 	IVSHMEM_MODE=$VM_MODE IVSHMEM_GUEST=$VM_GUEST
 	writer_args
 	if [ "$VM_MODE" = doorbell ]; then
-		[ -n "$(vm_server_pid)" ] || die "the ivshmem server is not running: ./setup.sh stop && IVSHMEM_MODE=doorbell ./setup.sh"
 		WRITER_ARGS+=(--doorbell "$VM_SERVER_SOCKET" --vectors "$VM_VECTORS")
 	else
 		WRITER_ARGS+=(--shm "$VM_SHM_PATH")
@@ -87,16 +88,26 @@ run_vm() {
 }
 
 # Run host_writer against a guest_reader on the host (a file in /dev/shm of
-# the same size as the VM's), into results dir $1; extra args follow.
+# the same size as the VM's), into results dir $1; extra args follow. The
+# reader must announce itself first (10 s at most): if it cannot start, its
+# own error is what run_test says, not a host_writer timeout.
 run_host_only() {
-	local out=$1 shm reader_pid rc=0 size
+	local out=$1 shm log reader_pid rc=0
 	shift
-	size=$(vm_bytes "$IVSHMEM_SHM_SIZE")
 	shm=$(mktemp /dev/shm/ivshmem-bench-host.XXXXXX)
-	truncate -s "$size" "$shm"
+	log=$(mktemp "${TMPDIR:-/tmp}/ivshmem-bench-reader.XXXXXX")
+	truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$shm"
 	"$BIN/guest_reader" --shm "$shm" --cpu "$IVSHMEM_VCPU_CPU" --once --idle-exit 60 \
-		>"$shm.log" 2>&1 &
+		>"$log" 2>&1 &
 	reader_pid=$!
+	if ! wait_line --pid "$reader_pid" "$log" "$VM_READY_TOKEN" 10; then
+		kill "$reader_pid" 2>/dev/null || true
+		wait "$reader_pid" 2>/dev/null || true
+		rm -f "$shm"
+		vm_warn "guest_reader on the host did not start: $(grep . "$log" | tail -n 1)"
+		rm -f "$log"
+		return 1
+	fi
 	writer_args
 	mkdir -p "$out"
 	"$BIN/host_writer" --shm "$shm" --output "$out" "${WRITER_ARGS[@]}" \
@@ -104,7 +115,11 @@ run_host_only() {
 		--meta reader_cpu="$IVSHMEM_VCPU_CPU" "$@" || rc=$?
 	kill "$reader_pid" 2>/dev/null || true
 	wait "$reader_pid" 2>/dev/null || true
-	rm -f "$shm" "$shm.log"
+	if [ $rc -ne 0 ] && grep -q . "$log"; then
+		vm_warn "guest_reader on the host said:"
+		tail -n 5 "$log" | sed 's/^/    | /' >&2
+	fi
+	rm -f "$shm" "$log"
 	return $rc
 }
 
@@ -177,19 +192,29 @@ bench() {
 	} | tee "$base/summary.txt"
 }
 
+# Every setting is checked before anything starts (one line, exit 2).
 case ${1:-} in
 --bench)
 	shift
+	settings_check_run
+	settings_cpu IVSHMEM_VCPU_CPU
+	settings_shm_size /dev/shm
+	settings_check_vm
 	bench "$@"
 	;;
 --host-only)
 	shift
+	settings_check_run
+	settings_cpu IVSHMEM_VCPU_CPU
+	settings_shm_size /dev/shm
 	run_host_only "$IVSHMEM_RESULTS" "$@"
 	;;
 -h | --help)
 	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
+	settings_check_run
+	settings_state_dir
 	run_vm "$IVSHMEM_RESULTS" "$@"
 	;;
 esac

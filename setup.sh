@@ -12,22 +12,38 @@
 # Settings are IVSHMEM_* environment variables; see README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
-# shellcheck source=common/vm.sh
-. common/vm.sh
+# shellcheck source=vm/vm.sh
+. vm/vm.sh
 
 cmd=${1:-start}
 case $cmd in
 start)
+	settings_check_vm
+	vm_state_open
+	vm_lock "setup.sh start"
 	vm_install_deps
 	vm_build
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
+	trap vm_interrupted INT TERM HUP
 	vm_start
 	;;
-stop) vm_stop ;;
-status) vm_status ;;
+stop)
+	settings_state_dir
+	if [ -d "$VM_STATE_DIR" ]; then
+		vm_lock "setup.sh stop"
+		vm_stop
+	else
+		vm_log "No VM running (no state in $VM_STATE_DIR)"
+	fi
+	;;
+status)
+	settings_state_dir
+	vm_status
+	;;
 deps) vm_install_deps ;;
 ssh)
 	shift
+	settings_state_dir
 	if [ -z "$(vm_pid)" ] || ! vm_load_env; then vm_die "no VM running"; fi
 	[ "$VM_GUEST" = cloud ] || vm_die "the $VM_GUEST guest has no SSH; IVSHMEM_GUEST=cloud ./setup.sh boots one that has"
 	cloud__ssh_cmd "$VM_STATE_DIR" 10

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/cloud_download.sh - cloud_download (common/cloud.sh) against local
+# tests/cloud_download.sh - cloud_download (vm/cloud.sh) against local
 # HTTP servers: a verified download, a checksum mismatch (clear error, no
 # file left), resuming a partial download (with a server that honours
 # Range, and restarting with `python3 -m http.server`, which does not).
@@ -21,12 +21,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source-path=SCRIPTDIR/..
-source common/cloud.sh
-
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+# shellcheck source=vm/cloud.sh
+source vm/cloud.sh
+# shellcheck source=tests/lib.bash
+source tests/lib.bash
 
 # Served files: good/ with the right checksum, bad/ with a wrong one.
 www=$tmp/www
@@ -85,6 +83,40 @@ EOF
 # verified FILE : FILE exists and has the good checksum.
 verified() { [ -f "$1" ] && [ "$(cloud__sha512 "$1")" = "$good_sum" ]; }
 
+# fetch SERVER DIR NAME : cloud_download of SERVER/DIR/image.qcow2 into
+# $dl/NAME, checked against SERVER/DIR/SHA512SUMS; its exit status in rc,
+# its messages in $tmp/err.
+fetch() {
+	rc=0
+	cloud_download "$1/$2/image.qcow2" "$dl/$3" "$1/$2/SHA512SUMS" 2>"$tmp/err" || rc=$?
+}
+
+# expect_ok WHAT NAME [CMD...] : the last fetch succeeded, $dl/NAME is
+# verified with no partial data left, and CMD (if given) succeeds.
+expect_ok() {
+	local what=$1 name=$2
+	shift 2
+	if [ "$rc" = 0 ] && verified "$dl/$name" && [ ! -e "$dl/$name.part" ] && { [ $# -eq 0 ] || "$@"; }; then
+		ok "$what"
+	else
+		bad "$what (exit $rc): $(cat "$tmp/err")"
+	fi
+}
+
+# expect_failed WHAT PATTERN NAME : the last fetch failed saying PATTERN
+# and left neither $dl/NAME nor its partial data.
+expect_failed() {
+	local what=$1 pattern=$2 name=$3
+	if [ "$rc" != 0 ] && grep -qi -- "$pattern" "$tmp/err" && [ ! -e "$dl/$name" ] && [ ! -e "$dl/$name.part" ]; then
+		ok "$what ($(grep -i -- "$pattern" "$tmp/err" | head -n1))"
+	else
+		bad "$what (exit $rc, files: $(find "$dl" -mindepth 1 -printf '%f ' 2>/dev/null)): $(cat "$tmp/err")"
+	fi
+}
+
+# gets : how many times the plain server was asked for the good image.
+gets() { grep -c 'GET /good/image.qcow2' "$tmp/plain.log" || true; }
+
 start_server "$tmp/plain.log" -m http.server --bind 127.0.0.1 0
 plain=http://127.0.0.1:$port
 start_server "$tmp/range.log" "$tmp/range_server.py"
@@ -92,76 +124,41 @@ ranged=http://127.0.0.1:$port
 dl=$tmp/dl
 
 # 1. A fresh download, verified.
-rc=0
-cloud_download "$plain/good/image.qcow2" "$dl/a.qcow2" "$plain/good/SHA512SUMS" 2>"$tmp/err" || rc=$?
-if [ "$rc" = 0 ] && verified "$dl/a.qcow2" && [ ! -e "$dl/a.qcow2.part" ]; then
-	ok "download verified against SHA512SUMS"
-else
-	not_ok "download (exit $rc): $(cat "$tmp/err")"
-fi
+fetch "$plain" good a.qcow2
+expect_ok "download verified against SHA512SUMS" a.qcow2
 
 # 2. Present and verified: no transfer.
-before=$(grep -c 'GET /good/image.qcow2' "$tmp/plain.log" || true)
-rc=0
-cloud_download "$plain/good/image.qcow2" "$dl/a.qcow2" "$plain/good/SHA512SUMS" 2>"$tmp/err" || rc=$?
-after=$(grep -c 'GET /good/image.qcow2' "$tmp/plain.log" || true)
-if [ "$rc" = 0 ] && [ "$before" = "$after" ] && verified "$dl/a.qcow2"; then
-	ok "a verified file is not downloaded again"
-else
-	not_ok "second call (exit $rc, GETs $before -> $after): $(cat "$tmp/err")"
-fi
+before=$(gets)
+fetch "$plain" good a.qcow2
+expect_ok "a verified file is not downloaded again" a.qcow2 [ "$before" = "$(gets)" ]
 
 # 3. Checksum mismatch: non-zero, says so, leaves nothing.
-rc=0
-cloud_download "$plain/bad/image.qcow2" "$dl/b.qcow2" "$plain/bad/SHA512SUMS" 2>"$tmp/err" || rc=$?
-if [ "$rc" != 0 ] && grep -qi checksum "$tmp/err" && [ ! -e "$dl/b.qcow2" ] && [ ! -e "$dl/b.qcow2.part" ]; then
-	ok "checksum mismatch fails clearly and leaves no file ($(grep -i checksum "$tmp/err" | head -n1))"
-else
-	not_ok "mismatch (exit $rc, files: $(ls "$dl")): $(cat "$tmp/err")"
-fi
+fetch "$plain" bad b.qcow2
+expect_failed "checksum mismatch fails clearly and leaves no file" checksum b.qcow2
 
 # 4. Resume a partial download from where it stopped (server honours Range).
 head -c "$half" "$www/good/image.qcow2" >"$dl/c.qcow2.part"
-rc=0
-cloud_download "$ranged/good/image.qcow2" "$dl/c.qcow2" "$ranged/good/SHA512SUMS" 2>"$tmp/err" || rc=$?
-if [ "$rc" = 0 ] && verified "$dl/c.qcow2" && grep -q "range=bytes=$half-" "$tmp/range.log"; then
-	ok "partial download resumed at byte $half and verified"
-else
-	not_ok "resume (exit $rc): $(cat "$tmp/err"); server: $(cat "$tmp/range.log")"
-fi
+fetch "$ranged" good c.qcow2
+expect_ok "partial download resumed at byte $half and verified" c.qcow2 grep -q "range=bytes=$half-" "$tmp/range.log"
 
 # 5. A truncated final file counts as a partial download.
 head -c "$half" "$www/good/image.qcow2" >"$dl/d.qcow2"
-rc=0
-cloud_download "$ranged/good/image.qcow2" "$dl/d.qcow2" "$ranged/good/SHA512SUMS" 2>"$tmp/err" || rc=$?
-if [ "$rc" = 0 ] && verified "$dl/d.qcow2" && [ ! -e "$dl/d.qcow2.part" ]; then
-	ok "truncated file completed by resuming and verified"
-else
-	not_ok "truncated file (exit $rc): $(cat "$tmp/err")"
-fi
+fetch "$ranged" good d.qcow2
+expect_ok "truncated file completed by resuming and verified" d.qcow2
 
 # 6. A server without Range support: start over, still verified.
 head -c "$half" "$www/good/image.qcow2" >"$dl/e.qcow2.part"
-rc=0
-cloud_download "$plain/good/image.qcow2" "$dl/e.qcow2" "$plain/good/SHA512SUMS" 2>"$tmp/err" || rc=$?
-if [ "$rc" = 0 ] && verified "$dl/e.qcow2" && grep -q 'starting over' "$tmp/err"; then
-	ok "no Range support: restarted from scratch and verified"
-else
-	not_ok "restart without Range (exit $rc): $(cat "$tmp/err")"
-fi
+fetch "$plain" good e.qcow2
+expect_ok "no Range support: restarted from scratch and verified" e.qcow2 grep -q 'starting over' "$tmp/err"
 
-# 7. No entry for the file in the checksum list; unreachable list.
+# 7. An unreachable checksum list, or no entry for the file in it: refused
+#    before downloading.
 rc=0
 cloud_download "$plain/good/image.qcow2" "$dl/f.img" "$plain/bad/NOSUCH" 2>"$tmp/err" || rc=$?
-rc2=0
+expect_failed "unreachable checksum list: refused" 'checksum list' f.img
 sed -i '/image.qcow2/d' "$www/good/SHA512SUMS"
-cloud_download "$plain/good/image.qcow2" "$dl/g.qcow2" "$plain/good/SHA512SUMS" 2>"$tmp/err2" || rc2=$?
-if [ "$rc" != 0 ] && grep -q 'checksum list' "$tmp/err" && [ "$rc2" != 0 ] && grep -q 'no SHA512 checksum' "$tmp/err2" &&
-	[ ! -e "$dl/f.img" ] && [ ! -e "$dl/g.qcow2" ]; then
-	ok "unreachable checksum list or missing entry: refused before downloading"
-else
-	not_ok "missing checksum (exit $rc, $rc2): $(cat "$tmp/err" "$tmp/err2")"
-fi
+fetch "$plain" good g.qcow2
+expect_failed "no entry in the checksum list: refused" 'no SHA512 checksum' g.qcow2
 
-echo "$((passed + failed)) tests, $passed passed, $failed failed"
-[ "$failed" = 0 ]
+echo "$checks tests, $((checks - failures)) passed, $failures failed"
+exit $fail

@@ -1,19 +1,27 @@
 # shellcheck shell=bash
-# tests/lib.sh - shared by the shell tests (sourced, not run: the runner
+# tests/lib.bash - shared by the shell tests (sourced, not run: the runner
 # runs only tests/*.sh files that are tests, and this one is not named so).
 #
 #   check WHAT CMD...     run CMD; print "ok" or "FAIL" and WHAT; a failure
 #                         sets fail=1 and the test goes on (checks and
 #                         failures count them; ok and bad record one)
 #   skip REASON           exit 77 with the reason
-#   wait_line FILE REGEX SECONDS [N]
-#                         wait until N (1) lines of FILE (as it grows) match
-#   wait_exit PID SECONDS wait until process PID (not our child) exits
+#   wait_line, wait_exit  from vm/wait.bash (the launcher's own): wait for
+#                         lines of a growing file, or a process exit, with
+#                         a deadline
+#   run NAME CMD...       run CMD with its output in $tmp/NAME.out (also
+#                         shown, indented), its exit status in rc and its
+#                         duration in ms
+#   server_count SOCKET   how many ivshmem_server processes serve SOCKET
 #   vm_test_begin NAME    a private VM for this test: state directory, shared
 #                         memory, socket and results under a temporary
 #                         directory ($tmp), stopped and removed on exit
 
 # shellcheck disable=SC2034 # fail is read by the test that sources this file
+
+# shellcheck source=vm/wait.bash
+. "$(dirname "${BASH_SOURCE[0]}")/../vm/wait.bash"
+
 checks=0 failures=0 fail=0
 ok() {
 	checks=$((checks + 1))
@@ -34,24 +42,22 @@ skip() {
 	exit 77
 }
 
-wait_line() {
-	local file=$1 re=$2 end=$((SECONDS + $3)) want=${4:-1} seen=0 fd pid line rc=1
-	exec {fd}< <(exec timeout "$3" tail -n +1 -F "$file" 2>/dev/null)
-	pid=$!
-	while [ $SECONDS -lt "$end" ] && IFS= read -r -t $((end - SECONDS)) -u "$fd" line; do
-		if [[ $line =~ $re ]] && ((++seen >= want)); then
-			rc=0
-			break
-		fi
-	done
-	kill "$pid" 2>/dev/null || true
-	exec {fd}<&-
-	return $rc
+run() {
+	local name=$1 start
+	shift
+	rc=0
+	start=$(date +%s%N)
+	"$@" >"$tmp/$name.out" 2>&1 || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	sed 's/^/    | /' "$tmp/$name.out"
 }
 
-wait_exit() {
-	kill -0 "$1" 2>/dev/null || return 0
-	timeout "$2" tail --pid="$1" -s 0.05 -f /dev/null
+server_count() {
+	local p n=0
+	for p in $(pgrep -x ivshmem_server || true); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$1" && n=$((n + 1))
+	done
+	echo "$n"
 }
 
 vm_test_begin() {

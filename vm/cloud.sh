@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# common/cloud.sh - the Debian 12 "cloud" guest: base image, instance, SSH.
+# vm/cloud.sh - the Debian 12 "cloud" guest: base image, instance, SSH.
 #
 # A library for bash, sourced by setup.sh and the tests under
 # `set -euo pipefail`. It defines functions named cloud_* (cloud__* are
@@ -39,7 +39,9 @@
 #
 # Files in a state directory: overlay.qcow2, base-id, instance-id,
 # ssh/id_ed25519{,.pub}, seed/{user-data,meta-data}, seed.iso, ssh-port;
-# console.log is where the caller points QEMU's serial port.
+# console.log is where the caller points QEMU's serial port. A file is
+# removed before it is written, so a link planted at its name is replaced,
+# not followed (the directory is made 0700).
 #
 # Messages go to stderr, prefixed "cloud: "; stdout carries only data
 # (command output from the guest, a PID). Functions return non-zero on
@@ -456,7 +458,7 @@ cloud__fill() {
 	text=${text//@HOSTNAME@/$hostname}
 	text=${text//@INSTANCE_ID@/$instance_id}
 	text=${text//@SSH_PUBLIC_KEY@/$pubkey}
-	printf '%s\n' "$text" >"$2"
+	rm -f "$2" && printf '%s\n' "$text" >"$2"
 }
 
 # cloud_prepare_instance STATE_DIR
@@ -483,7 +485,7 @@ cloud_prepare_instance() {
 			cloud__err "cannot create the overlay $state/overlay.qcow2"
 			return 1
 		}
-		printf '%s\n' "$base_id" >"$state/base-id"
+		rm -f "$state/base-id" && printf '%s\n' "$base_id" >"$state/base-id"
 	fi
 
 	key=$state/ssh/id_ed25519
@@ -495,6 +497,7 @@ cloud_prepare_instance() {
 	fi
 	chmod 0600 "$key" || return 1
 	if [ "$new_key" = 1 ] || [ ! -s "$state/instance-id" ]; then
+		rm -f "$state/instance-id" || return 1
 		printf 'ivb-%s\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$state/instance-id" || return 1
 	fi
 
@@ -504,6 +507,7 @@ cloud_prepare_instance() {
 	mkdir -p "$state/seed" || return 1
 	cloud__fill "$CLOUD_TEMPLATE_DIR/user-data.tmpl" "$state/seed/user-data" || return 1
 	cloud__fill "$CLOUD_TEMPLATE_DIR/meta-data.tmpl" "$state/seed/meta-data" || return 1
+	rm -f "$state/seed.iso.new"
 	genisoimage -quiet -output "$state/seed.iso.new" -volid cidata -joliet -rock \
 		"$state/seed/user-data" "$state/seed/meta-data" || { cloud__err "genisoimage failed"; return 1; }
 	mv -f "$state/seed.iso.new" "$state/seed.iso"
@@ -531,7 +535,7 @@ cloud_qemu_args() {
 		cloud__err "TCP port $port is in use on this host: set IVSHMEM_SSH_PORT to a free port"
 		return 1
 	fi
-	printf '%s\n' "$port" >"$state/ssh-port" || return 1
+	rm -f "$state/ssh-port" && printf '%s\n' "$port" >"$state/ssh-port" || return 1
 	# shellcheck disable=SC2054 # commas are QEMU's option syntax
 	CLOUD_QEMU_ARGS=(
 		-drive "if=virtio,format=qcow2,file=$(cloud__qemu_path "$state/overlay.qcow2"),discard=unmap,detect-zeroes=unmap"
@@ -640,6 +644,7 @@ cloud__wait_ready_loop() {
 	left=$((end - SECONDS))
 	[ "$left" -gt 0 ] || left=1
 	rc=0
+	rm -f "$state/cloud-init-status"
 	cloud__ssh_cmd "$state" 20
 	timeout "$left" "${CLOUD__SSH_CMD[@]}" cloud-init status --wait \
 		</dev/null >"$state/cloud-init-status" 2>&1 || rc=$?

@@ -1,0 +1,221 @@
+# shellcheck shell=bash
+# vm/settings.bash - the IVSHMEM_* settings checked before anything starts.
+# Sourced by vm/vm.sh; defines functions prefixed settings_ and runs nothing.
+#
+# A bad setting is one line on stderr, "PROG: NAME=VALUE: what is wrong
+# (what is accepted)", and exit 2, in well under a second and before a file
+# is written or a process started: setup.sh and run_test.sh call
+# settings_check_vm / settings_check_run first. The value parsers below are
+# the shell's counterparts of the C ones (ivb_parse_size, ivb_parse_duration,
+# host_writer's parse_count): same units, same ranges.
+#
+#   settings_bytes VALUE      a size (65536, 64K, 64M, 1G, 1T; binary) in bytes
+#   settings_ns VALUE         a duration (ns, us, ms, s, m, h; bare: seconds) in ns
+#   settings_cpus             the CPUs this process may run on, one per line
+#   settings_last_cpu         the highest of them (the vCPU's default)
+
+# Program name for messages; run_test.sh sets its own.
+: "${VM_PROG:=setup}"
+
+settings_fail() { # NAME REASON: the one line, exit 2
+	printf '%s: %s=%s: %s\n' "$VM_PROG" "$1" "${!1-}" "$2" >&2
+	exit 2
+}
+
+settings_bytes() {
+	local n unit shift=0
+	[[ $1 =~ ^([0-9]{1,15})([KkMmGgTt]?)$ ]] || return 1
+	n=$((10#${BASH_REMATCH[1]})) unit=${BASH_REMATCH[2]}
+	case $unit in
+	K | k) shift=10 ;;
+	M | m) shift=20 ;;
+	G | g) shift=30 ;;
+	T | t) shift=40 ;;
+	esac
+	echo $((n << shift))
+}
+
+settings_ns() {
+	local num unit scale
+	[[ $1 =~ ^([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|ms|s|m|h)?$ ]] || return 1
+	num=${BASH_REMATCH[1]} unit=${BASH_REMATCH[3]:-s}
+	case $unit in
+	ns) scale=1 ;;
+	us) scale=1000 ;;
+	ms) scale=1000000 ;;
+	s) scale=1000000000 ;;
+	m) scale=60000000000 ;;
+	h) scale=3600000000000 ;;
+	esac
+	awk -v n="$num" -v s="$scale" 'BEGIN { v = n * s; if (v > 1e18) exit 1; printf "%.0f\n", v }'
+}
+
+# The CPUs of this process's affinity mask (a subset of the online ones).
+settings_cpus() {
+	local list part lo hi
+	list=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+	[ -n "$list" ] || list=$(cat /sys/devices/system/cpu/online)
+	for part in ${list//,/ }; do
+		lo=${part%-*} hi=${part#*-}
+		seq "$lo" "$hi"
+	done
+}
+
+settings_last_cpu() { settings_cpus | tail -n 1; }
+
+# settings_choice NAME WORD... : the value is one of the words.
+settings_choice() {
+	local name=$1 w
+	shift
+	for w; do [ "${!name}" = "$w" ] && return 0; done
+	local words="$*"
+	settings_fail "$name" "expected ${words// /, }"
+}
+
+# settings_count NAME LO HI : a whole number in LO..HI.
+settings_count() {
+	local v=${!1}
+	if ! [[ $v =~ ^[0-9]{1,12}$ ]] || [ $((10#$v)) -lt "$2" ] || [ $((10#$v)) -gt "$3" ]; then
+		settings_fail "$1" "not a whole number in $2..$3"
+	fi
+}
+
+# settings_duration NAME MIN_NS MAX_NS RANGE_TEXT : a duration in range.
+settings_duration() {
+	local ns
+	ns=$(settings_ns "${!1}") || settings_fail "$1" "not a duration in $4 (e.g. 10s, 500ms, 10us)"
+	if [ "$ns" -lt "$2" ] || [ "$ns" -gt "$3" ]; then
+		settings_fail "$1" "not a duration in $4 (e.g. 10s, 500ms, 10us)"
+	fi
+}
+
+# settings_cpu NAME [none] : one CPU this process may use (or "none").
+settings_cpu() {
+	local v=${!1} cpus
+	[ $# -gt 1 ] && [ "$v" = none ] && return 0
+	cpus=$(settings_cpus | paste -sd, -)
+	if ! [[ $v =~ ^[0-9]{1,6}$ ]] || ! grep -qx -- "$((10#$v))" < <(settings_cpus); then
+		settings_fail "$1" "not a CPU this machine has online for us (${cpus}${2:+, or none})"
+	fi
+}
+
+# settings_frames NAME : a comma-separated list of 1080p, 1440p, 4k or WxH.
+settings_frames() {
+	local f
+	[ -n "${!1}" ] || settings_fail "$1" "empty (expected 1080p, 1440p, 4k or WxH, comma-separated)"
+	for f in ${!1//,/ }; do
+		[[ $f =~ ^(1080p|1440p|4k|[1-9][0-9]{0,4}x[1-9][0-9]{0,4})$ ]] ||
+			settings_fail "$1" "'$f' is not 1080p, 1440p, 4k or WxH"
+	done
+}
+
+# Free bytes on the file system that holds directory $1.
+settings_free_bytes() { df -B1 --output=avail "$1" 2>/dev/null | awk 'NR == 2 { print $1 }'; }
+
+# The host's memory in bytes (MemTotal).
+settings_mem_bytes() { awk '$1 == "MemTotal:" { printf "%.0f\n", $2 * 1024 }' /proc/meminfo; }
+
+# settings_human BYTES : e.g. 23.5 GiB.
+settings_human() {
+	awk -v b="$1" 'BEGIN { if (b >= 2^30) printf "%.1f GiB\n", b / 2^30; else printf "%.1f MiB\n", b / 2^20 }'
+}
+
+# settings_shm_size DIR : IVSHMEM_SHM_SIZE is a power of two from 1M, no
+# more than the free space in DIR (where the file goes) nor the host's memory.
+settings_shm_size() {
+	local bytes free mem
+	bytes=$(settings_bytes "$IVSHMEM_SHM_SIZE") ||
+		settings_fail IVSHMEM_SHM_SIZE "not a size (e.g. 64M)"
+	if [ "$bytes" -lt 1048576 ] || [ $((bytes & (bytes - 1))) -ne 0 ]; then
+		settings_fail IVSHMEM_SHM_SIZE "not a power of two of at least 1M (QEMU requires a power-of-two BAR)"
+	fi
+	free=$(settings_free_bytes "$1")
+	if [[ $free =~ ^[0-9]+$ ]] && [ "$bytes" -gt "$free" ]; then
+		settings_fail IVSHMEM_SHM_SIZE "more than the free space in $1 ($(settings_human "$free"))"
+	fi
+	mem=$(settings_mem_bytes)
+	[ "$bytes" -le "$mem" ] || settings_fail IVSHMEM_SHM_SIZE "more than the host's memory ($(settings_human "$mem"))"
+}
+
+# settings_shm_path : IVSHMEM_SHM_PATH is an absolute path in a directory
+# we can write to; a file already there must be ours (it is replaced).
+settings_shm_path() {
+	local dir owner
+	[[ $IVSHMEM_SHM_PATH == /* ]] || settings_fail IVSHMEM_SHM_PATH "not an absolute path (e.g. /dev/shm/ivshmem)"
+	dir=$(dirname "$IVSHMEM_SHM_PATH")
+	if [ ! -d "$dir" ] || [ ! -w "$dir" ]; then
+		settings_fail IVSHMEM_SHM_PATH "$dir is not a directory we can write to"
+	fi
+	if [ -e "$IVSHMEM_SHM_PATH" ] || [ -L "$IVSHMEM_SHM_PATH" ]; then
+		[ -d "$IVSHMEM_SHM_PATH" ] && settings_fail IVSHMEM_SHM_PATH "is a directory"
+		owner=$(stat -c %u "$IVSHMEM_SHM_PATH")
+		[ "$owner" = "$(id -u)" ] ||
+			settings_fail IVSHMEM_SHM_PATH "exists and belongs to uid $owner, not to you: choose another path"
+	fi
+}
+
+# settings_state_dir : IVSHMEM_STATE_DIR, if it exists, is a directory of
+# ours that nobody else can write to (so no one can plant a link in it), and
+# not itself a link.
+settings_state_dir() {
+	local dir=$IVSHMEM_STATE_DIR owner mode
+	[ -n "$dir" ] || settings_fail IVSHMEM_STATE_DIR "empty"
+	if [ -L "$dir" ]; then
+		settings_fail IVSHMEM_STATE_DIR "is a symbolic link: refusing to use it (give the real directory)"
+	fi
+	[ -e "$dir" ] || return 0
+	[ -d "$dir" ] || settings_fail IVSHMEM_STATE_DIR "not a directory"
+	read -r owner mode < <(stat -c '%u %a' "$dir")
+	[ "$owner" = "$(id -u)" ] ||
+		settings_fail IVSHMEM_STATE_DIR "owned by uid $owner, not by you: refusing to use it"
+	if (((8#$mode) & 8#022)); then
+		settings_fail IVSHMEM_STATE_DIR "writable by others (mode $mode): refusing to use it (chmod 700 it)"
+	fi
+}
+
+# Everything setup.sh start needs, in the order a user would fix them.
+settings_check_vm() {
+	local mem
+	settings_choice IVSHMEM_MODE plain doorbell
+	settings_choice IVSHMEM_GUEST micro cloud
+	settings_choice IVSHMEM_ACCEL auto kvm tcg
+	settings_state_dir
+	settings_shm_path
+	settings_shm_size "$(dirname "$IVSHMEM_SHM_PATH")"
+	# A bare number would be MiB to QEMU but bytes here: ask for the unit.
+	if ! mem=$(settings_bytes "$IVSHMEM_MEM") || ! [[ $IVSHMEM_MEM =~ [A-Za-z]$ ]]; then
+		settings_fail IVSHMEM_MEM "not a size with a unit (e.g. 512M, 2G)"
+	fi
+	[ "$mem" -ge $((128 << 20)) ] || settings_fail IVSHMEM_MEM "less than the 128M a guest needs"
+	[ "$mem" -le "$(settings_mem_bytes)" ] ||
+		settings_fail IVSHMEM_MEM "more than the host's memory ($(settings_human "$(settings_mem_bytes)"))"
+	settings_count IVSHMEM_VCPUS 1 64
+	settings_cpu IVSHMEM_VCPU_CPU
+	settings_count IVSHMEM_BOOT_TIMEOUT 1 86400
+	settings_count IVSHMEM_KVM_TIMEOUT 1 86400
+	settings_count IVSHMEM_VECTORS 1 64
+	# sun_path holds 107 bytes and a terminating zero.
+	[ ${#IVSHMEM_SERVER_SOCKET} -le 107 ] ||
+		settings_fail IVSHMEM_SERVER_SOCKET "longer than the 107 bytes a socket path can have"
+	if [ -n "$IVSHMEM_KERNEL" ] && { [ ! -f "$IVSHMEM_KERNEL" ] || [ ! -r "$IVSHMEM_KERNEL" ]; }; then
+		settings_fail IVSHMEM_KERNEL "not readable"
+	fi
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		settings_count IVSHMEM_SSH_PORT 1 65535
+		settings_choice IVSHMEM_CLOUD_SOURCE auto official offline
+	fi
+}
+
+# What run_test.sh passes to host_writer (and, host-only, to guest_reader).
+settings_check_run() {
+	settings_count IVSHMEM_ITERATIONS 1 100000000
+	settings_count IVSHMEM_WARMUP 0 100000000
+	settings_count IVSHMEM_FRAME_ITERATIONS 1 1000000
+	settings_count IVSHMEM_BENCH_ITERATIONS 1 100000000
+	settings_frames IVSHMEM_FRAMES
+	settings_duration IVSHMEM_GAP 0 60000000000 0..60s
+	settings_duration IVSHMEM_TIMEOUT 1000000 3600000000000 1ms..1h
+	settings_cpu IVSHMEM_WRITER_CPU none
+	[ ! -e "$IVSHMEM_RESULTS" ] || [ -d "$IVSHMEM_RESULTS" ] ||
+		settings_fail IVSHMEM_RESULTS "exists and is not a directory"
+}

@@ -1,0 +1,790 @@
+# shellcheck shell=bash disable=SC2054 # QEMU options contain commas
+# vm/vm.sh - the VM launcher's helpers, sourced by setup.sh, run_test.sh
+# and the tests. Everything is prefixed vm_; settings come from IVSHMEM_*
+# environment variables with the defaults below (README.md lists them).
+#
+# The launcher boots QEMU daemonized with its console on a log file, waits
+# for the guest's readiness token on that console (an event, with a
+# deadline), pins the vCPU thread, and records what it started in
+# $VM_STATE_DIR/vm.env so that status, stop and the benchmark can say
+# exactly what ran.
+
+VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# shellcheck source=vm/settings.bash
+. "$VM_TOP/vm/settings.bash"
+
+: "${IVSHMEM_MODE:=plain}"                  # plain | doorbell
+: "${IVSHMEM_GUEST:=micro}"                 # micro | cloud
+: "${IVSHMEM_SHM_PATH:=/dev/shm/ivshmem}"   # shared-memory file (plain mode)
+: "${IVSHMEM_SHM_SIZE:=64M}"                # power of two
+: "${IVSHMEM_MEM:=512M}"                    # guest memory
+: "${IVSHMEM_VCPUS:=1}"                     # guest vCPUs
+: "${IVSHMEM_ACCEL:=auto}"                  # auto | kvm | tcg
+: "${IVSHMEM_STATE_DIR:=$VM_TOP/.vm}"       # pidfile, console log, vm.env
+: "${IVSHMEM_BUILD_DIR:=$VM_TOP/build}"     # binaries and the initramfs
+: "${IVSHMEM_CACHE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/ivshmem-bench}" # what outlives a VM
+: "${IVSHMEM_BOOT_TIMEOUT:=$([ "$IVSHMEM_GUEST" = cloud ] && echo 400 || echo 90)}" # seconds to ready under TCG
+: "${IVSHMEM_KVM_TIMEOUT:=$([ "$IVSHMEM_GUEST" = cloud ] && echo 120 || echo 20)}"  # seconds under KVM before falling back
+: "${IVSHMEM_KERNEL:=}"                     # guest kernel (default: newest /boot/vmlinuz-*)
+: "${IVSHMEM_VCPU_CPU:=$(settings_last_cpu)}" # host CPU for the vCPU thread(s)
+: "${IVSHMEM_WRITER_CPU:=0}"                # host CPU for host_writer
+: "${IVSHMEM_SERVER_SOCKET:=$IVSHMEM_STATE_DIR/ivshmem.sock}" # doorbell server socket
+: "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
+: "${IVSHMEM_GUEST_ARGS:=}"                 # extra guest_reader options, e.g. -v
+: "${IVSHMEM_QEMU_ARGS:=}"                  # extra QEMU options (split on spaces)
+
+# shellcheck source=vm/cloud.sh
+. "$VM_TOP/vm/cloud.sh"
+# shellcheck source=vm/wait.bash
+. "$VM_TOP/vm/wait.bash"
+
+VM_STATE_DIR=$IVSHMEM_STATE_DIR
+VM_PIDFILE=$VM_STATE_DIR/qemu.pid        # QEMU's own pidfile
+VM_QEMU_ID=$VM_STATE_DIR/qemu.id         # who that QEMU is (see "state")
+VM_CONSOLE=$VM_STATE_DIR/console.log
+VM_ENV=$VM_STATE_DIR/vm.env
+VM_READY_TOKEN=IVB-GUEST-READY
+VM_SERVER_PIDFILE=$VM_STATE_DIR/server.pid # the server's own pidfile
+VM_SERVER_ID=$VM_STATE_DIR/server.id     # who that server is
+VM_SHM_ID=$VM_STATE_DIR/shm.id           # the shared memory made for this VM
+VM_SERVER_LOG=$VM_STATE_DIR/server.log
+VM_QEMU_ERR=$VM_STATE_DIR/qemu.err
+VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
+
+# Debian packages the project needs, for building, the VM and the tests.
+# libxxhash-dev: the streams' message check; clang and libclang-rt-14-dev:
+# the fuzzers; stress-ng: the co-runners of the latency-under-load runs.
+VM_PACKAGES=(gcc make libc6-dev libssl-dev libxxhash-dev qemu-system-x86 qemu-utils linux-image-amd64
+	busybox-static cpio kmod python3-pandas python3-matplotlib python3-pytest
+	genisoimage mmdebstrap openssh-client curl e2fsprogs util-linux iproute2 procps shellcheck strace valgrind
+	clang libclang-rt-14-dev stress-ng)
+
+vm_log() { printf '%s\n' "$*"; }
+vm_warn() { printf '%s: %s\n' "$VM_PROG" "$*" >&2; }
+vm_die() {
+	vm_warn "$@"
+	exit 1
+}
+
+# ---- packages and build ----------------------------------------------------
+
+# Install whatever Debian packages are missing (through sudo when not
+# root). apt's output goes to build/apt.log, made first: on a fresh clone
+# there is no build/ yet. apt waits for a dpkg lock held by another
+# install (a second developer, unattended-upgrades) instead of failing.
+vm_install_deps() {
+	local missing=() pkg sudo=() log=$IVSHMEM_BUILD_DIR/apt.log apt_opts
+	for pkg in "${VM_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null || vm_die "missing packages (${missing[*]}) and no sudo to install them: install them as root"
+		sudo=(sudo)
+	fi
+	mkdir -p "$IVSHMEM_BUILD_DIR" || vm_die "cannot create $IVSHMEM_BUILD_DIR"
+	: >"$log" || vm_die "cannot write $log"
+	apt_opts=(-q -o DPkg::Lock::Timeout=600)
+	vm_log "Installing ${missing[*]} (log: $log)"
+	# apt may start services; they must not inherit the lock (vm_detached).
+	vm_detached "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >>"$log" 2>&1 ||
+		vm_die "apt-get update failed: $(vm_apt_error "$log"); see $log"
+	vm_detached "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends \
+		"${missing[@]}" >>"$log" 2>&1 ||
+		vm_die "apt-get install failed: $(vm_apt_error "$log"); see $log"
+}
+
+# The last error apt wrote to log $1 (its "E: " lines), or its last line.
+vm_apt_error() {
+	local e
+	e=$(grep '^E: ' "$1" | tail -n 1)
+	[ -n "$e" ] || e=$(grep . "$1" | tail -n 1)
+	printf '%s' "${e:-no output}"
+}
+
+vm_build() {
+	make -C "$VM_TOP" -s BUILD="$IVSHMEM_BUILD_DIR" all 2> >(grep -v -e 'statically linked applications' \
+		-e 'in function' >&2) || vm_die "build failed"
+}
+
+# The guest kernel: IVSHMEM_KERNEL, or the newest Debian kernel in /boot.
+vm_kernel() {
+	if [ -n "$IVSHMEM_KERNEL" ]; then
+		[ -r "$IVSHMEM_KERNEL" ] || settings_fail IVSHMEM_KERNEL "not readable"
+		echo "$IVSHMEM_KERNEL"
+		return
+	fi
+	local k
+	k=$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)
+	[ -n "$k" ] || vm_die "no kernel in /boot: install linux-image-amd64 (./setup.sh deps)"
+	echo "$k"
+}
+
+# Kernel version of a vmlinuz-VERSION path.
+vm_kernel_version() { basename "$1" | sed 's/^vmlinuz-//'; }
+
+# Build the micro guest's initramfs: busybox, guest_reader, /init and the
+# VFIO modules (with their dependencies) for doorbell mode. Rebuilt only
+# when one of those inputs changes.
+vm_build_initramfs() {
+	local kernel kver root stamp new_stamp modules m
+	kernel=$(vm_kernel)
+	kver=$(vm_kernel_version "$kernel")
+	[ -d "/lib/modules/$kver" ] || vm_die "no modules for $kver in /lib/modules"
+	mapfile -t modules < <(modprobe -S "$kver" --show-depends vfio-pci |
+		awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
+	[ ${#modules[@]} -gt 0 ] || vm_die "cannot resolve the vfio-pci module for $kver"
+	new_stamp=$(sha256sum /bin/busybox "$IVSHMEM_BUILD_DIR/guest_reader" "$VM_TOP/vm/initramfs/init" \
+		"${modules[@]}" | sha256sum | cut -d' ' -f1)
+	stamp=$VM_INITRAMFS.stamp
+	if [ -f "$VM_INITRAMFS" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$new_stamp" ]; then
+		return 0
+	fi
+	vm_log "Building the micro guest initramfs (kernel $kver)"
+	root=$(mktemp -d)
+	mkdir -p "$root"/{bin,dev,proc,sys,etc,tmp} "$(dirname "$VM_INITRAMFS")"
+	cp /bin/busybox "$root/bin/busybox"
+	cp "$IVSHMEM_BUILD_DIR/guest_reader" "$root/bin/guest_reader"
+	cp "$VM_TOP/vm/initramfs/init" "$root/init"
+	chmod 0755 "$root/init" "$root/bin/guest_reader"
+	: >"$root/etc/modules.list"
+	for m in "${modules[@]}"; do
+		mkdir -p "$root$(dirname "$m")"
+		cp "$m" "$root$m"
+		echo "$m" >>"$root/etc/modules.list"
+	done
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$VM_INITRAMFS.tmp"
+	mv "$VM_INITRAMFS.tmp" "$VM_INITRAMFS"
+	echo "$new_stamp" >"$stamp"
+	rm -rf "$root"
+}
+
+# ---- state -----------------------------------------------------------------
+#
+# A process started here (QEMU, the ivshmem server) is known by what was
+# recorded the moment it started, in qemu.id or server.id: its pid, its
+# start time (field 22 of /proc/PID/stat, clock ticks since boot) and its
+# executable (/proc/PID/exe). No command-line argument can fake the last two,
+# and a pid that now belongs to another program has another start time, so a
+# stale pidfile is reported and removed, never acted on.
+
+# vm_state_read FILE KEY... : set each variable KEY from the line KEY=VALUE
+# of FILE (the last one wins); other lines are ignored. FILE is data, never
+# run: whatever a value holds stays a string. Fails if FILE is missing.
+vm_state_read() {
+	local file=$1 line key want
+	shift
+	[ -f "$file" ] && [ ! -L "$file" ] || return 1
+	while IFS= read -r line || [ -n "$line" ]; do
+		key=${line%%=*}
+		[[ $line == *=* ]] || continue
+		for want; do
+			[ "$key" = "$want" ] && printf -v "$key" '%s' "${line#*=}"
+		done
+	done <"$file"
+	return 0
+}
+
+# vm_state_open : make the state directory (0700), or use the existing one
+# settings_state_dir accepted (ours, writable by nobody else). Either way no
+# one else can add or swap a name in it, so the checks below hold until we
+# write.
+vm_state_open() {
+	settings_state_dir
+	(umask 077 && mkdir -p "$VM_STATE_DIR") || vm_die "cannot create the state directory $VM_STATE_DIR"
+	settings_state_dir
+}
+
+# vm_state_new FILE : FILE made anew, empty: whatever had that name (a link
+# planted there included) is removed, not followed, and the file is created
+# exclusively (O_EXCL, through noclobber), so no write lands elsewhere.
+vm_state_new() {
+	rm -f -- "$1" && (set -C && : >"$1") 2>/dev/null && return 0
+	vm_warn "cannot create $1"
+	return 1
+}
+
+# vm_state_file FILE : FILE is a regular file of ours, not a link (checked
+# on what QEMU and the server wrote).
+vm_state_file() { [ -f "$1" ] && [ ! -L "$1" ] && [ -O "$1" ]; }
+
+# vm_state_write FILE KEY... : write the variables KEY as KEY=VALUE lines,
+# whole or not at all (a temporary file renamed over FILE; a rename replaces
+# a link, it does not follow it). A newline in a value becomes a space: one
+# line per key.
+vm_state_write() {
+	local file=$1 key val
+	shift
+	vm_state_new "$file.tmp" || return 1
+	for key; do
+		val=${!key-}
+		printf '%s=%s\n' "$key" "${val//$'\n'/ }"
+	done >>"$file.tmp" && mv -f "$file.tmp" "$file"
+}
+
+# vm_proc_start PID : the start time of process PID, or fail.
+vm_proc_start() {
+	local stat fields
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	# Field 2, the command name in parentheses, may hold spaces and
+	# parentheses itself: count from the last ")".
+	read -r -a fields <<<"${stat##*)}"
+	[ -n "${fields[19]:-}" ] || return 1
+	echo "${fields[19]}"
+}
+
+# vm_proc_exe PID : the executable of process PID (as it was started: a
+# binary replaced since, by a rebuild or an upgrade, is "PATH (deleted)").
+vm_proc_exe() {
+	local exe
+	exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+	echo "${exe% (deleted)}"
+}
+
+# vm_proc_record FILE PID [KEY...] : record process PID, and the caller's
+# variables KEY, in FILE. Fails if PID is gone.
+vm_proc_record() {
+	local file=$1 pid=$2 start exe
+	shift 2
+	start=$(vm_proc_start "$pid") && exe=$(vm_proc_exe "$pid") || return 1
+	vm_state_write "$file" pid start exe "$@"
+}
+
+# vm_proc_check FILE : the pid recorded in FILE if that very process still
+# runs, else nothing.
+vm_proc_check() {
+	local pid="" start="" exe=""
+	vm_state_read "$1" pid start exe || return 0
+	if [[ $pid =~ ^[0-9]+$ ]] && [ "$(vm_proc_start "$pid")" = "$start" ] &&
+		[ "$(vm_proc_exe "$pid")" = "$exe" ]; then
+		echo "$pid"
+	fi
+}
+
+# PID of the QEMU started here, or nothing.
+vm_pid() { vm_proc_check "$VM_QEMU_ID"; }
+
+# PID of the ivshmem server started here, or nothing.
+vm_server_pid() { vm_proc_check "$VM_SERVER_ID"; }
+
+# The records of a process that no longer runs here are reported and
+# removed; whatever process has its pid now is left alone.
+vm_clear_stale() {
+	vm__clear_stale QEMU "$VM_QEMU_ID" "$VM_PIDFILE"
+	vm__clear_stale "ivshmem server" "$VM_SERVER_ID" "$VM_SERVER_PIDFILE"
+}
+
+vm__clear_stale() {
+	local what=$1 id=$2 pidfile=$3 pid="" start="" exe="" now
+	[ -e "$id" ] || [ -e "$pidfile" ] || [ -L "$id" ] || [ -L "$pidfile" ] || return 0
+	[ -z "$(vm_proc_check "$id")" ] || return 0
+	vm_state_read "$id" pid start exe || pid=$(head -c 32 "$pidfile" 2>/dev/null | tr -dc 0-9) || true
+	if [[ $pid =~ ^[0-9]+$ ]] && [ -e "/proc/$pid" ]; then
+		now="pid $pid now belongs to another process, left alone: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60 | sed 's/ *$//')"
+	else
+		now="pid ${pid:-?} has exited"
+	fi
+	vm_warn "stale $(basename "$pidfile"): the $what started here is gone ($now); removed the record"
+	rm -f "$id" "$pidfile"
+}
+
+# ---- the lock --------------------------------------------------------------
+#
+# One user of a state directory at a time: setup.sh start and stop, and a
+# run, hold an exclusive flock(2) on STATE/lock while they work, so a second
+# one is refused at once instead of taking over the guest or racing a boot.
+# The holder writes its pid, what it is and when it started into the file,
+# so the refusal can say who. The kernel drops the lock when the holder
+# exits, however it exits; QEMU and the server must not inherit it.
+
+VM_LOCK_FD=""
+VM_LOCK=$VM_STATE_DIR/lock
+
+# vm_lock_try WHAT : take the lock for WHAT ("a run", "setup.sh start", ...),
+# or fail at once with who holds it in VM_BUSY.
+vm_lock_try() {
+	local pid="" what="" started=""
+	[ ! -L "$VM_LOCK" ] || rm -f "$VM_LOCK"
+	exec {VM_LOCK_FD}>>"$VM_LOCK" || vm_die "cannot open $VM_LOCK"
+	if flock -n "$VM_LOCK_FD"; then
+		# In place, not through a rename: the lock is on this inode.
+		printf 'pid=%s\nwhat=%s\nstarted=%s\n' "$$" "$1" "$(date '+%Y-%m-%d %H:%M:%S')" >"$VM_LOCK"
+		return 0
+	fi
+	exec {VM_LOCK_FD}>&-
+	VM_LOCK_FD=""
+	vm_state_read "$VM_LOCK" pid what started || true
+	if [[ $pid =~ ^[0-9]+$ ]] && [ -n "$what" ] && kill -0 "$pid" 2>/dev/null; then
+		VM_BUSY="busy: $what (pid $pid, started $started) is using this VM"
+	else
+		VM_BUSY="busy: another setup.sh or run_test.sh is using this VM"
+	fi
+	return 1
+}
+
+# vm_lock WHAT : take the lock or exit naming who holds it.
+vm_lock() { vm_lock_try "$1" || vm_die "$VM_BUSY ($VM_STATE_DIR); try again when it has finished"; }
+
+# vm_detached CMD... : run CMD without the lock's descriptor (a daemon it
+# starts would hold the lock for as long as it lives).
+vm_detached() {
+	if [ -n "$VM_LOCK_FD" ]; then "$@" {VM_LOCK_FD}>&-; else "$@"; fi
+}
+
+# What vm.env records about the running VM.
+VM_ENV_KEYS=(VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SHM_SIZE VM_KERNEL
+	VM_GUEST_KERNEL VM_QEMU_VERSION VM_VCPU_CPU VM_VCPUS VM_MEM VM_BOOT_SECONDS
+	VM_STARTED VM_SERVER_SOCKET VM_VECTORS VM_VCPU_TIDS)
+
+# Load vm.env (what the running VM was started with) into the VM_* variables
+# of VM_ENV_KEYS; a key it lacks is empty. Parsed, never sourced.
+vm_load_env() {
+	local key
+	for key in "${VM_ENV_KEYS[@]}"; do printf -v "$key" '%s' ""; done
+	vm_state_read "$VM_ENV" "${VM_ENV_KEYS[@]}"
+}
+
+# Record what was started: accel $1, QEMU pid $2, kernel $3, guest kernel
+# $4, seconds to ready $5.
+# shellcheck disable=SC2034 # the VM_* are written by name, through VM_ENV_KEYS
+vm_write_env() {
+	VM_MODE=$IVSHMEM_MODE VM_GUEST=$IVSHMEM_GUEST VM_ACCEL=$1 VM_QEMU_PID=$2
+	VM_SHM_PATH=$IVSHMEM_SHM_PATH VM_SHM_SIZE=$IVSHMEM_SHM_SIZE VM_KERNEL=$3 VM_GUEST_KERNEL=$4
+	VM_QEMU_VERSION=$(qemu-system-x86_64 --version | head -n1) VM_VCPU_CPU=$IVSHMEM_VCPU_CPU
+	VM_VCPUS=$IVSHMEM_VCPUS VM_MEM=$IVSHMEM_MEM VM_BOOT_SECONDS=$5
+	VM_STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ) VM_SERVER_SOCKET=$IVSHMEM_SERVER_SOCKET
+	VM_VECTORS=$IVSHMEM_VECTORS
+	vm_state_write "$VM_ENV" "${VM_ENV_KEYS[@]}"
+}
+
+# ---- boot ------------------------------------------------------------------
+
+# vm_shm_record : record the shared memory this VM uses, once made (plain
+# mode) or once the server made it (doorbell), in shm.id: its path, device
+# and inode, so that stop removes that file and no other.
+vm_shm_record() {
+	# shellcheck disable=SC2034 # written by name
+	local path=$IVSHMEM_SHM_PATH dev ino
+	read -r dev ino < <(stat -c '%d %i' "$path" 2>/dev/null) || return 0
+	vm_state_write "$VM_SHM_ID" path dev ino
+}
+
+# vm_shm_intact : the shared memory recorded in shm.id is still at its path
+# (an older VM without the record: a file at its path will do).
+vm_shm_intact() {
+	local path="" dev="" ino=""
+	if ! vm_state_read "$VM_SHM_ID" path dev ino; then
+		[ -f "$VM_SHM_PATH" ]
+		return
+	fi
+	[ -f "$path" ] && [ "$(stat -c '%d %i' "$path" 2>/dev/null)" = "$dev $ino" ]
+}
+
+# vm_missing : what the running VM (vm.env loaded) lacks for the host to
+# reach it, or nothing: QEMU alone is not a usable VM.
+vm_missing() {
+	if [ "$VM_MODE" = doorbell ]; then
+		[ -n "$(vm_server_pid)" ] || echo "its ivshmem server is not running"
+	else
+		vm_shm_intact || echo "its shared-memory file ${VM_SHM_PATH:-?} is gone"
+	fi
+}
+
+# vm_remove_shm : remove the shared memory recorded in shm.id, if its path
+# still names that very file and it is ours; whatever else stands there now
+# is left alone. Called once QEMU and the server are gone (a doorbell server
+# removes its own on a clean exit; this is for one that was killed).
+vm_remove_shm() {
+	local path="" dev="" ino=""
+	vm_state_read "$VM_SHM_ID" path dev ino || return 0
+	if [ -f "$path" ] && [ ! -L "$path" ] && [ -O "$path" ] &&
+		[ "$(stat -c '%d %i' "$path")" = "$dev $ino" ]; then
+		rm -f "$path" && vm_log "Removed the shared memory $path"
+	fi
+	rm -f "$VM_SHM_ID"
+}
+
+# vm_shm_free : IVSHMEM_SHM_PATH is mapped by no running process, or exit:
+# it would be another VM's (another state directory with the same path),
+# and making ours there would cut that VM off from its host side.
+vm_shm_free() {
+	local maps f pid
+	mapfile -t maps < <(grep -slF -- "$IVSHMEM_SHM_PATH" /proc/[0-9]*/maps)
+	for f in "${maps[@]}"; do
+		awk -v p="$IVSHMEM_SHM_PATH" '$6 == p { found = 1 } END { exit !found }' "$f" 2>/dev/null || continue
+		pid=${f#/proc/}
+		pid=${pid%/maps}
+		vm_die "IVSHMEM_SHM_PATH=$IVSHMEM_SHM_PATH is in use by pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)), another VM's: stop it, or choose another IVSHMEM_SHM_PATH"
+	done
+}
+
+# Fresh shared-memory file, mode 0600 (stale headers from a previous run go),
+# created exclusively: a link someone plants at the name in the meantime
+# makes this fail instead of being followed.
+vm_make_shm() {
+	rm -f "$IVSHMEM_SHM_PATH"
+	if ! (umask 077 && set -C && : >"$IVSHMEM_SHM_PATH") 2>/dev/null ||
+		! truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH"; then
+		vm_die "cannot create $IVSHMEM_SHM_PATH"
+	fi
+	vm_shm_record
+}
+
+# Doorbell mode: start the project's ivshmem server (QEMU blocks in device
+# set-up until the server answers, so it must listen first). It daemonizes
+# only once it listens, so its return is the readiness event. A server of an
+# earlier VM of this state directory is stopped first.
+vm_start_server() {
+	# shellcheck disable=SC2034 # socket is recorded by name in server.id
+	local pid socket=$IVSHMEM_SERVER_SOCKET
+	vm_stop_server >/dev/null
+	# The server writes its pidfile through PIDFILE.tmp and would follow a
+	# link there: nothing may stand at either name.
+	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET" "$VM_SERVER_PIDFILE" "$VM_SERVER_PIDFILE.tmp" "$VM_SERVER_ID"
+	vm_state_new "$VM_SERVER_LOG" || return 1
+	if ! vm_detached "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
+		--shm "$IVSHMEM_SHM_PATH" --size "$(settings_bytes "$IVSHMEM_SHM_SIZE")" --vectors "$IVSHMEM_VECTORS" \
+		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >>"$VM_SERVER_LOG" 2>&1; then
+		VM_BOOT_FAILURE="the ivshmem server did not start: $(tail -n 2 "$VM_SERVER_LOG")"
+		return 1
+	fi
+	pid=""
+	vm_state_file "$VM_SERVER_PIDFILE" && pid=$(cat "$VM_SERVER_PIDFILE")
+	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_SERVER_ID" "$pid" socket; then
+		VM_BOOT_FAILURE="the ivshmem server exited as soon as it started: $(tail -n 2 "$VM_SERVER_LOG")"
+		return 1
+	fi
+	vm_shm_record
+}
+
+# Stop the server started here, if it runs (SIGTERM; SIGKILL after 5 s).
+vm_stop_server() {
+	local pid
+	pid=$(vm_server_pid)
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+	rm -f "$VM_SERVER_PIDFILE" "$VM_SERVER_ID"
+	vm_log "Stopped the ivshmem server (pid $pid)"
+}
+
+# Is KVM worth trying? /dev/kvm must be there and usable by us.
+vm_kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+
+# Fill VM_QEMU_ARGS for accel $1 (kvm|tcg).
+vm_qemu_args() {
+	local accel=$1 kernel=$2 machine=q35 cpu=max append
+	if [ "$accel" = kvm ]; then
+		cpu=host
+		[ "$IVSHMEM_MODE" = doorbell ] && machine=q35,kernel-irqchip=split
+	fi
+	VM_QEMU_ARGS=(-name ivshmem-bench,debug-threads=on -machine "$machine" -accel "$accel"
+		-cpu "$cpu" -m "$IVSHMEM_MEM" -smp "$IVSHMEM_VCPUS" -nodefaults -display none
+		-no-reboot -chardev "file,id=con,path=$VM_CONSOLE" -serial chardev:con
+		-pidfile "$VM_PIDFILE" -daemonize)
+	append="console=ttyS0 panic=-1 quiet ivb.mode=$IVSHMEM_MODE${IVSHMEM_APPEND:+ $IVSHMEM_APPEND}"
+	[ -z "$IVSHMEM_GUEST_ARGS" ] || append+=" ivb.args=${IVSHMEM_GUEST_ARGS// /,}"
+	if [ "$IVSHMEM_MODE" = doorbell ]; then
+		VM_QEMU_ARGS+=(-device "intel-iommu,intremap=${IVSHMEM_INTREMAP:-on}"
+			-chardev "socket,id=ivsock,path=$IVSHMEM_SERVER_SOCKET"
+			-device "ivshmem-doorbell,chardev=ivsock,vectors=$IVSHMEM_VECTORS")
+		append+=" intel_iommu=on"
+	else
+		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$(settings_bytes "$IVSHMEM_SHM_SIZE"),share=on"
+			-device ivshmem-plain,memdev=ivshm)
+	fi
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		# Direct kernel boot of the offline image: VFIO needs the IOMMU on.
+		[ "$IVSHMEM_MODE" = doorbell ] && [ -n "$CLOUD_KERNEL" ] &&
+			[[ $CLOUD_APPEND != *intel_iommu=on* ]] && CLOUD_APPEND+=" intel_iommu=on"
+		cloud_qemu_args "$VM_STATE_DIR" || return 1
+		VM_QEMU_ARGS+=("${CLOUD_QEMU_ARGS[@]}")
+	else
+		VM_QEMU_ARGS+=(-kernel "$kernel" -initrd "$VM_INITRAMFS" -append "$append")
+	fi
+	# shellcheck disable=SC2206 # split on purpose
+	[ -z "$IVSHMEM_QEMU_ARGS" ] || VM_QEMU_ARGS+=($IVSHMEM_QEMU_ARGS)
+}
+
+# Wait until the console shows the readiness token, QEMU $2 exits, or $1
+# seconds pass. Returns 0 when ready.
+vm_wait_ready() {
+	wait_line --pid "$2" "$VM_CONSOLE" "$VM_READY_TOKEN" "$1"
+}
+
+# The cloud guest: deploy the static guest_reader over SSH (no compiler or
+# network needed in the guest), bind the device to vfio-pci in doorbell
+# mode, start it as root in the background and wait for its readiness line
+# in its log. Also used before each run, so the guest runs the current
+# binary.
+vm_cloud_start_reader() {
+	local remote=/usr/local/bin/guest_reader args=() word
+	cloud_stop_program "$VM_STATE_DIR" 5 >/dev/null 2>&1 || true
+	cloud_deploy "$VM_STATE_DIR" "$IVSHMEM_BUILD_DIR/guest_reader" "$remote" >/dev/null || return 1
+	if [ "$IVSHMEM_MODE" = doorbell ]; then
+		cloud_ssh "$VM_STATE_DIR" "sudo modprobe vfio-pci && { [ -e /sys/bus/pci/drivers/vfio-pci/new_id ] && echo '1af4 1110' | sudo tee /sys/bus/pci/drivers/vfio-pci/new_id >/dev/null 2>&1; true; }" </dev/null ||
+			{ vm_warn "cannot load vfio-pci in the cloud guest"; return 1; }
+		args+=(--doorbell)
+	fi
+	for word in $IVSHMEM_GUEST_ARGS; do args+=("$word"); done
+	cloud_start_program "$VM_STATE_DIR" "$remote" "${args[@]}" >/dev/null || return 1
+	# One SSH call that waits in the guest, bounded, for the readiness line.
+	cloud_ssh "$VM_STATE_DIR" "for i in \$(seq 120); do grep -q $VM_READY_TOKEN $CLOUD_GUEST_LOG_DIR/guest_reader.log 2>/dev/null && exit 0; sleep 0.25; done; tail -n 5 $CLOUD_GUEST_LOG_DIR/guest_reader.log; exit 1" </dev/null
+}
+
+# Readiness of the guest: the micro guest's console line, or for the cloud
+# guest SSH, cloud-init and a running guest_reader.
+vm_guest_ready() {
+	local deadline=$1 pid=$2
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		cloud_wait_ready "$VM_STATE_DIR" "$deadline" "$pid" && vm_cloud_start_reader
+	else
+		vm_wait_ready "$deadline" "$pid"
+	fi
+}
+
+# Stop QEMU $1: SIGTERM is a clean QEMU shutdown; SIGKILL after 10 s.
+vm_kill() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	wait_exit "$1" 10 || kill -KILL "$1" 2>/dev/null || true
+}
+
+# Pin QEMU's vCPU threads (named "CPU n/TCG" or "CPU n/KVM") to IVSHMEM_VCPU_CPU.
+# Their thread ids go to VM_VCPU_TIDS (for the idle-CPU measurement).
+vm_pin_vcpus() {
+	local pid=$1 task comm
+	VM_VCPU_TIDS=""
+	for task in /proc/"$pid"/task/*; do
+		comm=$(cat "$task/comm" 2>/dev/null) || continue
+		if [[ $comm == CPU\ * ]]; then
+			VM_VCPU_TIDS+="${VM_VCPU_TIDS:+ }${task##*/}"
+			taskset -pc "$IVSHMEM_VCPU_CPU" "${task##*/}" >/dev/null ||
+				vm_warn "cannot pin $comm to CPU $IVSHMEM_VCPU_CPU"
+		fi
+	done
+}
+
+# Set while a boot is under way: what vm_interrupted must undo.
+VM_BOOTING=""
+
+# setup.sh start's handler of SIGINT, SIGTERM and SIGHUP: a boot cut short
+# leaves nothing behind (its QEMU, its server, its shared memory); a VM that
+# was already up is left alone.
+vm_interrupted() {
+	# A trap that fires inside "IFS= read" runs with that IFS: restore it.
+	local IFS=$' \t\n'
+	trap - INT TERM HUP
+	if [ -n "$VM_BOOTING" ]; then
+		vm_warn "interrupted: stopping the VM that was booting"
+		vm_stop >/dev/null || true
+	fi
+	exit 130
+}
+
+# Boot under accel $1 with deadline $2. Returns 0 when the guest is ready;
+# otherwise stops QEMU, says why in VM_BOOT_FAILURE and returns 1.
+vm_boot_with() {
+	local accel=$1 deadline=$2 kernel pid start guest_kernel
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		kernel=${CLOUD_KERNEL:-$CLOUD_BASE}
+	else
+		kernel=$(vm_kernel)
+	fi
+	if ! vm_qemu_args "$accel" "$kernel"; then
+		VM_BOOT_FAILURE="cannot assemble the QEMU command line"
+		return 1
+	fi
+	# Each attempt starts with an empty console log and QEMU error file:
+	# what a failure shows is this attempt's.
+	VM_BOOTING=1
+	# QEMU follows links when it opens its console file and pidfile: the
+	# console is made here first, the pidfile's name is cleared.
+	if ! vm_state_new "$VM_CONSOLE" || ! vm_state_new "$VM_QEMU_ERR"; then
+		vm_die "cannot write in $VM_STATE_DIR"
+	fi
+	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
+	start=$(date +%s.%N)
+	if [ "$IVSHMEM_MODE" = doorbell ]; then
+		vm_start_server || return 1
+	else
+		vm_make_shm
+	fi
+	if ! vm_detached qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
+		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
+		vm_stop_server >/dev/null
+		vm_remove_shm
+		return 1
+	fi
+	pid=""
+	vm_state_file "$VM_PIDFILE" && vm_state_file "$VM_CONSOLE" && pid=$(cat "$VM_PIDFILE")
+	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_QEMU_ID" "$pid"; then
+		VM_BOOT_FAILURE="QEMU exited as soon as it started: $(grep -m1 . "$VM_QEMU_ERR")"
+		vm_stop_server >/dev/null
+		vm_remove_shm
+		return 1
+	fi
+	if ! vm_guest_ready "$deadline" "$pid"; then
+		if kill -0 "$pid" 2>/dev/null; then
+			VM_BOOT_FAILURE="guest not ready within ${deadline}s"
+		else
+			VM_BOOT_FAILURE="QEMU exited before the guest was ready $(grep -m1 . "$VM_QEMU_ERR")"
+		fi
+		vm_kill "$pid"
+		rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
+		vm_stop_server >/dev/null
+		vm_remove_shm
+		return 1
+	fi
+	vm_pin_vcpus "$pid"
+	if [ "$IVSHMEM_GUEST" = cloud ]; then
+		guest_kernel=$(cloud_ssh "$VM_STATE_DIR" uname -r </dev/null) || guest_kernel=unknown
+	else
+		guest_kernel=$(vm_kernel_version "$kernel")
+	fi
+	vm_write_env "$accel" "$pid" "$kernel" "$guest_kernel" \
+		"$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+	VM_BOOTING=""
+	return 0
+}
+
+# Start the VM unless one runs. KVM first when usable (and not known to
+# hang here), TCG otherwise or when KVM misses its deadline.
+vm_start() {
+	local pid missing accels=() accel kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
+	vm_state_open
+	mkdir -p "$IVSHMEM_CACHE_DIR"
+	vm_clear_stale
+	pid=$(vm_pid)
+	if [ -n "$pid" ]; then
+		vm_load_env || true
+		if [ "$VM_MODE" != "$IVSHMEM_MODE" ] || [ "$VM_GUEST" != "$IVSHMEM_GUEST" ]; then
+			vm_die "a VM is running in ${VM_MODE:-?} mode with the ${VM_GUEST:-?} guest (pid $pid); you asked for $IVSHMEM_MODE/$IVSHMEM_GUEST: ./setup.sh stop first"
+		fi
+		missing=$(vm_missing)
+		if [ -z "$missing" ]; then
+			vm_log "VM already running: pid $pid, $VM_MODE mode, $VM_GUEST guest, ${VM_ACCEL:-?}"
+			return 0
+		fi
+		# The guest cannot be reached, and QEMU cannot be handed a new
+		# server or file: the whole set starts again.
+		vm_log "The running VM (QEMU pid $pid) is not usable: $missing. Restarting it"
+		vm_stop
+	fi
+	# What a VM that died left behind: its server, its shared memory.
+	vm_stop_server
+	vm_remove_shm
+	vm_shm_free
+	case $IVSHMEM_GUEST in
+	micro) ;;
+	cloud)
+		cloud_prepare_base || vm_die "no base image for the cloud guest"
+		cloud_prepare_instance "$VM_STATE_DIR" || vm_die "cannot prepare the cloud guest's instance"
+		;;
+	*) vm_die "IVSHMEM_GUEST=$IVSHMEM_GUEST: expected micro or cloud" ;;
+	esac
+	case $IVSHMEM_ACCEL in
+	kvm) accels=(kvm) ;;
+	tcg) accels=(tcg) ;;
+	auto)
+		if ! vm_kvm_usable; then
+			vm_log "KVM: /dev/kvm missing or not accessible; using TCG (software emulation)"
+			accels=(tcg)
+		elif [ -f "$kvm_failed" ]; then
+			vm_log "KVM: a KVM guest did not boot here before ($(cat "$kvm_failed")); using TCG. IVSHMEM_ACCEL=kvm tries KVM again"
+			accels=(tcg)
+		else
+			accels=(kvm tcg)
+		fi
+		;;
+	*) vm_die "IVSHMEM_ACCEL=$IVSHMEM_ACCEL: expected auto, kvm or tcg" ;;
+	esac
+	for accel in "${accels[@]}"; do
+		local deadline=$IVSHMEM_BOOT_TIMEOUT
+		[ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ] && deadline=$IVSHMEM_KVM_TIMEOUT
+		vm_log "Booting the $IVSHMEM_GUEST guest ($IVSHMEM_MODE mode) under $accel, deadline ${deadline}s"
+		if vm_boot_with "$accel" "$deadline"; then
+			vm_load_env
+			vm_log "Guest ready in ${VM_BOOT_SECONDS}s under $accel: QEMU pid $VM_QEMU_PID, vCPU on host CPU $IVSHMEM_VCPU_CPU"
+			vm_log "Console log: $VM_CONSOLE. Stop it with: ./setup.sh stop"
+			return 0
+		fi
+		if [ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ]; then
+			echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) on kernel $(uname -r)" >"$kvm_failed"
+			vm_log "KVM: $VM_BOOT_FAILURE (KVM present but unusable here); stopped it, falling back to TCG"
+		else
+			vm_warn "$accel: $VM_BOOT_FAILURE"
+		fi
+	done
+	if [ -s "$VM_CONSOLE" ]; then
+		vm_warn "the guest did not become ready; last lines of $VM_CONSOLE:"
+		tail -n 20 "$VM_CONSOLE" | sed 's/^/    | /' >&2
+	else
+		vm_warn "the guest did not become ready (its console, $VM_CONSOLE, is empty)"
+	fi
+	[ -s "$VM_QEMU_ERR" ] && sed 's/^/    qemu: /' "$VM_QEMU_ERR" >&2
+	return 1
+}
+
+vm_stop() {
+	local pid
+	vm_clear_stale
+	pid=$(vm_pid)
+	if [ -z "$pid" ]; then
+		vm_log "No VM running (state in $VM_STATE_DIR)"
+	else
+		vm_load_env || true
+		if [ "${VM_GUEST:-}" = cloud ] && cloud_shutdown "$VM_STATE_DIR" 2>/dev/null &&
+			wait_exit "$pid" 60; then
+			vm_log "The guest powered off; QEMU (pid $pid) exited"
+		else
+			vm_kill "$pid"
+			vm_log "Stopped QEMU (pid $pid)"
+		fi
+	fi
+	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
+	vm_stop_server
+	vm_remove_shm
+}
+
+vm_status() {
+	local pid missing
+	# Stale records are cleared only with the lock: while someone holds it,
+	# a record may be half-made (a boot in progress), not stale.
+	if [ -d "$VM_STATE_DIR" ]; then
+		if vm_lock_try "setup.sh status"; then
+			vm_clear_stale
+		else
+			vm_log "VM: $VM_BUSY"
+		fi
+	fi
+	pid=$(vm_pid)
+	if [ -z "$pid" ]; then
+		vm_log "VM: not running (state in $VM_STATE_DIR)"
+		return 3
+	fi
+	vm_load_env || true
+	vm_log "VM: running, QEMU pid $pid"
+	vm_log "  mode $VM_MODE, guest $VM_GUEST, accel $VM_ACCEL, ${VM_VCPUS} vCPU(s) pinned to CPU $VM_VCPU_CPU, memory $VM_MEM"
+	vm_log "  kernel $VM_GUEST_KERNEL, $VM_QEMU_VERSION"
+	vm_log "  shared memory $VM_SHM_PATH ($VM_SHM_SIZE); started $VM_STARTED, ready in ${VM_BOOT_SECONDS}s"
+	if [ "$VM_MODE" = doorbell ]; then
+		local spid
+		spid=$(vm_server_pid)
+		if [ -n "$spid" ]; then
+			vm_log "  ivshmem server: running, pid $spid, socket $VM_SERVER_SOCKET, log $VM_SERVER_LOG"
+		else
+			vm_log "  ivshmem server: NOT running"
+		fi
+	fi
+	if [ "$VM_GUEST" = cloud ]; then
+		vm_log "  ssh: ./setup.sh ssh   (or: ssh -i $VM_STATE_DIR/ssh/id_ed25519 -p $(cat "$VM_STATE_DIR/ssh-port" 2>/dev/null || echo "$IVSHMEM_SSH_PORT") $CLOUD_USER@127.0.0.1)"
+	fi
+	vm_log "  console log $VM_CONSOLE"
+	missing=$(vm_missing)
+	if [ -n "$missing" ]; then
+		vm_log "VM: NOT usable: $missing; IVSHMEM_MODE=$VM_MODE ./setup.sh restarts it"
+		return 1
+	fi
+}
