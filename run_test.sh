@@ -3,17 +3,23 @@
 # run_test.sh - run the benchmark against the running VM (./setup.sh starts
 # it) and write the results directory.
 #
-#   ./run_test.sh [host_writer options]   latency and bandwidth tests in the VM
+#   ./run_test.sh [host_writer options]   the tests (IVSHMEM_TESTS) in the VM:
+#                                         latency, frames, and a short stream
+#                                         and size-latency sweep
 #   ./run_test.sh --host-only [options]   the same against a guest_reader on
 #                                         the host (no VM): the baseline
-#   ./run_test.sh --bench                 in one run: latency host-only, the
-#                                         eventfd floor, and freshly booted VMs
-#                                         in plain and doorbell mode, with ratios
+#   ./run_test.sh [--host-only] --stream [options]
+#                                         the full stream and size-latency
+#                                         sweep, 8 B to 16 MiB
+#   ./run_test.sh --bench                 in one run: latency and streams
+#                                         host-only, the eventfd floor, and
+#                                         freshly booted VMs in plain and
+#                                         doorbell mode, with ratios
 #
 # Settings (environment, defaults in README.md): IVSHMEM_RESULTS,
-# IVSHMEM_ITERATIONS, IVSHMEM_WARMUP, IVSHMEM_FRAME_ITERATIONS,
+# IVSHMEM_TESTS, IVSHMEM_ITERATIONS, IVSHMEM_WARMUP, IVSHMEM_FRAME_ITERATIONS,
 # IVSHMEM_FRAMES, IVSHMEM_GAP, IVSHMEM_TIMEOUT, IVSHMEM_WRITER_CPU, and the
-# VM settings of setup.sh. Options after the first are passed to host_writer.
+# VM settings of setup.sh. Other options are passed to host_writer.
 set -euo pipefail
 cd "$(dirname "$0")"
 VM_PROG=run_test # the prefix of every message
@@ -28,6 +34,14 @@ VM_PROG=run_test # the prefix of every message
 : "${IVSHMEM_GAP:=0}"
 : "${IVSHMEM_TIMEOUT:=10s}"
 : "${IVSHMEM_BENCH_ITERATIONS:=100000}"
+: "${IVSHMEM_TESTS:=latency,frames,stream,sizelat}"
+# The full sweep of --stream: every size from 8 B to 16 MiB, half a second a point.
+STREAM_SWEEP=(--test stream,sizelat --sizes ladder --lat-sizes ladder --duration 500ms)
+# The benchmark's stream points: 64 B, 4 KiB, 1 MiB and a 4K RGB frame
+# (3840x2160x3 bytes), initiator to responder, in shared memory large
+# enough for four frames in flight.
+BENCH_STREAM=(--test stream --direction h2g --sizes 64,4k,1M,24883200 --duration 500ms)
+BENCH_SHM_SIZE=256M
 
 BIN=$IVSHMEM_BUILD_DIR
 
@@ -35,7 +49,7 @@ die() { vm_die "$@"; }
 
 # Common host_writer options from the settings.
 writer_args() {
-	WRITER_ARGS=(--iterations "$IVSHMEM_ITERATIONS" --warmup "$IVSHMEM_WARMUP"
+	WRITER_ARGS=(--test "$IVSHMEM_TESTS" --iterations "$IVSHMEM_ITERATIONS" --warmup "$IVSHMEM_WARMUP"
 		--frame-iterations "$IVSHMEM_FRAME_ITERATIONS" --frames "$IVSHMEM_FRAMES"
 		--gap "$IVSHMEM_GAP" --timeout "$IVSHMEM_TIMEOUT" --cpu "$IVSHMEM_WRITER_CPU")
 }
@@ -146,7 +160,52 @@ bench_vm() {
 		trap './setup.sh stop >/dev/null 2>&1; rm -f "$IVSHMEM_SHM_PATH"' EXIT
 		./setup.sh | grep -E 'Guest ready|KVM' || exit 1
 		./run_test.sh --test latency --quiet
+		wait=()
+		[ "$mode" = plain ] || wait=(--wait hybrid:50us)
+		IVSHMEM_RESULTS=$out-stream ./run_test.sh "${BENCH_STREAM[@]}" "${wait[@]}" --quiet
 	)
+}
+
+# The stream table of the benchmark: each point host-only, in the VMs and
+# their ratios, from the stream_results.csv files of results directories
+# host-stream, plain-stream and doorbell-stream under $1; the stop-and-wait
+# doorbell rate (1 / the doorbell VM's latency p50) beside the doorbell
+# stream's message rate.
+bench_stream_table() {
+	/usr/bin/python3 - "$1" <<'PY'
+import csv, json, os, sys
+base = sys.argv[1]
+def load(name):
+    path = os.path.join(base, name, "stream_results.csv")
+    if not os.path.exists(path):
+        return {}
+    return {int(r["message_bytes"]): r for r in csv.DictReader(open(path))}
+host, plain, bell = load("host-stream"), load("plain-stream"), load("doorbell-stream")
+def fig(r, size):
+    if not r:
+        return None
+    return float(r["msgs_per_s"]) if size in (64, 24883200) else float(r["gbps"])
+unit = {64: "msgs/s", 4096: "GB/s", 1048576: "GB/s", 24883200: "frames/s"}
+label = {64: "64 B", 4096: "4 KiB", 1048576: "1 MiB", 24883200: "4K frame (24.9 MB)"}
+print("Streams, initiator to responder, XXH3-checked, 500 ms a point (ratio = VM / host-only)")
+print("%-20s %-9s %12s %12s %7s %12s %7s %10s" % ("", "", "host-only", "VM plain", "ratio",
+      "VM doorbell", "ratio", "bells/msg"))
+for size in (64, 4096, 1048576, 24883200):
+    h, p, d = (fig(t.get(size), size) for t in (host, plain, bell))
+    def cell(v): return "%12.4g" % v if v is not None else "%12s" % "-"
+    def ratio(v): return "%6.2fx" % (v / h) if v is not None and h else "%7s" % "-"
+    bells = bell.get(size, {}).get("doorbells_per_msg", "-")
+    print("%-20s %-9s %s %s %s %s %s %10s" % (label[size], unit[size], cell(h), cell(p), ratio(p),
+          cell(d), ratio(d), bells))
+try:
+    p50 = json.load(open(os.path.join(base, "doorbell", "run.json")))["latency"]["p50_ns"]
+    if bell.get(64):
+        rate = float(bell[64]["msgs_per_s"])
+        print("Doorbell stream at 64 B: %.4g msgs/s = %.1fx the stop-and-wait doorbell rate "
+              "(%.4g msgs/s, 1 / latency p50)" % (rate, rate * p50 / 1e9, 1e9 / p50))
+except (OSError, KeyError, ValueError):
+    pass
+PY
 }
 
 # The benchmark: in one invocation, the latency round trip host-only (two
@@ -161,13 +220,15 @@ bench() {
 	mkdir -p "$base"
 	echo "== host-only: host_writer <-> guest_reader on the host (CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU), polling"
 	run_host_only "$base/host" --test latency --quiet
+	echo "== host-only streams"
+	IVSHMEM_SHM_SIZE=$BENCH_SHM_SIZE run_host_only "$base/host-stream" "${BENCH_STREAM[@]}" --quiet
 	echo "== eventfd ping-pong between two host threads (CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU)"
 	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_VCPU_CPU" -o "$base/eventfd"
 	echo "== the same, both threads on CPU $IVSHMEM_WRITER_CPU (no cross-CPU wake-up)"
 	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_WRITER_CPU" -o "$base/eventfd-same-cpu"
 	for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
 		echo "== VM, $mode mode: boot, then host_writer <-> guest_reader in the guest"
-		bench_vm "$mode" "$(cd "$base" && pwd)/$mode" "$(cd "$base" && pwd)/vm-$mode"
+		IVSHMEM_SHM_SIZE=$BENCH_SHM_SIZE bench_vm "$mode" "$(cd "$base" && pwd)/$mode" "$(cd "$base" && pwd)/vm-$mode"
 	done
 	host_p50=$(p50_ns "$base/host")
 	floor_p50=$(p50_ns "$base/eventfd")
@@ -188,7 +249,9 @@ bench() {
 		if [ -f "$base/doorbell/run.json" ]; then
 			echo "VM doorbell p50 / eventfd floor p50: $(awk -v a="$(p50_ns "$base/doorbell")" -v b="$floor_p50" 'BEGIN { printf "%.2f", a / b }')x"
 		fi
-		echo "Results: $base/{host,eventfd,plain,doorbell}/"
+		echo
+		bench_stream_table "$base"
+		echo "Results: $base/{host,eventfd,plain,doorbell}/ and $base/{host,plain,doorbell}-stream/"
 	} | tee "$base/summary.txt"
 }
 
@@ -207,10 +270,20 @@ case ${1:-} in
 	settings_check_run
 	settings_cpu IVSHMEM_VCPU_CPU
 	settings_shm_size /dev/shm
+	if [ "${1:-}" = --stream ]; then
+		shift
+		set -- "${STREAM_SWEEP[@]}" "$@"
+	fi
 	run_host_only "$IVSHMEM_RESULTS" "$@"
 	;;
+--stream)
+	shift
+	settings_check_run
+	settings_state_dir
+	run_vm "$IVSHMEM_RESULTS" "${STREAM_SWEEP[@]}" "$@"
+	;;
 -h | --help)
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
 	settings_check_run

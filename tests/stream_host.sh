@@ -65,7 +65,7 @@ expect2() { # expect2 PATTERN ARGS...
 expect2 "--batch: 64 is more than --slots 32" --slots 32 --batch 64
 expect2 "--slots: '100' is not a power of two" --slots 100
 expect2 "--sizes: '0' is not a size" --sizes 0
-expect2 "--sizes: '17M' is not a size" --sizes 64,17M
+expect2 "--sizes: '65M' is not a size" --sizes 64,65M
 expect2 "--verify: 'md5' is not xxh3" --verify md5
 expect2 "--direction: 'up' is not h2g" --direction up
 expect2 "--wait sleep needs a doorbell" --wait sleep

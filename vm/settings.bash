@@ -216,6 +216,8 @@ settings_check_run() {
 	settings_duration IVSHMEM_GAP 0 60000000000 0..60s
 	settings_duration IVSHMEM_TIMEOUT 1000000 3600000000000 1ms..1h
 	settings_cpu IVSHMEM_WRITER_CPU none
+	[[ $IVSHMEM_TESTS =~ ^(default|all|latency|frames|bandwidth|stream|sizelat)(,(default|all|latency|frames|bandwidth|stream|sizelat))*$ ]] ||
+		settings_fail IVSHMEM_TESTS "is not a comma-separated list of latency, frames, stream, sizelat, default or all"
 	[ ! -e "$IVSHMEM_RESULTS" ] || [ -d "$IVSHMEM_RESULTS" ] ||
 		settings_fail IVSHMEM_RESULTS "exists and is not a directory"
 }

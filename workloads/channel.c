@@ -464,7 +464,7 @@ void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s)
 
 		for (v = 8; v <= (8u << 20); v *= 4)
 			s->v[s->n++] = v;
-		s->v[s->n++] = IVB_MAX_MESSAGE;
+		s->v[s->n++] = 16u << 20;
 		return;
 	}
 	if (strlen(list) >= sizeof(buf))

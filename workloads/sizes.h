@@ -1,6 +1,7 @@
 /*
  * sizes.h - message-size lists for the workloads that sweep sizes:
- * "64,4k,1M", or "ladder" for powers of 4 from 8 B to 8 MiB and then 16 MiB.
+ * "64,4k,1M", or "ladder" for powers of 4 from 8 B to 8 MiB and then 16 MiB;
+ * a message may be up to 64 MiB (when the shared memory holds it).
  */
 #ifndef IVB_SIZES_H
 #define IVB_SIZES_H
@@ -8,7 +9,7 @@
 #include <stdint.h>
 
 #define IVB_MAX_SIZES 32
-#define IVB_MAX_MESSAGE (16u << 20) /* 16 MiB */
+#define IVB_MAX_MESSAGE (64u << 20) /* 64 MiB: a 4K RGB frame (24.9 MB) fits */
 
 struct ivb_sizes {
 	uint32_t v[IVB_MAX_SIZES]; /* bytes, in the order given */
