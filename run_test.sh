@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2030,SC2031 # bench_vm changes settings in a subshell on purpose
+# shellcheck disable=SC2030,SC2031,SC2054 # bench_vm changes settings in a subshell on purpose; option lists hold commas
 # run_test.sh - run the benchmark against the running VM (./setup.sh starts
 # it) and write the results directory.
 #

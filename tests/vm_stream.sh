@@ -4,11 +4,11 @@
 # guest, hybrid waiting, doorbells suppressed): every point measured, no bad
 # message, the responder's CPU and doorbells recorded.
 # timeout: 400
+# shellcheck disable=SC2016,SC2054 # awk programs are single-quoted; option lists hold commas
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/lib.bash
 . tests/lib.bash
-# shellcheck disable=SC2016 # awk programs are single-quoted on purpose
 vm_test_begin stream
 args=(-t stream,sizelat --sizes 64,4k,256k --duration 100ms --lat-sizes 8,64k --lat-iterations 100 -q)
 
