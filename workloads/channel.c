@@ -161,15 +161,27 @@ int ivb_channel_try_send(struct ivb_channel *ch)
 	return 1;
 }
 
+/* 1 once the responder has answered the point's STREAM message: it stopped. */
+static int responder_done(const struct ivb_channel *ch)
+{
+	uint64_t ack = ivb_load_acquire(&ch->ini->hdr->ack);
+	enum ivb_state st = ivb_ack_state(ack);
+
+	return ivb_ack_seq(ack) == ch->post_seq && (st == IVB_STATE_PROCESSED || st == IVB_STATE_ERROR);
+}
+
 int ivb_channel_send(struct ivb_channel *ch)
 {
 	struct ivb_slot_header *s;
 
 	while (!(s = ivb_ring_reserve(&ch->tx))) {
-		int rc = ivb_ring_wait_room(&ch->tx, ivb_now_ns() + ch->ini->timeout_ns);
+		int rc;
 
+		if (responder_done(ch))
+			return -EPIPE;
+		rc = ivb_ring_wait_room(&ch->tx, ivb_now_ns() + ch->ini->timeout_ns);
 		if (rc)
-			return rc;
+			return responder_done(ch) ? -EPIPE : rc;
 	}
 	stamp(ch->src, ch->len, ch->tx.local);
 	if (ivb_message_write(s, ch->tx.local, ch->src, ch->len, ch->verify))
@@ -193,7 +205,16 @@ int ivb_channel_poll(struct ivb_channel *ch)
 
 int ivb_channel_wait(struct ivb_channel *ch)
 {
-	return ivb_ring_wait_message(&ch->rx, ivb_now_ns() + ch->ini->timeout_ns);
+	int rc = ivb_ring_wait_message(&ch->rx, ivb_now_ns() + ch->ini->timeout_ns);
+
+	return rc && responder_done(ch) ? -EPIPE : rc;
+}
+
+const char *ivb_channel_responder_error(const struct ivb_channel *ch)
+{
+	if (!responder_done(ch))
+		return "still running";
+	return ivb_error_name(ch->ini->hdr->error_code);
 }
 
 int ivb_channel_close(struct ivb_channel *ch)

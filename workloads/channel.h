@@ -101,7 +101,11 @@ int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb
 /* Send the next message on ring 0 if there is room: 1 sent, 0 full, -EIO (check failed). */
 int ivb_channel_try_send(struct ivb_channel *ch);
 
-/* Send the next message on ring 0, waiting for room. 0, -ETIMEDOUT, -EINTR, -EIO (check failed). */
+/*
+ * Send the next message on ring 0, waiting for room. 0, -ETIMEDOUT, -EINTR,
+ * -EIO (check failed), -EPIPE (the responder has answered: it stopped;
+ * ivb_channel_responder_error() says why).
+ */
 int ivb_channel_send(struct ivb_channel *ch);
 
 /*
@@ -110,8 +114,11 @@ int ivb_channel_send(struct ivb_channel *ch);
  */
 int ivb_channel_poll(struct ivb_channel *ch);
 
-/* Wait for a message on ring 1: 0, -ETIMEDOUT, -EINTR. */
+/* Wait for a message on ring 1: 0, -ETIMEDOUT, -EINTR, -EPIPE (the responder stopped). */
 int ivb_channel_wait(struct ivb_channel *ch);
+
+/* The error the responder answered the point with, once it has ("still running" before). */
+const char *ivb_channel_responder_error(const struct ivb_channel *ch);
 
 /*
  * End the point: announce the end of ring 0, tell the responder to stop

@@ -103,8 +103,9 @@ static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, s
 	}
 	if (rc) {
 		snprintf(ctx->status, ctx->status_len, "%s during the round trip of a %u-byte message "
-			 "(%ld of %ld)", rc == -EINTR ? "interrupted" : rc == -ETIMEDOUT ? "timeout" :
-			 "failure", size, i, warm + n);
+			 "(%ld of %ld)%s%s", rc == -EINTR ? "interrupted" : rc == -ETIMEDOUT ? "timeout" :
+			 rc == -EPIPE ? "the responder stopped" : "failure", size, i, warm + n,
+			 rc == -EPIPE ? ": " : "", rc == -EPIPE ? ivb_channel_responder_error(&ch) : "");
 		ivb_channel_free(&ch);
 		free(v);
 		return -1;

@@ -189,11 +189,17 @@ static int move(const struct stream *s, struct ivb_channel *ch, enum ivb_stream_
 			if (!rc && !moved)
 				rc = ivb_channel_wait(ch);
 		}
+		if (rc == -EPIPE) {
+			snprintf(status, len, "the responder stopped moving %u-byte messages %s at "
+				 "message %llu: %s", ch->len, ivb_stream_kind_name(k),
+				 (unsigned long long)(ch->tx.local + ch->rx.local),
+				 ivb_channel_responder_error(ch));
+			return -1;
+		}
 		if (rc) {
 			snprintf(status, len, "%s moving %u-byte messages %s (message %llu)",
 				 rc == -EINTR ? "interrupted" : rc == -ETIMEDOUT ? "timeout" :
-				 rc == -EPIPE ? "the responder stopped early" : "a check failed",
-				 ch->len, ivb_stream_kind_name(k),
+				 "a check failed", ch->len, ivb_stream_kind_name(k),
 				 (unsigned long long)(ch->tx.local + ch->rx.local));
 			return -1;
 		}
