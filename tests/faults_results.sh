@@ -9,32 +9,22 @@
 # timeout: 180
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BUILD:-build}
 # shellcheck source=tests/lib.bash
 . tests/lib.bash
-tmp=$(mktemp -d)
-shm=$(mktemp /dev/shm/ivb-test-faults.XXXXXX)
-reader_pid='' full_mounted=''
-cleanup() {
-	[ -z "$reader_pid" ] || kill "$reader_pid" 2>/dev/null || true
-	[ -z "$full_mounted" ] || umount "$tmp/full" 2>/dev/null || true
-	rm -rf "$tmp" "$shm"
-}
-trap cleanup EXIT
-
-start_reader() {
+host_test_begin faults
+full_mounted=''
+# A fresh 64 MiB file for each case (a case may have truncated it).
+fresh_reader() {
 	truncate -s 0 "$shm"
 	truncate -s 64M "$shm"
-	: >"$tmp/reader.log"
-	"$BIN/guest_reader" --shm "$shm" --idle-exit 60s --silence 30s >>"$tmp/reader.log" 2>&1 &
-	reader_pid=$!
-	wait_line "$tmp/reader.log" IVB-GUEST-READY 20 || { echo "guest_reader did not start"; exit 1; }
+	start_reader
 }
-stop_reader() {
-	kill "$reader_pid" 2>/dev/null || true
-	wait "$reader_pid" 2>/dev/null || true
-	reader_pid=
+unmount_full() {
+	[ -z "$full_mounted" ] || umount "$tmp/full" 2>/dev/null || true
+	host_test_end
 }
+trap unmount_full EXIT
+
 # Every line of a CSV has the header's number of fields: no half row.
 whole_rows() {
 	awk -F, 'NR == 1 { n = NF } NF != n { bad = 1 } END { exit bad }' "$1"
@@ -54,7 +44,7 @@ wait_rows() {
 
 # 1. A writer killed mid-latency: what it measured is on disk, whole, and
 #    run.json says the run never completed.
-start_reader
+fresh_reader
 "$BIN/host_writer" --shm "$shm" -o "$tmp/killed" -n 50000000 -w 0 --cpu none -q >/dev/null 2>&1 &
 writer=$!
 check "killed: samples reach the disk while the run goes" wait_rows "$tmp/killed/latency_results.csv" 1000
@@ -66,7 +56,7 @@ check "killed: run.json has a run id" [ "$(json "$tmp/killed/run.json" 'len(r["r
 stop_reader
 
 # 2. The shared memory truncated under the writer: caught, named, kept.
-start_reader
+fresh_reader
 rc=0
 "$BIN/host_writer" --shm "$shm" -o "$tmp/shrunk" -n 50000000 -w 0 --cpu none -q >"$tmp/shrunk.out" 2>&1 &
 writer=$!
@@ -86,7 +76,7 @@ stop_reader
 mkdir -p "$tmp/full"
 if mount -t tmpfs -o size=256k tmpfs "$tmp/full" 2>/dev/null; then
 	full_mounted=1
-	start_reader
+	fresh_reader
 	rc=0
 	"$BIN/host_writer" --shm "$shm" -o "$tmp/full/r" -n 200000 -w 0 -b 1 -f 64x64 --cpu none -q \
 		>"$tmp/full.out" 2>&1 || rc=$?
@@ -100,7 +90,7 @@ else
 fi
 
 # 4. run.json cannot be written (a directory in its place): exit 1, one line.
-start_reader
+fresh_reader
 mkdir -p "$tmp/nojson/run.json"
 rc=0
 "$BIN/host_writer" --shm "$shm" -o "$tmp/nojson" -n 100 -b 1 -f 64x64 --cpu none -q >"$tmp/nojson.out" 2>&1 || rc=$?
@@ -110,7 +100,7 @@ check "run.json unwritable: no temporary file" [ ! -e "$tmp/nojson/run.json.tmp"
 stop_reader
 
 # 5. An older run's files are not passed off as this run's.
-start_reader
+fresh_reader
 mkdir -p "$tmp/stale"
 printf 'frame,width\nold,1\n' >"$tmp/stale/bandwidth_results.csv"
 printf 'iteration,latency_ns\n0,1\n' >"$tmp/stale/latency_results.csv"

@@ -16,6 +16,11 @@
 #   vm_test_begin NAME    a private VM for this test: state directory, shared
 #                         memory, socket and results under a temporary
 #                         directory ($tmp), stopped and removed on exit
+#   host_test_begin NAME  a host-only protocol test: $tmp, a 64 MiB shared-
+#                         memory file $shm and $BIN, removed on exit with the
+#                         reader; start_reader [ARGS] starts guest_reader on
+#                         $shm (pid in reader_pid, log $tmp/reader.log) and
+#                         waits for its readiness line; stop_reader ends it
 
 # shellcheck disable=SC2034 # fail is read by the test that sources this file
 
@@ -72,4 +77,36 @@ vm_test_begin() {
 vm_test_end() {
 	./setup.sh stop >/dev/null 2>&1 || true
 	rm -rf "$tmp" "$IVSHMEM_SHM_PATH"
+}
+
+host_test_begin() {
+	BIN=${BUILD:-build}
+	tmp=$(mktemp -d)
+	shm=$(mktemp "/dev/shm/ivb-test-$1.XXXXXX")
+	reader_pid=''
+	trap host_test_end EXIT
+	truncate -s 64M "$shm"
+}
+
+host_test_end() {
+	[ -z "$reader_pid" ] || kill -9 "$reader_pid" 2>/dev/null || true
+	rm -rf "$tmp" "$shm"
+}
+
+start_reader() {
+	: >"$tmp/reader.log"
+	"$BIN/guest_reader" --shm "$shm" --idle-exit 60s --silence 30s "$@" >>"$tmp/reader.log" 2>&1 &
+	reader_pid=$!
+	# Its readiness line first (bounded), so short deadlines measure the
+	# protocol, not process start-up on a loaded machine.
+	wait_line --pid "$reader_pid" "$tmp/reader.log" IVB-GUEST-READY 20 && return
+	echo "guest_reader did not start:"
+	cat "$tmp/reader.log"
+	exit 1
+}
+
+stop_reader() {
+	kill "$reader_pid" 2>/dev/null || true
+	wait "$reader_pid" 2>/dev/null || true
+	reader_pid=''
 }

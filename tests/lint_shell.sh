@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lint_shell - every shell script of the project is shellcheck-clean
 # (settings in .shellcheckrc).
-# timeout: 60
+# timeout: 180
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v shellcheck >/dev/null || { echo "skip: shellcheck not installed (apt-get install shellcheck)"; exit 77; }

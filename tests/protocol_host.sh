@@ -6,34 +6,9 @@
 # timeout: 180
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BUILD:-build}
-tmp=$(mktemp -d)
-shm=$(mktemp /dev/shm/ivb-test-host.XXXXXX)
-reader_pid=
-cleanup() {
-	[ -n "$reader_pid" ] && kill "$reader_pid" 2>/dev/null
-	rm -rf "$tmp" "$shm"
-}
-trap cleanup EXIT
-truncate -s 64M "$shm"
 # shellcheck source=tests/lib.bash
 . tests/lib.bash
-start_reader() {
-	: >"$tmp/reader.log"
-	"$BIN/guest_reader" --shm "$shm" --idle-exit 60s --silence 30s "$@" >>"$tmp/reader.log" 2>&1 &
-	reader_pid=$!
-	# Wait for its readiness line (bounded), so short deadlines below
-	# measure the protocol, not process start-up on a loaded machine.
-	wait_line --pid "$reader_pid" "$tmp/reader.log" IVB-GUEST-READY 20 && return
-	echo "guest_reader did not start:"
-	cat "$tmp/reader.log"
-	exit 1
-}
-stop_reader() {
-	kill "$reader_pid" 2>/dev/null || true
-	wait "$reader_pid" 2>/dev/null || true
-	reader_pid=
-}
+host_test_begin host
 
 # 1. A full run: every frame verified, files as documented.
 start_reader

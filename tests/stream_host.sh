@@ -7,30 +7,9 @@
 # shellcheck disable=SC2016 # awk programs are single-quoted on purpose
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BUILD:-build}
 # shellcheck source=tests/lib.bash
 . tests/lib.bash
-tmp=$(mktemp -d)
-shm=$(mktemp /dev/shm/ivb-test-stream.XXXXXX)
-reader_pid=''
-cleanup() {
-	[ -z "$reader_pid" ] || kill -9 "$reader_pid" 2>/dev/null || true
-	rm -rf "$tmp" "$shm"
-}
-trap cleanup EXIT
-truncate -s 64M "$shm"
-
-start_reader() {
-	: >"$tmp/reader.log"
-	"$BIN/guest_reader" --shm "$shm" --idle-exit 60s --silence 30s "$@" >>"$tmp/reader.log" 2>&1 &
-	reader_pid=$!
-	wait_line "$tmp/reader.log" IVB-GUEST-READY 20 || { echo "guest_reader did not start"; exit 1; }
-}
-stop_reader() {
-	kill "$reader_pid" 2>/dev/null || true
-	wait "$reader_pid" 2>/dev/null || true
-	reader_pid=''
-}
+host_test_begin stream
 rows() { echo $(($(wc -l <"$1") - 1)); }
 
 # 1. A short sweep: every point measured, nothing bad, the columns as documented.
