@@ -10,10 +10,13 @@
 """Turn ivshmem-bench results into statistics, plots and a readable report.
 
 The benchmark (host_writer with guest_reader in a QEMU guest) leaves CSV files
-in a results directory: latency_results.csv with one row per measured round
-trip, bandwidth_results.csv with one row per frame transfer, and run.json
-describing the run (mode, accel, guest, versions, pinning, its status and the
-rows it wrote). This script reads them and writes, into the output directory:
+in a results directory, one per workload it ran: latency_results.csv with one
+row per measured round trip, bandwidth_results.csv with one row per frame
+transfer, stream_results.csv with one row per stream point (direction and
+message size), size_latency_results.csv with one row per message size; and
+run.json describing the run (mode, accel, guest, versions, pinning, its
+status and the rows it wrote). This script reads them and writes, into the
+output directory:
 
     performance_report.txt   everything below as text (also printed)
     summary.json             the same figures, machine-readable (times in ns)
@@ -21,9 +24,14 @@ rows it wrote). This script reads them and writes, into the output directory:
     latency_over_time.png    latency of each round trip in measurement order
     latency_percentiles.png  percentile curve with p50/p90/p99/p99.9 marked
     bandwidth_analysis.png   distribution, scaling, duration, success rate
+    stream_throughput.png    msgs/s and GB/s against message size, log-log,
+                             one curve per direction
+    size_latency.png         round-trip p50/p99/p99.9 against message size
 
-Only the parts with data are produced: a run with only latency (or only
-bandwidth) results gets those parts and a note saying what was missing.
+Any combination of the four files works: only the parts with data are
+produced. A stream point or message size whose messages failed their check
+(errors > 0) is flagged at the top of the report and on its row, and the exit
+status is then 1, after everything is written.
 
 Partial results are refused unless --allow-partial is given: a run.json whose
 status is not "complete" (the run died, is still going, or ended in error), a
@@ -35,7 +43,9 @@ every output says PARTIAL and why.
 
 With --compare DIR1 DIR2 ... (or simply several directories) the runs are put
 side by side instead: comparison.txt, comparison.json and comparison.png,
-with every figure also given as a ratio against the first directory.
+with every figure also given as a ratio against the first directory; runs
+with stream or size-latency results get comparison_stream.png and
+comparison_size_latency.png, their curves overlaid (e.g. host-only and VM).
 
 Percentiles use linear interpolation between order statistics (numpy's
 default method, Hyndman & Fan type 7) over every row, the same definition as
@@ -50,8 +60,9 @@ Run it with any of:
     make analyze
 
 Exit status: 0 success, 1 bad or unusable data (one line on stderr naming
-the file and the problem), 2 bad command-line usage, 3 partial or mixed
-results refused (see --allow-partial).
+the file and the problem; also, after the outputs are written, a run whose
+every frame transfer failed or whose messages failed their check), 2 bad
+command-line usage, 3 partial or mixed results refused (see --allow-partial).
 """
 
 from __future__ import annotations
@@ -2007,6 +2018,12 @@ def size_axes(ax, sizes, ylabel: str, title: str, hidden: int = 0) -> None:
     legend without repeated entries."""
     from matplotlib.ticker import NullFormatter, NullLocator
 
+    ax.set_title(title + (f"\n({hidden} point{'s' if hidden > 1 else ''} at 0 not drawn "
+                          "on this log axis)" if hidden else ""))
+    if not any(np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any()
+               for line in ax.lines):
+        no_data(ax, "nothing above 0 to draw on a log axis")
+        return
     sizes = sorted(set(sizes))
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -2019,8 +2036,6 @@ def size_axes(ax, sizes, ylabel: str, title: str, hidden: int = 0) -> None:
     plain_log_ticks(ax.yaxis)
     ax.set_xlabel("message size (bytes, log scale)")
     ax.set_ylabel(f"{ylabel} (log scale)")
-    ax.set_title(title + (f"\n({hidden} point{'s' if hidden > 1 else ''} at 0 not drawn "
-                          "on this log axis)" if hidden else ""))
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     if unique:
@@ -2505,7 +2520,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Statistics, plots and a report from ivshmem-bench results\n"
-            "(latency_results.csv, bandwidth_results.csv, optional run.json)."
+            "(latency_results.csv, bandwidth_results.csv, stream_results.csv,\n"
+            "size_latency_results.csv: any of them; optional run.json)."
         ),
         epilog=(
             "examples:\n"
@@ -2517,8 +2533,11 @@ def build_parser() -> argparse.ArgumentParser:
             "One directory: performance_report.txt, summary.json and the PNG plots are\n"
             "written into --output (default: the results directory itself).\n"
             "Several directories (or --compare): comparison.txt, comparison.json and\n"
-            "comparison.png, ratios against the first directory, written into --output\n"
-            "(default: the current directory); the input directories are not written.\n"
+            "comparison.png (latency, frames), ratios against the first directory,\n"
+            "written into --output (default: the current directory); the input\n"
+            "directories are not written. Stream and size-latency results are overlaid\n"
+            "in comparison_stream.png and comparison_size_latency.png, e.g.\n"
+            "  analyze_results.py --compare results/bench/host results/bench/plain\n"
             "\n"
             "Partial results are refused (exit 3): run.json's status is not\n"
             "\"complete\", a CSV is not in run.json's \"files\" (another run wrote it)\n"
@@ -2529,7 +2548,8 @@ def build_parser() -> argparse.ArgumentParser:
             "exit status:\n"
             "  0  ok (with --allow-partial: also partial results, marked PARTIAL)\n"
             "  1  bad or unusable data: one line naming the file and the problem\n"
-            "     (also a run where every frame transfer failed, after its report)\n"
+            "     (also, after the report: every frame transfer failed, or messages\n"
+            "     failed their check: errors > 0 in a stream point or message size)\n"
             "  2  usage error\n"
             "  3  partial or mixed results, refused without --allow-partial"
         ),

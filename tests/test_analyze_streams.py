@@ -209,7 +209,8 @@ def test_real_run_analysed_cleanly(real):
         assert (out / name).stat().st_size > 0
     for name in ("stream_throughput.png", "size_latency.png"):
         assert png(out / name) > 10_000, name
-    assert not list(out.glob("latency_*.png")) and not (out / "bandwidth_analysis.png").exists()
+    assert not list(out.glob("latency_*.png"))
+    assert not (out / "bandwidth_analysis.png").exists()
 
 
 def test_stream_points_are_the_csv_rows(real):
@@ -367,8 +368,8 @@ def test_bad_messages_flagged_loudly_and_exit_1(real, tmp_path):
     assert proc.returncode == 1, proc.stderr
     lines = [l for l in proc.stderr.splitlines() if not l.startswith(PROG + "warning:")]
     assert len(lines) == 2, proc.stderr
-    assert f"{STREAM_CSV}: bad messages (errors > 0) in 2 of 6 points: h2g 4 KiB (line 3, 3), " \
-           "bidir 64 B (line 6, 1)" in lines[0]
+    assert f"{STREAM_CSV}: bad messages (errors > 0) in 2 of 6 points: " \
+           "h2g 4 KiB (line 3, 3), bidir 64 B (line 6, 1)" in lines[0]
     assert f"{SIZELAT_CSV}: bad messages (errors > 0) in 1 of 2 message sizes: 8 B " \
            "(line 2, 2)" in lines[1]
     report = (tmp_path / "bad" / "performance_report.txt").read_text()
@@ -411,8 +412,8 @@ STREAM_HEADER = ("direction,message_bytes,slots,batch,verify,wait,messages,bytes
                  "host_doorbells,guest_doorbells,host_sleeps,guest_sleeps")
 STREAM_ROW = ("h2g,64,256,16,xxh3,spin,4608,294912,0.050690,90905.2,0.0058,0,4.8359,4.6878,,"
               "39.6,38.4,0.00000,0,0,0,0")
-SIZELAT_HEADER = "message_bytes,verify,wait,count,min_ns,mean_ns,p50_ns,p90_ns,p99_ns,p999_ns," \
-    "max_ns,errors"
+SIZELAT_HEADER = ("message_bytes,verify,wait,count,min_ns,mean_ns,p50_ns,p90_ns,p99_ns,"
+                  "p999_ns,max_ns,errors")
 SIZELAT_ROW = "8,xxh3,spin,200,954,1083.6,1054.0,1151.3,1349.0,1363.6,1367,0"
 
 
@@ -439,11 +440,13 @@ BAD_FILES = [
      "line 3: column msgs_per_s: non-numeric value 'nan'"),
     (STREAM_CSV, stream(swap(STREAM_ROW, 10, "1e999")),
      "line 3: column gbps: not a finite number"),
-    (STREAM_CSV, stream(swap(STREAM_ROW, 11, "-1")), "line 3: column errors: value -1 is below 0"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 11, "-1")),
+     "line 3: column errors: value -1 is below 0"),
     (STREAM_CSV, stream(swap(STREAM_ROW, 11, "")), "line 3: column errors: empty value"),
     (STREAM_CSV, stream(swap(STREAM_ROW, 1, "4.5")),
      "line 3: column message_bytes: expected an integer, got 4.5"),
-    (STREAM_CSV, stream(swap(STREAM_ROW, 1, "0")), "line 3: column message_bytes: value 0 is below 1"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 1, "0")),
+     "line 3: column message_bytes: value 0 is below 1"),
     (STREAM_CSV, stream(STREAM_ROW.rsplit(",", 1)[0]), "line 3: 21 fields, the header has 22"),
     (STREAM_CSV, STREAM_HEADER.replace(",gbps", "") + "\n" + STREAM_ROW + "\n",
      "missing column gbps"),
@@ -456,7 +459,8 @@ BAD_FILES = [
      "line 3: column p50_ns: 900 is below min_ns (columns out of order"),
     (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 9, "1400")),
      "line 3: column max_ns: 1367 is below p999_ns"),
-    (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 3, "0")), "line 3: column count: value 0 is below 1"),
+    (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 3, "0")),
+     "line 3: column count: value 0 is below 1"),
     (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 11, "x")),
      "line 3: column errors: non-numeric value 'x'"),
     (SIZELAT_CSV, sizelat(SIZELAT_ROW + ",7"), "line 3: 13 fields, the header has 12"),
@@ -575,8 +579,20 @@ def test_repeated_and_zero_points_are_kept(tmp_path):
     assert [p["line"] for p in points] == [2, 3, 4]
     assert [p["msgs_per_s"] for p in points] == [90905.2, 90905.2, 0.0]
     png(tmp_path / "a" / "stream_throughput.png")
-    proc = run(tmp_path / "a", tmp_path / "a", "--output", tmp_path / "cmp", "--no-plots", "-q")
+    proc = run(tmp_path / "a", tmp_path / "a", "--output", tmp_path / "cmp", "--no-plots",
+               "-q")
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert metric(data, "stream h2g 64 B (repeat 3) msgs/s")["values"] == [0.0, 0.0]
     assert metric(data, "stream h2g 64 B (repeat 2) msgs/s")["ratios"] == [1.0, 1.0]
+
+
+def test_nothing_above_zero_is_drawn_as_no_data(tmp_path):
+    """A stream where no point moved a message: a log axis has nothing to
+    show; the plot says so instead of failing."""
+    zero = swap(swap(swap(STREAM_ROW, 6, "0"), 9, "0.0"), 10, "0.0000")
+    (tmp_path / STREAM_CSV).write_text(f"{STREAM_HEADER}\n{zero}\n")
+    proc = run(tmp_path, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    png(tmp_path / "stream_throughput.png")
