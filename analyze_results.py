@@ -10,10 +10,13 @@
 """Turn ivshmem-bench results into statistics, plots and a readable report.
 
 The benchmark (host_writer with guest_reader in a QEMU guest) leaves CSV files
-in a results directory: latency_results.csv with one row per measured round
-trip, bandwidth_results.csv with one row per frame transfer, and run.json
-describing the run (mode, accel, guest, versions, pinning, its status and the
-rows it wrote). This script reads them and writes, into the output directory:
+in a results directory, one per workload it ran: latency_results.csv with one
+row per measured round trip, bandwidth_results.csv with one row per frame
+transfer, stream_results.csv with one row per stream point (direction and
+message size), size_latency_results.csv with one row per message size; and
+run.json describing the run (mode, accel, guest, versions, pinning, its
+status and the rows it wrote). This script reads them and writes, into the
+output directory:
 
     performance_report.txt   everything below as text (also printed)
     summary.json             the same figures, machine-readable (times in ns)
@@ -21,9 +24,14 @@ rows it wrote). This script reads them and writes, into the output directory:
     latency_over_time.png    latency of each round trip in measurement order
     latency_percentiles.png  percentile curve with p50/p90/p99/p99.9 marked
     bandwidth_analysis.png   distribution, scaling, duration, success rate
+    stream_throughput.png    msgs/s and GB/s against message size, log-log,
+                             one curve per direction
+    size_latency.png         round-trip p50/p99/p99.9 against message size
 
-Only the parts with data are produced: a run with only latency (or only
-bandwidth) results gets those parts and a note saying what was missing.
+Any combination of the four files works: only the parts with data are
+produced. A stream point or message size whose messages failed their check
+(errors > 0) is flagged at the top of the report and on its row, and the exit
+status is then 1, after everything is written.
 
 Partial results are refused unless --allow-partial is given: a run.json whose
 status is not "complete" (the run died, is still going, or ended in error), a
@@ -35,7 +43,9 @@ every output says PARTIAL and why.
 
 With --compare DIR1 DIR2 ... (or simply several directories) the runs are put
 side by side instead: comparison.txt, comparison.json and comparison.png,
-with every figure also given as a ratio against the first directory.
+with every figure also given as a ratio against the first directory; runs
+with stream or size-latency results get comparison_stream.png and
+comparison_size_latency.png, their curves overlaid (e.g. host-only and VM).
 
 Percentiles use linear interpolation between order statistics (numpy's
 default method, Hyndman & Fan type 7) over every row, the same definition as
@@ -50,8 +60,9 @@ Run it with any of:
     make analyze
 
 Exit status: 0 success, 1 bad or unusable data (one line on stderr naming
-the file and the problem), 2 bad command-line usage, 3 partial or mixed
-results refused (see --allow-partial).
+the file and the problem; also, after the outputs are written, a run whose
+every frame transfer failed or whose messages failed their check), 2 bad
+command-line usage, 3 partial or mixed results refused (see --allow-partial).
 """
 
 from __future__ import annotations
@@ -95,10 +106,7 @@ except ImportError as _missing:  # pragma: no cover - depends on the interpreter
     )
     sys.exit(EXIT_BAD_DATA)
 
-LATENCY_CSV = "latency_results.csv"
-BANDWIDTH_CSV = "bandwidth_results.csv"
 RUN_JSON = "run.json"
-RESULT_FILES = (LATENCY_CSV, BANDWIDTH_CSV)
 
 PERCENTILE_NOTE = (
     "Percentiles: linear interpolation between order statistics (numpy's\n"
@@ -217,30 +225,99 @@ class Column:
     maximum: float = MAX_VALUE      # largest absolute value allowed
 
 
-LATENCY_COLUMNS = {
-    "iteration": Column(required=True, integer=True, minimum=0, maximum=MAX_ITERATION),
-    "latency_ns": Column(required=True, minimum=0),
-    "latency_us": Column(minimum=0),
-    "received_ns": Column(allow_empty=True, minimum=0),
-    "received_us": Column(allow_empty=True, minimum=0),
-}
+NON_NEGATIVE = Column(minimum=0)                         # a time, rate or share
+OPTIONAL = Column(allow_empty=True, minimum=0)           # the same, may be left empty
+COUNT = Column(integer=True, minimum=0)                  # doorbells, sleeps
+TEXT = Column(numeric=False)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One workload's results file as host_writer writes it. The column lists
+    are spelled here once, in the writer's order, and tests compare them
+    with `host_writer --schema`, so the two cannot drift apart."""
+
+    workload: str                 # host_writer's name for it (--test NAME)
+    file: str                     # the file in the results directory
+    columns: dict[str, Column]    # every column the writer writes, in order
+
+
+LATENCY = Schema("latency", "latency_results.csv", dict(
+    iteration=Column(required=True, integer=True, minimum=0, maximum=MAX_ITERATION),
+    latency_ns=Column(required=True, minimum=0),
+    latency_us=NON_NEGATIVE,
+    received_ns=OPTIONAL,
+    received_us=OPTIONAL,
+))
+
 BANDWIDTH_INT_COLUMNS = ("width", "height", "iteration", "error_code")
 BANDWIDTH_TIME_COLUMNS = (
     "copy_ns", "handoff_ns", "verify_ns", "guest_read_ns", "guest_hash_ns",
 )
 BANDWIDTH_RATE_COLUMNS = ("transfer_gbps", "bandwidth_gbps")
-BANDWIDTH_COLUMNS = {
-    "frame": Column(numeric=False, required=True),
-    "bytes": Column(required=True, integer=True, minimum=1),
-    "success": Column(numeric=False, required=True),
-    "error_name": Column(numeric=False, allow_empty=True),
-    "total_ns": Column(required=True, allow_empty=True, minimum=0),
-    **{c: Column(allow_empty=True, integer=True, minimum=None if c == "error_code" else 0,
-                 maximum=MAX_ITERATION if c == "iteration" else MAX_VALUE)
-       for c in BANDWIDTH_INT_COLUMNS},
-    **{c: Column(allow_empty=True, minimum=0)
-       for c in BANDWIDTH_TIME_COLUMNS + BANDWIDTH_RATE_COLUMNS},
-}
+BANDWIDTH = Schema("frames", "bandwidth_results.csv", dict(
+    frame=Column(numeric=False, required=True),
+    width=Column(allow_empty=True, integer=True, minimum=0),
+    height=Column(allow_empty=True, integer=True, minimum=0),
+    bytes=Column(required=True, integer=True, minimum=1),
+    iteration=Column(allow_empty=True, integer=True, minimum=0, maximum=MAX_ITERATION),
+    success=Column(numeric=False, required=True),
+    error_code=Column(allow_empty=True, integer=True),
+    error_name=Column(numeric=False, allow_empty=True),
+    copy_ns=OPTIONAL,
+    handoff_ns=OPTIONAL,
+    verify_ns=OPTIONAL,
+    total_ns=Column(required=True, allow_empty=True, minimum=0),
+    guest_read_ns=OPTIONAL,
+    guest_hash_ns=OPTIONAL,
+    transfer_gbps=OPTIONAL,
+    bandwidth_gbps=OPTIONAL,
+))
+
+# Stream: one row per point (direction and message size). The columns the
+# report's table carries are required; the rest may be left out.
+STREAM_DIRECTIONS = ("h2g", "g2h", "bidir")
+STREAM = Schema("stream", "stream_results.csv", dict(
+    direction=Column(numeric=False, required=True),
+    message_bytes=Column(required=True, integer=True, minimum=1),
+    slots=Column(integer=True, minimum=1),
+    batch=Column(integer=True, minimum=1),
+    verify=TEXT,
+    wait=TEXT,
+    messages=Column(required=True, integer=True, minimum=0),
+    bytes=Column(integer=True, minimum=0),
+    seconds=Column(required=True, minimum=0),
+    msgs_per_s=Column(required=True, minimum=0),
+    gbps=Column(required=True, minimum=0),
+    errors=Column(required=True, integer=True, minimum=0),
+    host_cpu_us_per_msg=Column(required=True, minimum=0),
+    guest_cpu_us_per_msg=Column(required=True, minimum=0),
+    vcpu_cpu_us_per_msg=OPTIONAL,  # only with --watch-thread
+    host_cpu_percent=NON_NEGATIVE,
+    guest_cpu_percent=NON_NEGATIVE,
+    doorbells_per_msg=Column(required=True, minimum=0),
+    host_doorbells=COUNT,
+    guest_doorbells=COUNT,
+    host_sleeps=COUNT,
+    guest_sleeps=COUNT,
+))
+
+# Size latency: one row per message size, percentiles computed by
+# host_writer over every round trip (the same definition as here).
+SIZELAT_TIMES = ("min_ns", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns")
+SIZELAT = Schema("sizelat", "size_latency_results.csv", dict(
+    message_bytes=Column(required=True, integer=True, minimum=1),
+    verify=TEXT,
+    wait=TEXT,
+    count=Column(required=True, integer=True, minimum=1),
+    **{name: Column(required=True, minimum=0) for name in SIZELAT_TIMES},
+    errors=Column(required=True, integer=True, minimum=0),
+))
+
+SCHEMAS = (LATENCY, BANDWIDTH, STREAM, SIZELAT)
+LATENCY_CSV, BANDWIDTH_CSV = LATENCY.file, BANDWIDTH.file
+STREAM_CSV, SIZELAT_CSV = STREAM.file, SIZELAT.file
+RESULT_FILES = tuple(s.file for s in SCHEMAS)
 
 # A number as host_writer or a spreadsheet writes it; Python's float() also
 # takes "1_000", "nan" and non-ASCII digits, which are no results.
@@ -532,7 +609,7 @@ class Loaded:
 
 def load_latency(path: Path) -> Loaded:
     """Load latency_results.csv into iteration, latency_ns[, received_ns]."""
-    table = read_table(path, LATENCY_COLUMNS)
+    table = read_table(path, LATENCY.columns)
     if table.rows == 0:
         return Loaded(path, None, 0, table.cut)
     df = pd.DataFrame({
@@ -561,7 +638,7 @@ def check_unique(table: Table, keys: np.ndarray, what: str) -> None:
 
 def load_bandwidth(path: Path) -> Loaded:
     """Load bandwidth_results.csv, one row per transfer, gaps computed."""
-    table = read_table(path, BANDWIDTH_COLUMNS)
+    table = read_table(path, BANDWIDTH.columns)
     if table.rows == 0:
         return Loaded(path, None, 0, table.cut)
     cols = table.columns
@@ -614,6 +691,49 @@ def check_frame_sizes(path: Path, df: pd.DataFrame) -> None:
         raise DataError(
             f"{path}: frame {shown(mixed.index[0])} appears with different byte counts"
         )
+
+
+def row_frame(table: Table) -> pd.DataFrame:
+    """The table's columns as a DataFrame, with the line each row came from
+    (the report names it next to a bad row)."""
+    df = pd.DataFrame(dict(table.columns))
+    df["line"] = table.lines if table.lines is not None else np.arange(table.rows) + 2
+    return df
+
+
+def load_stream(path: Path) -> Loaded:
+    """Load stream_results.csv, one row per point, figures as written. A
+    point may repeat (host_writer --sizes 64,64 measures 64 B twice)."""
+    table = read_table(path, STREAM.columns)
+    if table.rows == 0:
+        return Loaded(path, None, 0, table.cut)
+    first_bad(table, "direction", ~np.isin(table.columns["direction"], STREAM_DIRECTIONS),
+              lambda v: f"expected {', '.join(STREAM_DIRECTIONS[:-1])} or "
+                        f"{STREAM_DIRECTIONS[-1]}, got {shown(v)}")
+    df = row_frame(table)
+    for name in ("message_bytes", "messages", "errors"):
+        df[name] = df[name].astype(np.int64)
+    return Loaded(path, df, table.rows, table.cut)
+
+
+def load_sizelat(path: Path) -> Loaded:
+    """Load size_latency_results.csv, one row per message size. Its figures
+    must be in the order a distribution's are (min <= p50 <= ... <= max, the
+    mean between min and max): columns out of that order are not results."""
+    table = read_table(path, SIZELAT.columns)
+    if table.rows == 0:
+        return Loaded(path, None, 0, table.cut)
+    cols = table.columns
+    order = ("min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns")
+    for low, high in list(zip(order, order[1:])) + [("min_ns", "mean_ns"),
+                                                    ("mean_ns", "max_ns")]:
+        first_bad(table, high, cols[high] < cols[low],
+                  lambda v, low=low: f"{fmt_number(v)} is below {low} "
+                                     "(columns out of order, not a distribution)")
+    df = row_frame(table)
+    for name in ("message_bytes", "count", "errors"):
+        df[name] = df[name].astype(np.int64)
+    return Loaded(path, df, table.rows, table.cut)
 
 
 # --------------------------------------------------------------------------
@@ -726,6 +846,8 @@ class Run:
     info: dict | None
     latency: pd.DataFrame | None
     bandwidth: pd.DataFrame | None
+    stream: pd.DataFrame | None = None    # stream_results.csv, one row per point
+    sizelat: pd.DataFrame | None = None   # size_latency_results.csv, one row per size
     notes: list[str] = field(default_factory=list)
     partial: list[str] = field(default_factory=list)  # why the results are partial
     status: str | None = None
@@ -753,6 +875,10 @@ def row_problem(name: str, rows: int, listed: int, status: str | None) -> str | 
     return None
 
 
+LOADERS = {LATENCY_CSV: load_latency, BANDWIDTH_CSV: load_bandwidth,
+           STREAM_CSV: load_stream, SIZELAT_CSV: load_sizelat}
+
+
 def load_run(directory: Path, warn, allow_partial: bool) -> Run:
     """Load a results directory and check that its files belong to one
     finished run. Partial results raise PartialError unless allow_partial;
@@ -762,9 +888,8 @@ def load_run(directory: Path, warn, allow_partial: bool) -> Run:
     if not directory.is_dir():
         raise DataError(f"{directory}: not a directory")
     if not any(present(directory / name) for name in RESULT_FILES):
-        raise DataError(
-            f"{directory}: no results: neither {LATENCY_CSV} nor {BANDWIDTH_CSV} found"
-        )
+        raise DataError(f"{directory}: no results: none of {', '.join(RESULT_FILES)} "
+                        "found")
     info_path = directory / RUN_JSON
     info = load_run_info(info_path) if present(info_path) else None
     prov = provenance(info_path, info)
@@ -784,7 +909,7 @@ def load_run(directory: Path, warn, allow_partial: bool) -> Run:
     if untied:
         run.notes.append(untied)
     loaded, absent = {}, []
-    for name, load in ((LATENCY_CSV, load_latency), (BANDWIDTH_CSV, load_bandwidth)):
+    for name, load in LOADERS.items():
         path, listed = directory / name, (prov.files or {}).get(name)
         if not present(path):
             absent.append(name)
@@ -812,18 +937,20 @@ def load_run(directory: Path, warn, allow_partial: bool) -> Run:
     for name, result in loaded.items():
         if result.frame is None:
             run.notes.append(f"{name} has no data rows: its section is skipped")
-    lat, bw = loaded.get(LATENCY_CSV), loaded.get(BANDWIDTH_CSV)
-    run.latency = lat.frame if lat else None
-    run.bandwidth = bw.frame if bw else None
-    if run.latency is None and run.bandwidth is None:
+    frames = {name: result.frame for name, result in loaded.items()}
+    run.latency, run.bandwidth = frames.get(LATENCY_CSV), frames.get(BANDWIDTH_CSV)
+    run.stream, run.sizelat = frames.get(STREAM_CSV), frames.get(SIZELAT_CSV)
+    if all(frame is None for frame in frames.values()):
         if run.partial:
             raise PartialError(f"{directory}: nothing of this run to analyse: "
                                + "; ".join(run.partial))
         raise DataError(f"{directory}: no data rows in " + " or ".join(loaded))
-    for name in absent:
-        part = "latency section and plots" if name == LATENCY_CSV else \
-            "bandwidth section and plot"
-        run.notes.append(f"{name} not found: {part} skipped")
+    if absent and prov.files is None:
+        # With a list of the files the run wrote, one it did not list is a
+        # workload it did not run: nothing to note.
+        run.notes.append(", ".join(absent) + " not found: "
+                         + ("its section is" if len(absent) == 1 else "their sections are")
+                         + " skipped")
     if run.latency is not None and "received_ns" not in run.latency:
         run.notes.append("no received_ns column: first-acknowledgement statistics skipped")
     if untied:
@@ -958,6 +1085,56 @@ def bandwidth_stats(df: pd.DataFrame) -> dict:
     return {"frames": frames, "overall": overall}
 
 
+def records(df: pd.DataFrame, schema: Schema, rename: dict[str, str]) -> list[dict]:
+    """Each row as a dict of the schema's columns (as written: integers as
+    int, an empty or absent column as None) and the line it came from."""
+    out = []
+    names = [n for n in schema.columns if n in df] + ["line"]
+    for row in df[names].itertuples(index=False):
+        item = {}
+        for name, value in zip(names, row):
+            column = schema.columns.get(name, Column(integer=True))
+            value = clean(value)
+            if column.integer and value is not None:
+                value = int(value)
+            item[rename.get(name, name)] = value
+        for name in schema.columns:
+            item.setdefault(rename.get(name, name), None)
+        out.append(item)
+    return out
+
+
+def size_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows by message size; repeats of one size stay in file order."""
+    return df.sort_values("message_bytes", kind="stable")
+
+
+def stream_stats(df: pd.DataFrame) -> dict:
+    """The stream points as written, per direction by size, with the peak
+    of each direction; figures are host_writer's, not recomputed."""
+    directions = [d for d in STREAM_DIRECTIONS if (df["direction"] == d).any()]
+    points, peaks = [], {}
+    for d in directions:
+        rows = size_order(df[df["direction"] == d])
+        points += records(rows, STREAM, {})
+        peaks[d] = {key: {"value": float(rows[key].max()),
+                          "message_bytes": int(rows.loc[rows[key].idxmax(), "message_bytes"])}
+                    for key in ("msgs_per_s", "gbps")}
+    bad = [p for p in points if p["errors"]]
+    return {"directions": directions, "points": points, "peaks": peaks,
+            "bad_points": len(bad), "errors": int(sum(p["errors"] for p in bad))}
+
+
+def sizelat_stats(df: pd.DataFrame) -> dict:
+    """The size-latency rows as written, by message size."""
+    sizes = records(size_order(df), SIZELAT, {"p999_ns": "p99_9_ns"})
+    bad = [s for s in sizes if s["errors"]]
+    return {"sizes": sizes, "bad_sizes": len(bad),
+            "errors": int(sum(s["errors"] for s in bad)),
+            "percentiles_from": "host_writer, over every round trip of each size "
+                                "(the same definition as here)"}
+
+
 def summarize(run: Run) -> dict:
     """All figures of one run, as written to summary.json."""
     summary = {
@@ -976,6 +1153,8 @@ def summarize(run: Run) -> dict:
         "std_method": "sample (n-1)",
         "latency": None,
         "bandwidth": None,
+        "stream": None,
+        "size_latency": None,
     }
     if run.latency is not None:
         received = None
@@ -987,7 +1166,26 @@ def summarize(run: Run) -> dict:
         }
     if run.bandwidth is not None:
         summary["bandwidth"] = bandwidth_stats(run.bandwidth)
+    if run.stream is not None:
+        summary["stream"] = stream_stats(run.stream)
+    if run.sizelat is not None:
+        summary["size_latency"] = sizelat_stats(run.sizelat)
+    summary["bad_messages"] = bad_messages(summary)
     return summary
+
+
+def bad_messages(summary: dict) -> list[dict]:
+    """Every stream point and message size whose messages failed their check
+    (errors > 0), where it is written: its figures are not of a channel that
+    works, and the report and the exit status say so."""
+    bad = [{"file": STREAM_CSV, "line": p["line"],
+            "point": f"{p['direction']} {fmt_size(p['message_bytes'])}",
+            "errors": p["errors"]}
+           for p in (summary["stream"] or {"points": []})["points"] if p["errors"]]
+    return bad + [{"file": SIZELAT_CSV, "line": s["line"],
+                   "point": f"size latency {fmt_size(s['message_bytes'])}",
+                   "errors": s["errors"]}
+                  for s in (summary["size_latency"] or {"sizes": []})["sizes"] if s["errors"]]
 
 
 # --------------------------------------------------------------------------
@@ -1047,6 +1245,25 @@ def nice(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def fmt_size(n: int) -> str:
+    """A message size as people write it: 8 B, 100 B, 4 KiB, 1 MiB (binary
+    units only where they are exact)."""
+    for shift, unit in ((20, "MiB"), (10, "KiB")):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} B"
+
+
+def fmt_sig(value: float | None) -> str:
+    """A rate or cost to four significant digits, thousands separated:
+    4,798,382 or 2.101 or 0.0007; '-' when absent."""
+    if value is None:
+        return "-"
+    if abs(value) >= 10_000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def fmt_ms(ns: float | None) -> str:
@@ -1127,6 +1344,8 @@ def report_header(summary: dict) -> list[str]:
     lines = [title, "=" * len(title)]
     if summary["partial"]:
         lines += partial_banner(summary["partial_reasons"])
+    if summary["bad_messages"]:
+        lines += bad_banner(summary["bad_messages"])
     lines += [f"Results:   {summary['results_dir']}",
               f"Generated: {summary['generated']}"]
     if summary["run"]:
@@ -1230,12 +1449,110 @@ def report_overall(o: dict) -> list[str]:
     return lines + ["  " + l for l in table(rows, "lrl")]
 
 
+def bad_banner(bad: list[dict]) -> list[str]:
+    """The block that opens a report whose messages failed their check."""
+    points = sum(b["file"] == STREAM_CSV for b in bad)
+    sizes = len(bad) - points
+    what = " and ".join(filter(None, [
+        f"{points} stream point{'s' if points > 1 else ''}" if points else "",
+        f"{sizes} message size{'s' if sizes > 1 else ''}" if sizes else ""]))
+    lines = [f"*** BAD MESSAGES: {what} had messages that failed their check "
+             "(errors > 0) ***"]
+    lines += [f"  - {b['file']} line {b['line']}: {b['point']}: {b['errors']:,} bad "
+              f"message{'s' if b['errors'] > 1 else ''}" for b in bad]
+    return lines + ["  Their figures are not of a channel that works; the rows are "
+                    "marked BAD below.", ""]
+
+
+STREAM_NOTE = [
+    "msgs/s and GB/s (1e9 bytes/s) are counted where messages arrive, over the",
+    "measured time after a warm-up; bidir counts both directions together.",
+    "us/msg: the CPU time each side's thread spent per message moved (vCPU: the",
+    "guest's vCPU thread as the host saw it); CPU %: the share of one core.",
+    "doorbells/msg: doorbells rung by both sides per message moved.",
+]
+
+
+def settings_line(rows: list[dict], keys: tuple[str, ...]) -> str:
+    """'verify xxh3, wait spin, slots 256' for the settings every row
+    shares; a setting that differs between rows says so."""
+    parts = []
+    for key in keys:
+        values = [str(v) for v in sorted({r[key] for r in rows if r.get(key) is not None})]
+        if values:
+            parts.append(f"{key} {values[0]}" if len(values) == 1
+                         else f"{key} varies ({', '.join(values)})")
+    return ", ".join(parts)
+
+
+def report_stream(st: dict) -> list[str]:
+    points = st["points"]
+    vcpu = any(p["vcpu_cpu_us_per_msg"] is not None for p in points)
+    head = ["direction", "size", "msgs/s", "GB/s", "host us/msg", "guest us/msg"]
+    head += ["vCPU us/msg"] if vcpu else []
+    head += ["host CPU %", "guest CPU %", "doorbells/msg", "errors", ""]
+    rows = [head]
+    for p in points:
+        cells = [p["direction"], fmt_size(p["message_bytes"]), f"{p['msgs_per_s']:,.0f}",
+                 fmt_sig(p["gbps"]), fmt_sig(p["host_cpu_us_per_msg"]),
+                 fmt_sig(p["guest_cpu_us_per_msg"])]
+        cells += [fmt_sig(p["vcpu_cpu_us_per_msg"])] if vcpu else []
+        cells += [fmt_pct(p["host_cpu_percent"]), fmt_pct(p["guest_cpu_percent"]),
+                  fmt_sig(p["doorbells_per_msg"]), f"{p['errors']:,}",
+                  f"<< BAD: {p['errors']:,} bad messages" if p["errors"] else ""]
+        rows.append(cells)
+    lines = ["", "STREAM THROUGHPUT", "-----------------"] + STREAM_NOTE
+    settings = settings_line(points, ("verify", "wait", "slots", "batch"))
+    if settings:
+        lines.append("Settings: " + settings)
+    lines += [""] + ["  " + l for l in table(rows, "ll")]
+    lines += ["", "Peak per direction:"]
+    for d, peak in st["peaks"].items():
+        lines.append(f"  {d:<5}  {peak['msgs_per_s']['value']:,.0f} msgs/s at "
+                     f"{fmt_size(peak['msgs_per_s']['message_bytes'])}, "
+                     f"{fmt_sig(peak['gbps']['value'])} GB/s at "
+                     f"{fmt_size(peak['gbps']['message_bytes'])}")
+    return lines
+
+
+def fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+SIZELAT_ROWS = (("min", "min_ns"), ("p50", "p50_ns"), ("p90", "p90_ns"), ("p99", "p99_ns"),
+                ("p99.9", "p99_9_ns"), ("max", "max_ns"), ("mean", "mean_ns"))
+
+
+def report_sizelat(sl: dict) -> list[str]:
+    sizes = sl["sizes"]
+    unit = pick_unit(min(s["p50_ns"] for s in sizes))
+    rows = [["size", "round trips"] + [f"{name} ({unit[0]})" for name, _ in SIZELAT_ROWS]
+            + ["errors", ""]]
+    for s in sizes:
+        rows.append([fmt_size(s["message_bytes"]), f"{s['count']:,}"]
+                    + [fmt_time(s[key], unit) for _, key in SIZELAT_ROWS]
+                    + [f"{s['errors']:,}",
+                       f"<< BAD: {s['errors']:,} bad messages" if s["errors"] else ""])
+    lines = ["", "SIZE LATENCY", "------------",
+             "round trip of one message of each size: copied into shared memory, copied",
+             "out, checked and echoed back, then copied out and checked again",
+             "(osu_latency's semantics). Percentiles: host_writer's, over every round trip."]
+    settings = settings_line(sizes, ("verify", "wait"))
+    if settings:
+        lines.append("Settings: " + settings)
+    return lines + [""] + ["  " + l for l in table(rows)]
+
+
 def render_report(summary: dict) -> str:
     lines = report_header(summary)
     if summary["latency"]:
         lines += report_latency(summary["latency"])
     if summary["bandwidth"]:
         lines += report_bandwidth(summary["bandwidth"])
+    if summary["stream"]:
+        lines += report_stream(summary["stream"])
+    if summary["size_latency"]:
+        lines += report_sizelat(summary["size_latency"])
     return "\n".join(lines) + "\n"
 
 
@@ -1658,6 +1975,114 @@ def panel_success(ax, frames: list[dict]) -> None:
     ax.set_ylabel("success rate (%)")
 
 
+BAD_LABEL = "errors > 0: bad messages"
+DIRECTION_STYLE = {"h2g": ("tab:blue", "o", "h2g: host to guest"),
+                   "g2h": ("tab:green", "s", "g2h: guest to host"),
+                   "bidir": ("tab:purple", "^", "bidir: both ways, counted together")}
+PERCENTILE_STYLE = (("p50_ns", "p50", "tab:blue"), ("p99_ns", "p99", "tab:orange"),
+                    ("p99_9_ns", "p99.9", "tab:purple"))
+
+
+def size_curve(ax, points: list[dict], key: str, scale: float = 1.0, **style) -> int:
+    """Draw points' key against their message size, marking the points with
+    bad messages with a red cross. A log axis cannot show 0: such values
+    are left out of the line; returns how many were."""
+    x = np.array([p["message_bytes"] for p in points], dtype=float)
+    y = np.array([np.nan if p[key] is None else p[key] for p in points], dtype=float) / scale
+    hidden = int(np.count_nonzero(~(y > 0)))
+    y = np.where(y > 0, y, np.nan)
+    ax.plot(x, y, ms=5, lw=1.5, **style)
+    bad = [i for i, p in enumerate(points) if p["errors"] and y[i] > 0]
+    if bad:
+        ax.scatter(x[bad], y[bad], marker="X", s=110, color="tab:red", zorder=4,
+                   label=BAD_LABEL)
+    return hidden
+
+
+def size_labels(sizes: list[int]) -> list[str]:
+    """Tick labels of the measured sizes (ascending); a size too close to
+    the last labelled one to be read beside it keeps its tick unlabelled."""
+    span = math.log10(sizes[-1] / sizes[0]) if len(sizes) > 1 else 1.0
+    labels, last = [], None
+    for n in sizes:
+        if last is not None and math.log10(n / last) < span / 14:
+            labels.append("")
+            continue
+        labels.append(fmt_size(n))
+        last = n
+    return labels
+
+
+def size_axes(ax, sizes, ylabel: str, title: str, hidden: int = 0) -> None:
+    """Log-log axes with the measured message sizes as x ticks, and a
+    legend without repeated entries."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    ax.set_title(title + (f"\n({hidden} point{'s' if hidden > 1 else ''} at 0 not drawn "
+                          "on this log axis)" if hidden else ""))
+    if not any(np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any()
+               for line in ax.lines):
+        no_data(ax, "nothing above 0 to draw on a log axis")
+        return
+    sizes = sorted(set(sizes))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(sizes)
+    ax.set_xticklabels(size_labels(sizes), rotation=30 if len(sizes) > 6 else 0)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if len(sizes) == 1:
+        ax.set_xlim(sizes[0] / 2, sizes[0] * 2)
+    plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("message size (bytes, log scale)")
+    ax.set_ylabel(f"{ylabel} (log scale)")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    if unique:
+        ax.legend(unique.values(), unique.keys(), loc="best", fontsize=8)
+
+
+STREAM_PANELS = (("msgs_per_s", "messages/s", 1.0, "Messages per second"),
+                 ("gbps", "GB/s (1e9 bytes/s)", 1.0, "Throughput"))
+
+
+def plot_stream(stream: dict, title: str, partial: list[str], path: Path) -> Path:
+    """msgs/s and GB/s against message size, log-log, one curve per direction."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), constrained_layout=True)
+    headline(fig, f"Stream throughput by message size: {title}", partial)
+    points = stream["points"]
+    for ax, (key, ylabel, scale, name) in zip(axes, STREAM_PANELS):
+        hidden = 0
+        for d in stream["directions"]:
+            color, marker, label = DIRECTION_STYLE[d]
+            hidden += size_curve(ax, [p for p in points if p["direction"] == d], key, scale,
+                                 color=color, marker=marker, label=label)
+        size_axes(ax, [p["message_bytes"] for p in points], ylabel,
+                  f"{name} (higher is better)", hidden)
+    return save(fig, path)
+
+
+def plot_sizelat(sl: dict, title: str, partial: list[str], path: Path) -> Path:
+    """p50, p99 and p99.9 of the round trip against message size, log-log,
+    with the min-max range of each size shaded."""
+    plt = pyplot()
+    sizes = sl["sizes"]
+    name, scale, _ = pick_unit(np.median([s["p50_ns"] for s in sizes]))
+    fig, ax = plt.subplots(figsize=(11, 6), constrained_layout=True)
+    headline(fig, f"Round-trip latency by message size: {title}", partial)
+    x = [s["message_bytes"] for s in sizes]
+    ax.fill_between(x, [s["min_ns"] / scale for s in sizes],
+                    [s["max_ns"] / scale for s in sizes], color="gray", alpha=0.15,
+                    lw=0, label="min - max")
+    hidden = 0
+    for key, label, color in PERCENTILE_STYLE:
+        hidden += size_curve(ax, sizes, key, scale, color=color, marker="o", label=label)
+    size_axes(ax, x, f"round trip ({name})", "Percentiles of the round trip "
+              "(lower is better)", hidden)
+    return save(fig, path)
+
+
 def write_plots(run: Run, summary: dict, out: Path) -> list[Path]:
     title, partial = summary["label"], run.partial
     written = []
@@ -1670,6 +2095,12 @@ def write_plots(run: Run, summary: dict, out: Path) -> list[Path]:
     if run.bandwidth is not None:
         written.append(plot_bandwidth(run.bandwidth, summary["bandwidth"], title, partial,
                                       out / "bandwidth_analysis.png"))
+    if summary["stream"]:
+        written.append(plot_stream(summary["stream"], title, partial,
+                                   out / "stream_throughput.png"))
+    if summary["size_latency"]:
+        written.append(plot_sizelat(summary["size_latency"], title, partial,
+                                    out / "size_latency.png"))
     return written
 
 
@@ -1691,10 +2122,14 @@ def comparison_metrics(summaries: list[dict]) -> list[dict]:
     """Rows of the comparison: name, unit, better, values per run (None if absent)."""
     metrics = []
 
-    def add(name, unit, better, values):
+    def add(name, unit, better, values, rows=None):
+        """rows: the stream point or size of each value, whose errors mark
+        the value as one of bad messages."""
         if any(v is not None for v in values):
             metrics.append({"metric": name, "unit": unit, "better": better,
                             "values": [clean(v) for v in values]})
+            if rows is not None:
+                metrics[-1]["bad"] = [bool(r and r["errors"]) for r in rows]
 
     def lat(s, part, key):
         section = (s["latency"] or {}).get(part)
@@ -1729,10 +2164,54 @@ def comparison_metrics(summaries: list[dict]) -> list[dict]:
 
     add("bandwidth peak", "GB/s", "higher", [overall(s, "peak_gbps") for s in summaries])
     add("bandwidth average", "GB/s", "higher", [overall(s, "average_gbps") for s in summaries])
+
+    streams = [keyed((s["stream"] or {"points": []})["points"],
+                     lambda p: (STREAM_DIRECTIONS.index(p["direction"]), p["message_bytes"]))
+               for s in summaries]
+    for key in sorted(set().union(*streams)):
+        (direction, size), repeat = key
+        name = f"stream {STREAM_DIRECTIONS[direction]} {fmt_size(size)}" \
+            + (f" (repeat {repeat + 1})" if repeat else "")
+        per = [points.get(key) for points in streams]
+        for label, column, unit, better in STREAM_METRICS:
+            add(f"{name} {label}", unit, better, [p[column] if p else None for p in per],
+                per)
+
+    sizelats = [keyed((s["size_latency"] or {"sizes": []})["sizes"],
+                      lambda row: row["message_bytes"]) for s in summaries]
+    for key in sorted(set().union(*sizelats)):
+        size, repeat = key
+        name = f"size latency {fmt_size(size)}" + (f" (repeat {repeat + 1})" if repeat else "")
+        per = [rows.get(key) for rows in sizelats]
+        for column, label, _ in PERCENTILE_STYLE:
+            add(f"{name} {label}", "ns", "lower", [r[column] if r else None for r in per],
+                per)
     for m in metrics:
         base = m["values"][0]
         m["ratios"] = [None if v is None or not base else v / base for v in m["values"]]
     return metrics
+
+
+STREAM_METRICS = (("msgs/s", "msgs_per_s", "msgs/s", "higher"),
+                  ("GB/s", "gbps", "GB/s", "higher"),
+                  ("host CPU", "host_cpu_us_per_msg", "us/msg", "lower"),
+                  ("guest CPU", "guest_cpu_us_per_msg", "us/msg", "lower"))
+
+
+def keyed(rows: list[dict], key) -> dict:
+    """Rows by (key, repeat): the first row of a key is repeat 0, a second
+    one (a size measured twice) repeat 1, so no row hides another."""
+    out, seen = {}, {}
+    for row in rows:
+        k = key(row)
+        seen[k] = seen.get(k, -1) + 1
+        out[(k, seen[k])] = row
+    return out
+
+
+def row_time_unit(m: dict) -> tuple[str, float, int]:
+    """A size-latency row's unit, from its smallest value (which stays exact)."""
+    return pick_unit(min(v for v in m["values"] if v is not None))
 
 
 def comparison_unit(metrics: list[dict]) -> tuple[str, float, int]:
@@ -1747,6 +2226,10 @@ def format_metric(m: dict, value, lat_unit) -> str:
         return "-"
     if m["metric"].startswith("duration"):
         return f"{value / 1e6:,.3f}"
+    if m["metric"].startswith("size latency"):
+        return fmt_time(value, row_time_unit(m))
+    if m["metric"].startswith("stream "):
+        return fmt_sig(value)
     if m["unit"] == "ns":
         return fmt_time(value, lat_unit)
     if m["unit"] == "%":
@@ -1757,10 +2240,18 @@ def format_metric(m: dict, value, lat_unit) -> str:
 def metric_unit(m: dict, lat_unit) -> str:
     if m["metric"].startswith("duration"):
         return "ms"
+    if m["metric"].startswith("size latency"):
+        return row_time_unit(m)[0]
     return lat_unit[0] if m["unit"] == "ns" else m["unit"]
 
 
-def render_comparison(labels: list[str], runs: list[Run], metrics: list[dict]) -> str:
+def ratio_text(r: float) -> str:
+    """x2.00, or for a ratio too small for two decimals x0.00016."""
+    return f"x{r:.2f}" if r >= 0.01 or r == 0 else f"x{r:.2g}"
+
+
+def render_comparison(labels: list[str], runs: list[Run], summaries: list[dict],
+                      metrics: list[dict]) -> str:
     lat_unit = comparison_unit(metrics)
     lines = ["ivshmem-bench comparison", "========================",
              f"Ratios are against the first run ({labels[0]}): value / first value.", ""]
@@ -1769,6 +2260,11 @@ def render_comparison(labels: list[str], runs: list[Run], metrics: list[dict]) -
     for i, r in enumerate(runs):
         if r.partial:
             lines.append(f"  *** [{i + 1}] is PARTIAL: " + "; ".join(r.partial))
+    for i, s in enumerate(summaries):
+        if s["bad_messages"]:
+            lines.append(f"  *** [{i + 1}] has BAD MESSAGES (errors > 0; marked BAD below): "
+                         + "; ".join(f"{b['file']} line {b['line']}: {b['point']} "
+                                     f"({b['errors']:,})" for b in s["bad_messages"]))
     lines.append("")
     rows = [["metric", "unit", "better"] + [f"[{i + 1}] {l}" for i, l in enumerate(labels)]]
     for m in metrics:
@@ -1776,7 +2272,9 @@ def render_comparison(labels: list[str], runs: list[Run], metrics: list[dict]) -
         for i, (v, r) in enumerate(zip(m["values"], m["ratios"])):
             text = format_metric(m, v, lat_unit)
             if i and r is not None:
-                text += f" (x{r:.2f})"
+                text += f" ({ratio_text(r)})"
+            if m.get("bad", [False] * len(labels))[i]:
+                text += " BAD"
             cells.append(text)
         rows.append(cells)
     lines += table(rows, "lll")
@@ -1832,7 +2330,7 @@ def grouped_bars(ax, groups: list[str], metrics: list[dict], labels: list[str],
         for b, m in zip(bars, metrics):
             r = m["ratios"][i]
             if r is not None:
-                ax.annotate(f"x{r:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+                ax.annotate(ratio_text(r), (b.get_x() + b.get_width() / 2, b.get_height()),
                             textcoords="offset points", xytext=(0, 2), ha="center",
                             fontsize=8)
     ax.set_xticks(x)
@@ -1841,13 +2339,72 @@ def grouped_bars(ax, groups: list[str], metrics: list[dict], labels: list[str],
     ax.legend(loc="upper left", fontsize=8)
 
 
+RUN_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
+              "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+
+
+def run_style(i: int) -> dict:
+    """Colour and marker of the i-th run in the overlays (the colours cycle
+    past nine runs; the markers keep them apart)."""
+    return {"color": RUN_COLORS[i % len(RUN_COLORS)], "marker": "osD^v<>ph"[i % 9]}
+
+
+def compare_headline(fig, text: str, runs: list[Run]) -> None:
+    headline(fig, text, [f"[{i + 1}] {'; '.join(r.partial)}"
+                         for i, r in enumerate(runs) if r.partial])
+
+
+def plot_compare_stream(labels: list[str], runs: list[Run], summaries: list[dict],
+                        path: Path) -> Path:
+    """Each run's throughput curves over the others': a row of panels per
+    direction (msgs/s, GB/s), a colour per run."""
+    plt = pyplot()
+    directions = [d for d in STREAM_DIRECTIONS
+                  if any(s["stream"] and d in s["stream"]["directions"] for s in summaries)]
+    fig, axes = plt.subplots(len(directions), 2, figsize=(14, 4.6 * len(directions)),
+                             constrained_layout=True, squeeze=False)
+    compare_headline(fig, "Stream throughput by message size, runs overlaid", runs)
+    for row, d in zip(axes, directions):
+        for ax, (key, ylabel, scale, name) in zip(row, STREAM_PANELS):
+            hidden, sizes = 0, []
+            for i, (label, s) in enumerate(zip(labels, summaries)):
+                points = [p for p in (s["stream"] or {"points": []})["points"]
+                          if p["direction"] == d]
+                if points:
+                    hidden += size_curve(ax, points, key, scale, label=f"[{i + 1}] {label}",
+                                         **run_style(i))
+                    sizes += [p["message_bytes"] for p in points]
+            size_axes(ax, sizes, ylabel, f"{DIRECTION_STYLE[d][2]}: {name.lower()}", hidden)
+    return save(fig, path)
+
+
+def plot_compare_sizelat(labels: list[str], runs: list[Run], summaries: list[dict],
+                         path: Path) -> Path:
+    """Each run's round trip by message size over the others': a panel per
+    percentile (p50, p99, p99.9), a colour per run."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(17, 6), constrained_layout=True)
+    compare_headline(fig, "Round-trip latency by message size, runs overlaid", runs)
+    tables = [(s["size_latency"] or {"sizes": []})["sizes"] for s in summaries]
+    name, scale, _ = pick_unit(np.median([r["p50_ns"] for t in tables for r in t]))
+    for ax, (key, percentile, _) in zip(axes, PERCENTILE_STYLE):
+        hidden = 0
+        for i, (label, rows) in enumerate(zip(labels, tables)):
+            if rows:
+                hidden += size_curve(ax, rows, key, scale, label=f"[{i + 1}] {label}",
+                                     **run_style(i))
+        size_axes(ax, [r["message_bytes"] for t in tables for r in t],
+                  f"round trip ({name})", f"{percentile} (lower is better)", hidden)
+    return save(fig, path)
+
+
 def compare(dirs: list[Path], out: Path, plots: bool, allow_partial: bool, say,
             warn) -> int:
     runs = [load_run(d, warn, allow_partial) for d in dirs]
     summaries = [summarize(r) for r in runs]
     labels = unique_labels(runs)
     metrics = comparison_metrics(summaries)
-    text = render_comparison(labels, runs, metrics)
+    text = render_comparison(labels, runs, summaries, metrics)
     out.mkdir(parents=True, exist_ok=True)
     written = [write_text(out / "comparison.txt", text)]
     payload = {
@@ -1866,10 +2423,17 @@ def compare(dirs: list[Path], out: Path, plots: bool, allow_partial: bool, say,
     }
     written.append(write_json(out / "comparison.json", payload))
     if plots:
-        written.append(plot_comparison(labels, runs, metrics, out / "comparison.png"))
+        if any(s["latency"] or s["bandwidth"] for s in summaries):
+            written.append(plot_comparison(labels, runs, metrics, out / "comparison.png"))
+        if any(s["stream"] for s in summaries):
+            written.append(plot_compare_stream(labels, runs, summaries,
+                                               out / "comparison_stream.png"))
+        if any(s["size_latency"] for s in summaries):
+            written.append(plot_compare_sizelat(labels, runs, summaries,
+                                                out / "comparison_size_latency.png"))
     say(text)
     say("Wrote: " + ", ".join(str(p) for p in written))
-    return check_all_failed(runs, summaries)
+    return check_bad_data(runs, summaries)
 
 
 # --------------------------------------------------------------------------
@@ -1904,9 +2468,26 @@ def write_json(path: Path, payload) -> Path:
                                        default=clean) + "\n")
 
 
-def check_all_failed(runs: list[Run], summaries: list[dict]) -> int:
-    """Exit 1 (after the outputs are written) when every frame transfer failed."""
+def check_bad_data(runs: list[Run], summaries: list[dict]) -> int:
+    """Exit 1 (after the outputs are written) when every frame transfer
+    failed, or when messages failed their check (errors > 0) in a stream
+    point or a message size: one line per file on stderr."""
     status = EXIT_OK
+    for run, s in zip(runs, summaries):
+        for name in (STREAM_CSV, SIZELAT_CSV):
+            bad = [b for b in s["bad_messages"] if b["file"] == name]
+            if not bad:
+                continue
+            rows = len(s["stream"]["points"]) if name == STREAM_CSV \
+                else len(s["size_latency"]["sizes"])
+            what = "points" if name == STREAM_CSV else "message sizes"
+            where = ", ".join(f"{b['point'].removeprefix('size latency ')} "
+                              f"(line {b['line']}, {b['errors']:,})" for b in bad[:3])
+            sys.stderr.write(
+                f"{PROG}: {run.directory / name}: bad messages (errors > 0) in "
+                f"{len(bad)} of {rows} {what}: {where}{', ...' if len(bad) > 3 else ''}; "
+                "flagged in the report\n")
+            status = EXIT_BAD_DATA
     for run, s in zip(runs, summaries):
         o = (s["bandwidth"] or {}).get("overall")
         if o and o["successful"] == 0:
@@ -1930,7 +2511,7 @@ def analyze(directory: Path, out: Path, plots: bool, allow_partial: bool, say,
         written += write_plots(run, summary, out)
     say(report)
     say("Wrote: " + ", ".join(str(p) for p in written))
-    return check_all_failed([run], [summary])
+    return check_bad_data([run], [summary])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1939,7 +2520,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Statistics, plots and a report from ivshmem-bench results\n"
-            "(latency_results.csv, bandwidth_results.csv, optional run.json)."
+            "(latency_results.csv, bandwidth_results.csv, stream_results.csv,\n"
+            "size_latency_results.csv: any of them; optional run.json)."
         ),
         epilog=(
             "examples:\n"
@@ -1951,8 +2533,11 @@ def build_parser() -> argparse.ArgumentParser:
             "One directory: performance_report.txt, summary.json and the PNG plots are\n"
             "written into --output (default: the results directory itself).\n"
             "Several directories (or --compare): comparison.txt, comparison.json and\n"
-            "comparison.png, ratios against the first directory, written into --output\n"
-            "(default: the current directory); the input directories are not written.\n"
+            "comparison.png (latency, frames), ratios against the first directory,\n"
+            "written into --output (default: the current directory); the input\n"
+            "directories are not written. Stream and size-latency results are overlaid\n"
+            "in comparison_stream.png and comparison_size_latency.png, e.g.\n"
+            "  analyze_results.py --compare results/bench/host results/bench/plain\n"
             "\n"
             "Partial results are refused (exit 3): run.json's status is not\n"
             "\"complete\", a CSV is not in run.json's \"files\" (another run wrote it)\n"
@@ -1963,7 +2548,8 @@ def build_parser() -> argparse.ArgumentParser:
             "exit status:\n"
             "  0  ok (with --allow-partial: also partial results, marked PARTIAL)\n"
             "  1  bad or unusable data: one line naming the file and the problem\n"
-            "     (also a run where every frame transfer failed, after its report)\n"
+            "     (also, after the report: every frame transfer failed, or messages\n"
+            "     failed their check: errors > 0 in a stream point or message size)\n"
             "  2  usage error\n"
             "  3  partial or mixed results, refused without --allow-partial"
         ),

@@ -352,8 +352,10 @@ def test_latency_only(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["bandwidth"] is None
     assert summary["latency"]["round_trip"]["std_ns"] is None  # one sample
-    assert any("bandwidth_results.csv not found" in n for n in summary["notes"])
-    assert "bandwidth_results.csv not found" in (tmp_path / "performance_report.txt").read_text()
+    note = ("bandwidth_results.csv, stream_results.csv, size_latency_results.csv not found: "
+            "their sections are skipped")
+    assert note in summary["notes"]
+    assert note in (tmp_path / "performance_report.txt").read_text()
     for name in PLOTS[:3]:
         png_size(tmp_path / name)
     assert not (tmp_path / "bandwidth_analysis.png").exists()
@@ -365,7 +367,8 @@ def test_bandwidth_only(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["latency"] is None
-    assert any("latency_results.csv not found" in n for n in summary["notes"])
+    assert any(n.startswith("latency_results.csv, stream_results.csv") and "not found" in n
+               for n in summary["notes"])
     png_size(tmp_path / "bandwidth_analysis.png")
     assert not any((tmp_path / name).exists() for name in PLOTS[:3])
 
@@ -529,8 +532,9 @@ def test_missing_directory(tmp_path):
 
 def test_directory_without_results(tmp_path):
     proc = run(tmp_path, "--no-plots")
-    assert_one_line_error(proc, str(tmp_path), "neither latency_results.csv nor "
-                          "bandwidth_results.csv")
+    assert_one_line_error(proc, str(tmp_path), "no results: none of latency_results.csv, "
+                          "bandwidth_results.csv, stream_results.csv, "
+                          "size_latency_results.csv found")
 
 
 def test_compare_with_a_bad_run_names_it(tmp_path):

@@ -1,0 +1,598 @@
+# timeout: 180
+"""analyze_results.py on the stream and size-latency results: a real
+host-only run of host_writer's stream and sizelat workloads (guest_reader on
+a shared-memory file in /dev/shm, no VM) analysed and checked row by row
+against the CSV files; the column lists against `host_writer --schema`;
+every combination of the four results files; bad messages (errors > 0)
+flagged in the report and exit 1; malformed stream and size-latency files
+refused with one line; and --compare of two stream runs, with ratios.
+
+Exits 77 (skip) when the programs cannot be built or /dev/shm is not there.
+Run: /usr/bin/python3 -m pytest -q tests/test_analyze_streams.py
+"""
+
+import csv
+import importlib.util
+import itertools
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "analyze_results.py"
+BUILD = Path(os.environ.get("BUILD", "build"))
+BUILD = BUILD if BUILD.is_absolute() else ROOT / BUILD
+PROG = "analyze_results.py: "
+SHM_SIZE = 8 << 20
+STREAM_SIZES = (64, 4096)
+LAT_SIZES = (8, 4096)
+DIRECTIONS = ("h2g", "g2h", "bidir")
+
+STREAM_CSV = "stream_results.csv"
+SIZELAT_CSV = "size_latency_results.csv"
+LAT_CSV = "latency_results.csv"
+BW_CSV = "bandwidth_results.csv"
+
+
+def skip(reason):
+    """Skip the whole file the way tests/run.sh counts it: exit status 77."""
+    pytest.exit(f"SKIP: {reason}", returncode=77)
+
+
+def run(*args, cwd=None):
+    """The script with this interpreter, as a separate process."""
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def run_all(dirs, *args):
+    """run(d, *args) for each directory, four processes at a time (each is
+    mostly one pandas import)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda d: run(d, *args), dirs))
+
+
+def assert_one_line_error(proc, *fragments, code=1):
+    """Exit status, one error line with the prefix (warnings aside), no
+    traceback, every fragment in it."""
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert all(line.startswith(PROG) for line in lines), proc.stderr
+    errors = [line for line in lines if not line.startswith(PROG + "warning:")]
+    assert len(errors) == 1, proc.stderr
+    assert len(errors[0]) < 400, errors[0]
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+def png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    return len(data)
+
+
+def read_rows(path):
+    """The CSV's rows as dicts of strings, with the csv module."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path, rows):
+    """rows (dicts) back as CSV, in host_writer's form: no quotes, \\n ends."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_run_json(directory, info, **changes):
+    """run.json from info with changes, its files the CSVs now in directory."""
+    info = {**info, **changes}
+    info["files"] = {p.name: len(read_rows(p)) for p in sorted(directory.glob("*.csv"))}
+    (directory / "run.json").write_text(json.dumps(info))
+
+
+# ------------------------------------------------------------------- fixtures
+
+
+def build():
+    proc = subprocess.run(["make", "-s", f"BUILD={BUILD}", f"{BUILD}/host_writer",
+                           f"{BUILD}/guest_reader"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        skip(f"cannot build host_writer and guest_reader: {tail}")
+
+
+def wait_ready(reader, deadline_s):
+    """Wait (bounded) for guest_reader's readiness line on its stdout."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([reader.stdout], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = reader.stdout.readline()
+        if not line:
+            raise AssertionError(f"guest_reader exited first: {reader.wait(5)}")
+        if line.startswith("IVB-GUEST-READY"):
+            return
+    raise AssertionError(f"guest_reader not ready within {deadline_s} s")
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """One real host-only run of the stream and sizelat workloads, small:
+    guest_reader --once on an 8 MiB file in /dev/shm (mode 0600, removed
+    afterwards), host_writer against it; then the analysis, with plots."""
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        skip("no writable /dev/shm")
+    build()
+    out = tmp_path_factory.mktemp("streams") / "host"
+    fd, shm = tempfile.mkstemp(prefix="ivb-streams-", dir="/dev/shm")
+    reader = None
+    try:
+        os.ftruncate(fd, SHM_SIZE)
+        os.close(fd)
+        reader = subprocess.Popen([str(BUILD / "guest_reader"), "--shm", shm, "--once",
+                                   "--idle-exit", "60s"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        wait_ready(reader, 30)
+        writer = subprocess.run(
+            [str(BUILD / "host_writer"), "--shm", shm, "--output", out, "-t", "stream,sizelat",
+             "--sizes", ",".join(map(str, STREAM_SIZES)), "--duration", "30ms",
+             "--lat-sizes", ",".join(map(str, LAT_SIZES)), "--lat-iterations", "100",
+             "--cpu", "none", "--quiet"], capture_output=True, text=True, timeout=120)
+        assert writer.returncode == 0, writer.stderr
+        assert reader.wait(timeout=30) == 0, reader.stderr.read()
+    finally:
+        if reader is not None and reader.poll() is None:
+            reader.kill()
+            reader.wait(timeout=10)
+        os.unlink(shm)
+    analysis = run(out)
+    summary = json.loads((out / "summary.json").read_text())
+    return out, analysis, summary
+
+
+def load_module():
+    """analyze_results.py imported, for the schemas it spells."""
+    spec = importlib.util.spec_from_file_location("analyze_results", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["analyze_results"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- the schema
+
+
+def test_schema_matches_host_writer(real):
+    """Every results file host_writer writes, with its columns in order,
+    is the one the analysis reads, and the other way round."""
+    proc = subprocess.run([str(BUILD / "host_writer"), "--schema"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    written = {}
+    for line in proc.stdout.splitlines():
+        workload, name, columns = line.split(" ")
+        written[workload] = (name, columns.split(","))
+    read = {s.workload: (s.file, list(s.columns)) for s in load_module().SCHEMAS}
+    assert read == written
+    assert {"stream", "sizelat"} <= set(read)
+
+
+# ------------------------------------------------------------ a real run
+
+
+def test_real_run_analysed_cleanly(real):
+    out, analysis, summary = real
+    assert analysis.returncode == 0, analysis.stderr
+    assert analysis.stderr == ""
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "complete"
+    assert set(info["files"]) == {STREAM_CSV, SIZELAT_CSV}
+    assert summary["partial"] is False and summary["notes"] == []
+    assert summary["bad_messages"] == []
+    assert summary["latency"] is None and summary["bandwidth"] is None
+    for name in ("performance_report.txt", "summary.json"):
+        assert (out / name).stat().st_size > 0
+    for name in ("stream_throughput.png", "size_latency.png"):
+        assert png(out / name) > 10_000, name
+    assert not list(out.glob("latency_*.png"))
+    assert not (out / "bandwidth_analysis.png").exists()
+
+
+def test_stream_points_are_the_csv_rows(real):
+    """Every row, every column, exactly as written, ordered by direction
+    then size, with the line it came from."""
+    out, _, summary = real
+    rows = read_rows(out / STREAM_CSV)
+    assert len(rows) == len(DIRECTIONS) * len(STREAM_SIZES)
+    line = {(r["direction"], int(r["message_bytes"])): i + 2 for i, r in enumerate(rows)}
+    points = summary["stream"]["points"]
+    assert [(p["direction"], p["message_bytes"]) for p in points] == \
+        list(itertools.product(DIRECTIONS, STREAM_SIZES))
+    for p in points:
+        row = rows[line[(p["direction"], p["message_bytes"])] - 2]
+        assert p["line"] == line[(p["direction"], p["message_bytes"])]
+        for name, text in row.items():
+            if name in ("direction", "verify", "wait"):
+                assert p[name] == text, name
+            elif text == "":
+                assert p[name] is None, name
+            else:
+                assert p[name] == float(text), name
+        assert p["errors"] == 0 and p["msgs_per_s"] > 0 and p["verify"] == "xxh3"
+    for d in DIRECTIONS:
+        mine = [p for p in points if p["direction"] == d]
+        best = max(mine, key=lambda p: p["gbps"])
+        assert summary["stream"]["peaks"][d]["gbps"] == {
+            "value": best["gbps"], "message_bytes": best["message_bytes"]}
+
+
+def test_size_latency_rows_are_the_csv_rows(real):
+    out, _, summary = real
+    rows = read_rows(out / SIZELAT_CSV)
+    sizes = summary["size_latency"]["sizes"]
+    assert [s["message_bytes"] for s in sizes] == list(LAT_SIZES)
+    for s, row in zip(sizes, rows):
+        for name in ("count", "min_ns", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns",
+                     "errors"):
+            assert s[name] == float(row[name]), name
+        assert s["p99_9_ns"] == float(row["p999_ns"])
+        assert s["count"] == 100 and s["errors"] == 0
+        assert s["min_ns"] <= s["p50_ns"] <= s["p99_ns"] <= s["p99_9_ns"] <= s["max_ns"]
+
+
+def test_report_has_both_tables(real):
+    out, analysis, summary = real
+    report = (out / "performance_report.txt").read_text()
+    assert report in analysis.stdout + "\n"
+    assert "STREAM THROUGHPUT" in report and "SIZE LATENCY" in report
+    assert "BAD" not in report
+    for p in summary["stream"]["points"]:
+        size = {64: "64 B", 4096: "4 KiB"}[p["message_bytes"]]
+        assert any(line.split()[:3] == [p["direction"], *size.split()]
+                   and f"{p['msgs_per_s']:,.0f}" in line for line in report.splitlines()), p
+    assert "stream.sizes" in report and "size_latency.iterations" in report
+
+
+# ----------------------------------------------- any combination of the files
+
+LAT_ROWS = "iteration,latency_ns,latency_us,received_ns,received_us\n" + "".join(
+    f"{i},{300 + i},{(300 + i) / 1000:.3f},{150 + i},{(150 + i) / 1000:.3f}\n"
+    for i in range(50))
+BW_ROWS = ("frame,width,height,bytes,iteration,success,error_code,error_name,copy_ns,"
+           "handoff_ns,verify_ns,total_ns,guest_read_ns,guest_hash_ns,transfer_gbps,"
+           "bandwidth_gbps\n" + "".join(
+               f"64x64,64,64,12288,{i},1,0,ok,1000,500,{8000 + i},{9500 + i},4000,3000,"
+               f"12.288,{12288 / (9500 + i)!r}\n" for i in range(3)))
+SECTIONS = {LAT_CSV: ("latency", ["latency_histogram.png", "latency_over_time.png",
+                                  "latency_percentiles.png"]),
+            BW_CSV: ("bandwidth", ["bandwidth_analysis.png"]),
+            STREAM_CSV: ("stream", ["stream_throughput.png"]),
+            SIZELAT_CSV: ("size_latency", ["size_latency.png"])}
+COMBINATIONS = [c for n in range(1, 5) for c in itertools.combinations(SECTIONS, n)]
+# (files, with run.json, with plots): every combination listed in a run.json;
+# plots (slow) and no run.json for a few.
+CASES = ([(names, True, False) for names in COMBINATIONS]
+         + [((name,), True, True) for name in (STREAM_CSV, SIZELAT_CSV)]
+         + [(tuple(SECTIONS), True, True), ((STREAM_CSV,), False, False),
+            ((LAT_CSV, SIZELAT_CSV), False, False), (tuple(SECTIONS), False, False)])
+
+
+@pytest.fixture(scope="module")
+def combinations(real, tmp_path_factory):
+    """A directory for each case (real stream and sizelat rows, small
+    latency and frame files written here), each analysed."""
+    out = real[0]
+    info = json.loads((out / "run.json").read_text())
+    root = tmp_path_factory.mktemp("combinations")
+    dirs, procs = [], {}
+    for i, (names, with_json, _) in enumerate(CASES):
+        directory = root / f"case{i}"
+        directory.mkdir()
+        for name in names:
+            if name in (STREAM_CSV, SIZELAT_CSV):
+                shutil.copy(out / name, directory / name)
+            else:
+                (directory / name).write_text(LAT_ROWS if name == LAT_CSV else BW_ROWS)
+        if with_json:
+            write_run_json(directory, info)
+        dirs.append(directory)
+    for plots in (False, True):
+        chosen = [d for d, case in zip(dirs, CASES) if case[2] == plots]
+        args = ("-q",) if plots else ("-q", "--no-plots")
+        procs.update(zip(chosen, run_all(chosen, *args)))
+    return [(d, procs[d]) for d in dirs]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[
+    f"{'json' if j else 'bare'}{'-plots' if p else ''}-"
+    + "+".join(n.split("_results")[0] for n in names) for names, j, p in CASES])
+def test_any_combination_of_files(combinations, case):
+    names, with_json, plots = CASES[case]
+    directory, proc = combinations[case]
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if with_json:
+        assert proc.stderr == ""
+    summary = json.loads((directory / "summary.json").read_text())
+    report = (directory / "performance_report.txt").read_text()
+    for name, (section, pictures) in SECTIONS.items():
+        present = name in names
+        assert (summary[section] is not None) == present, section
+        for picture in pictures:
+            assert (directory / picture).exists() == (present and plots), picture
+    assert ("STREAM THROUGHPUT" in report) == (STREAM_CSV in names)
+    assert ("SIZE LATENCY" in report) == (SIZELAT_CSV in names)
+    missing = [n for n in SECTIONS if n not in names]
+    if with_json or not missing:
+        assert not any("not found" in n for n in summary["notes"])
+    else:
+        assert ", ".join(missing) + " not found" in " ".join(summary["notes"])
+
+
+# -------------------------------------------------------------- bad messages
+
+
+def with_errors(out, directory, stream_errors, sizelat_errors):
+    """The real run's files, with errors set on some rows: {row: errors}."""
+    directory.mkdir()
+    for name, errors in ((STREAM_CSV, stream_errors), (SIZELAT_CSV, sizelat_errors)):
+        rows = read_rows(out / name)
+        for i, count in errors.items():
+            rows[i]["errors"] = str(count)
+        write_rows(directory / name, rows)
+
+
+def test_bad_messages_flagged_loudly_and_exit_1(real, tmp_path):
+    """A run whose messages failed their check: the report opens with a
+    BAD MESSAGES block naming each row, the rows are marked, summary.json
+    lists them, the plots are still drawn, and the exit status is 1 with
+    one line per file."""
+    out = real[0]
+    with_errors(out, tmp_path / "bad", {1: 3, 4: 1}, {0: 2})
+    proc = run(tmp_path / "bad", "-q")
+    assert proc.returncode == 1, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if not l.startswith(PROG + "warning:")]
+    assert len(lines) == 2, proc.stderr
+    assert f"{STREAM_CSV}: bad messages (errors > 0) in 2 of 6 points: " \
+           "h2g 4 KiB (line 3, 3), bidir 64 B (line 6, 1)" in lines[0]
+    assert f"{SIZELAT_CSV}: bad messages (errors > 0) in 1 of 2 message sizes: 8 B " \
+           "(line 2, 2)" in lines[1]
+    report = (tmp_path / "bad" / "performance_report.txt").read_text()
+    head = report[:report.index("Results:")]
+    assert "*** BAD MESSAGES: 2 stream points and 1 message size" in head
+    assert f"{STREAM_CSV} line 3: h2g 4 KiB: 3 bad messages" in head
+    assert f"{SIZELAT_CSV} line 2: size latency 8 B: 2 bad messages" in head
+    marked = [l for l in report.splitlines() if "<< BAD" in l]
+    assert len(marked) == 3 and marked[0].split()[:3] == ["h2g", "4", "KiB"]
+    summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
+    assert [(b["file"], b["line"], b["errors"]) for b in summary["bad_messages"]] == [
+        (STREAM_CSV, 3, 3), (STREAM_CSV, 6, 1), (SIZELAT_CSV, 2, 2)]
+    assert summary["stream"]["bad_points"] == 2 and summary["stream"]["errors"] == 4
+    png(tmp_path / "bad" / "stream_throughput.png")
+    png(tmp_path / "bad" / "size_latency.png")
+
+
+def test_bad_messages_of_a_failed_run_need_allow_partial(real, tmp_path):
+    """host_writer ends such a run with its failure as run.json's status:
+    refused (3) as partial, and with --allow-partial analysed, marked, and
+    still exit 1 for the bad messages."""
+    out = real[0]
+    with_errors(out, tmp_path / "bad", {0: 1}, {})
+    write_run_json(tmp_path / "bad", json.loads((out / "run.json").read_text()),
+                   status="bad message 17 of a 64-byte h2g point")
+    assert_one_line_error(run(tmp_path / "bad", "-q", "--no-plots"), "partial results",
+                          "bad message 17", code=3)
+    proc = run(tmp_path / "bad", "-q", "--no-plots", "--allow-partial")
+    assert proc.returncode == 1, proc.stderr
+    assert "bad messages (errors > 0) in 1 of 6 points" in proc.stderr
+    report = (tmp_path / "bad" / "performance_report.txt").read_text()
+    assert report.index("PARTIAL RESULTS") < report.index("BAD MESSAGES")
+
+
+# ------------------------------------------------------------- malformed files
+
+STREAM_HEADER = ("direction,message_bytes,slots,batch,verify,wait,messages,bytes,seconds,"
+                 "msgs_per_s,gbps,errors,host_cpu_us_per_msg,guest_cpu_us_per_msg,"
+                 "vcpu_cpu_us_per_msg,host_cpu_percent,guest_cpu_percent,doorbells_per_msg,"
+                 "host_doorbells,guest_doorbells,host_sleeps,guest_sleeps")
+STREAM_ROW = ("h2g,64,256,16,xxh3,spin,4608,294912,0.050690,90905.2,0.0058,0,4.8359,4.6878,,"
+              "39.6,38.4,0.00000,0,0,0,0")
+SIZELAT_HEADER = ("message_bytes,verify,wait,count,min_ns,mean_ns,p50_ns,p90_ns,p99_ns,"
+                  "p999_ns,max_ns,errors")
+SIZELAT_ROW = "8,xxh3,spin,200,954,1083.6,1054.0,1151.3,1349.0,1363.6,1367,0"
+
+
+def stream(row):
+    return f"{STREAM_HEADER}\n{STREAM_ROW}\n{row}\n"
+
+
+def sizelat(row):
+    return f"{SIZELAT_HEADER}\n{SIZELAT_ROW}\n{row}\n"
+
+
+def swap(row, index, value):
+    cells = row.split(",")
+    cells[index] = value
+    return ",".join(cells)
+
+
+BAD_FILES = [
+    (STREAM_CSV, stream(swap(STREAM_ROW, 0, "up")),
+     "line 3: column direction: expected h2g, g2h or bidir, got 'up'"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 9, "fast")),
+     "line 3: column msgs_per_s: non-numeric value 'fast'"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 9, "nan")),
+     "line 3: column msgs_per_s: non-numeric value 'nan'"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 10, "1e999")),
+     "line 3: column gbps: not a finite number"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 11, "-1")),
+     "line 3: column errors: value -1 is below 0"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 11, "")), "line 3: column errors: empty value"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 1, "4.5")),
+     "line 3: column message_bytes: expected an integer, got 4.5"),
+    (STREAM_CSV, stream(swap(STREAM_ROW, 1, "0")),
+     "line 3: column message_bytes: value 0 is below 1"),
+    (STREAM_CSV, stream(STREAM_ROW.rsplit(",", 1)[0]), "line 3: 21 fields, the header has 22"),
+    (STREAM_CSV, STREAM_HEADER.replace(",gbps", "") + "\n" + STREAM_ROW + "\n",
+     "missing column gbps"),
+    (STREAM_CSV, f"{STREAM_HEADER}\n{STREAM_ROW}\n{STREAM_HEADER}\n{STREAM_ROW}\n",
+     "line 3 repeats the header (two files joined into one?)"),
+    (STREAM_CSV, STREAM_HEADER + "\n", "header but no data rows"),
+    (STREAM_CSV, SIZELAT_HEADER + "\n" + SIZELAT_ROW + "\n",
+     "missing columns direction, messages, seconds, msgs_per_s, gbps"),
+    (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 6, "900")),
+     "line 3: column p50_ns: 900 is below min_ns (columns out of order"),
+    (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 9, "1400")),
+     "line 3: column max_ns: 1367 is below p999_ns"),
+    (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 3, "0")),
+     "line 3: column count: value 0 is below 1"),
+    (SIZELAT_CSV, sizelat(swap(SIZELAT_ROW, 11, "x")),
+     "line 3: column errors: non-numeric value 'x'"),
+    (SIZELAT_CSV, sizelat(SIZELAT_ROW + ",7"), "line 3: 13 fields, the header has 12"),
+    (SIZELAT_CSV, "8,xxh3,spin,200,954,1083.6,1054.0,1151.3,1349.0,1363.6,1367,0\n",
+     "missing columns message_bytes, count, min_ns"),
+    (SIZELAT_CSV, b"message_bytes,count\n8,\xff\n", "line 2: byte 0xff is not UTF-8"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_file_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-streams")
+    dirs = []
+    for i, (name, content, _) in enumerate(BAD_FILES):
+        directory = root / f"case{i}"
+        directory.mkdir()
+        path = directory / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        dirs.append(directory)
+    return list(zip(dirs, run_all(dirs, "--no-plots")))
+
+
+@pytest.mark.parametrize("case", range(len(BAD_FILES)),
+                         ids=[f"{n.split('_results')[0]}-{m.split(':')[-1].strip()[:28]}"
+                              for n, _, m in BAD_FILES])
+def test_malformed_file_one_line_exit_1(bad_file_runs, case):
+    name, _, message = BAD_FILES[case]
+    directory, proc = bad_file_runs[case]
+    assert_one_line_error(proc, str(directory / name), message)
+    assert not (directory / "performance_report.txt").exists()
+
+
+# ----------------------------------------------------------------- comparison
+
+
+def slower_copy(out, directory):
+    """The real run as if a second one had half the message rate at twice
+    the CPU per message and three times the round trip: known ratios."""
+    directory.mkdir()
+    rows = read_rows(out / STREAM_CSV)
+    for r in rows:
+        r["msgs_per_s"] = repr(float(r["msgs_per_s"]) / 2)
+        r["gbps"] = repr(float(r["gbps"]) / 2)
+        r["host_cpu_us_per_msg"] = repr(float(r["host_cpu_us_per_msg"]) * 2)
+    write_rows(directory / STREAM_CSV, rows)
+    rows = read_rows(out / SIZELAT_CSV)
+    for r in rows:
+        for name in ("min_ns", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"):
+            r[name] = repr(float(r[name]) * 3)
+    write_rows(directory / SIZELAT_CSV, rows)
+    write_run_json(directory, json.loads((out / "run.json").read_text()), mode="doorbell",
+                   accel="tcg", guest="micro")
+
+
+@pytest.fixture(scope="module")
+def comparison(real, tmp_path_factory):
+    out = real[0]
+    root = tmp_path_factory.mktemp("compare-streams")
+    slower_copy(out, root / "vm")
+    proc = run("--compare", out, root / "vm", "--output", root / "cmp")
+    return root / "cmp", proc, json.loads((root / "cmp" / "comparison.json").read_text())
+
+
+def metric(data, name):
+    return next(m for m in data["metrics"] if m["metric"] == name)
+
+
+def test_compare_two_stream_runs(comparison):
+    out, proc, data = comparison
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert [r["label"] for r in data["runs"]] == ["plain", "doorbell/tcg/micro"]
+    assert {p.name for p in out.iterdir()} == {
+        "comparison.txt", "comparison.json", "comparison_stream.png",
+        "comparison_size_latency.png"}  # no latency or frames: no comparison.png
+    assert png(out / "comparison_stream.png") > 10_000
+    assert png(out / "comparison_size_latency.png") > 10_000
+    for d, size in itertools.product(DIRECTIONS, ("64 B", "4 KiB")):
+        assert metric(data, f"stream {d} {size} msgs/s")["ratios"] == pytest.approx([1, 0.5])
+        assert metric(data, f"stream {d} {size} GB/s")["ratios"] == pytest.approx([1, 0.5])
+        assert metric(data, f"stream {d} {size} host CPU")["ratios"] == pytest.approx([1, 2])
+        assert metric(data, f"stream {d} {size} guest CPU")["ratios"] == pytest.approx([1, 1])
+    for size, percentile in itertools.product(("8 B", "4 KiB"), ("p50", "p99", "p99.9")):
+        m = metric(data, f"size latency {size} {percentile}")
+        assert m["ratios"] == pytest.approx([1, 3]) and m["better"] == "lower"
+
+
+def test_compare_text_and_bad_points(real, comparison, tmp_path):
+    out, proc, _ = comparison
+    text = (out / "comparison.txt").read_text()
+    assert text in proc.stdout + "\n"
+    row = next(l for l in text.splitlines() if l.startswith("stream h2g 64 B msgs/s"))
+    assert "(x0.50)" in row and "BAD" not in row
+    # A second run with a bad point: marked in the table, and exit 1.
+    with_errors(real[0], tmp_path / "bad", {0: 5}, {})
+    proc = run("--compare", real[0], tmp_path / "bad", "--output", tmp_path / "cmp",
+               "--no-plots", "-q")
+    assert proc.returncode == 1
+    assert "bad messages (errors > 0) in 1 of 6 points: h2g 64 B (line 2, 5)" in proc.stderr
+    text = (tmp_path / "cmp" / "comparison.txt").read_text()
+    assert "*** [2] has BAD MESSAGES" in text
+    row = next(l for l in text.splitlines() if l.startswith("stream h2g 64 B msgs/s"))
+    assert row.endswith("BAD")
+
+
+def test_repeated_and_zero_points_are_kept(tmp_path):
+    """host_writer --sizes 64,64 measures a size twice: both rows are kept
+    (a repeat is compared as such); a point that moved nothing is reported
+    and left off the log axes with a note, not an error."""
+    zero = swap(swap(swap(STREAM_ROW, 6, "0"), 9, "0.0"), 10, "0.0000")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / STREAM_CSV).write_text(stream(STREAM_ROW) + zero + "\n")
+    proc = run(tmp_path / "a", "-q")
+    assert proc.returncode == 0, proc.stderr
+    points = json.loads((tmp_path / "a" / "summary.json").read_text())["stream"]["points"]
+    assert [p["line"] for p in points] == [2, 3, 4]
+    assert [p["msgs_per_s"] for p in points] == [90905.2, 90905.2, 0.0]
+    png(tmp_path / "a" / "stream_throughput.png")
+    proc = run(tmp_path / "a", tmp_path / "a", "--output", tmp_path / "cmp", "--no-plots",
+               "-q")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert metric(data, "stream h2g 64 B (repeat 3) msgs/s")["values"] == [0.0, 0.0]
+    assert metric(data, "stream h2g 64 B (repeat 2) msgs/s")["ratios"] == [1.0, 1.0]
+
+
+def test_nothing_above_zero_is_drawn_as_no_data(tmp_path):
+    """A stream where no point moved a message: a log axis has nothing to
+    show; the plot says so instead of failing."""
+    zero = swap(swap(swap(STREAM_ROW, 6, "0"), 9, "0.0"), 10, "0.0000")
+    (tmp_path / STREAM_CSV).write_text(f"{STREAM_HEADER}\n{zero}\n")
+    proc = run(tmp_path, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    png(tmp_path / "stream_throughput.png")
