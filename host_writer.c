@@ -128,7 +128,7 @@ static void check_meta(const char *arg)
 		"guest_pid", "guest_wait", "server_socket", "vectors", "host_peer_id",
 		"guest_peer_id", "vcpu_idle_cpu_percent", "latency_iterations", "warmup", "gap_ns",
 		"latency", "received", "bandwidth_iterations", "frames", "frames_verified",
-		"frames_failed", "stream", "size_latency",
+		"frames_failed", "stream", "size_latency", "rate",
 	};
 	size_t n = strcspn(arg, "="), i;
 

@@ -15,12 +15,14 @@ extern const struct ivb_workload ivb_wl_latency;
 extern const struct ivb_workload ivb_wl_frames;
 extern const struct ivb_workload ivb_wl_stream;
 extern const struct ivb_workload ivb_wl_sizelat;
+extern const struct ivb_workload ivb_wl_rate;
 
 const struct ivb_workload *const ivb_workloads[] = {
 	&ivb_wl_latency,
 	&ivb_wl_frames,
 	&ivb_wl_stream,
 	&ivb_wl_sizelat,
+	&ivb_wl_rate,
 	NULL,
 };
 
