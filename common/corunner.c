@@ -191,6 +191,8 @@ static void child(const char *path, const char *const *argv, int cpu, pid_t pare
 		dup2(fd, 1);
 		dup2(fd, 2);
 	}
+	/* Nothing else of ours: the server's socket and the eventfds must close when we do. */
+	close_range(3, ~0u, 0);
 	execv(path, (char *const *)argv);
 	_exit(127);
 }

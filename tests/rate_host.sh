@@ -84,7 +84,8 @@ csv=$tmp/stall/rate_results.csv
 slow=$(hist_from "$tmp/stall/rate_histograms.csv" 50000000)
 echo "open loop: $slow messages took 50 ms or more; p99 $(field "$csv" 1 p99_ns) ns"
 check "stall, open loop: exit 0" [ "$rc" = 0 ]
-check "stall, open loop: ~500 messages delayed 50 ms or more (400..1000)" [ "$slow" -ge 400 ] && [ "$slow" -le 1000 ]
+# At least: a busy machine adds delays of its own, never removes these.
+check "stall, open loop: ~500 messages delayed 50 ms or more (400 at least)" [ "$slow" -ge 400 ]
 check "stall, open loop: p99 reflects them (>= 50 ms)" awk -v p="$(field "$csv" 1 p99_ns)" 'BEGIN { exit !(p >= 50e6 && p < 1e9) }'
 check "stall, open loop: every message still sent" [ "$(field "$csv" 1 unsent)" = 0 ]
 check "stall: recorded as fault injection" grep -q '"stall_ns": 100000000' "$tmp/stall/run.json"
@@ -95,7 +96,7 @@ csv=$tmp/closed/rate_results.csv
 slow=$(hist_from "$tmp/closed/rate_histograms.csv" 50000000)
 echo "closed loop: $slow message(s) took 50 ms or more; p99 $(field "$csv" 1 p99_ns) ns; $(field "$csv" 1 unsent) unsent"
 check "stall, closed loop: exit 0" [ "$rc" = 0 ]
-check "stall, closed loop: one slow message (at most 3)" [ "$slow" -ge 1 ] && [ "$slow" -le 3 ]
+check "stall, closed loop: one slow message (at most 3)" bash -c '[ "$1" -ge 1 ] && [ "$1" -le 3 ]' _ "$slow"
 check "stall, closed loop: sends less (the 200 due during the stall, 150 at least)" [ "$(field "$csv" 1 unsent)" -ge 150 ]
 check "closed loop: says latency is from the actual send" grep -q '"latency_from": "actual send time"' "$tmp/closed/run.json"
 

@@ -413,6 +413,8 @@ struct drive {
 	uint64_t late, bad_echo;
 	uint64_t t0, last_send;   /* the schedule's start; the last message's actual send */
 	double measured_at;       /* the first measured message's offset in the schedule */
+	uint64_t tail_from;       /* the last tenth of the messages starts here, */
+	uint64_t tail_lag_min;    /* and the least sender lag among them */
 };
 
 /* Sleep (doorbell) or spin until something may move. 0, or -ETIMEDOUT/-EINTR of a real wait. */
@@ -453,7 +455,7 @@ static int drive_point(struct ivb_channel *ch, struct schedule *s, struct drive 
 
 	for (;;) {
 		uint64_t now = ivb_now_ns(), due = d->t0 + (uint64_t)s->at;
-		int sending = d->sent < d->total && now < stop_sending;
+		int sending = d->sent < d->total && now < stop_sending, got = 0;
 
 		/* Send what is due (closed loop: one at a time). */
 		while (sending && now >= due && (!closed || d->sent == d->received)) {
@@ -470,6 +472,8 @@ static int drive_point(struct ivb_channel *ch, struct schedule *s, struct drive 
 				ivb_hist_record(d->lag, now - due);
 				d->late += now - due > late_ns;
 			}
+			if (d->sent >= d->tail_from && now - due < d->tail_lag_min)
+				d->tail_lag_min = now - due;
 			if (d->sent == d->received)
 				progress = now; /* the timeout runs from the oldest message out */
 			d->sent++;
@@ -487,7 +491,7 @@ static int drive_point(struct ivb_channel *ch, struct schedule *s, struct drive 
 		while (d->received < d->sent) {
 			uint64_t errors = ch->errors, seq = d->received, carried, t;
 
-			if ((rc = ivb_channel_poll(ch)) <= 0)
+			if ((got = ivb_channel_poll(ch)) <= 0)
 				break;
 			t = ivb_now_ns();
 			memcpy(&carried, ch->dst + 8, sizeof(carried));
@@ -505,8 +509,8 @@ static int drive_point(struct ivb_channel *ch, struct schedule *s, struct drive 
 				d->samples[d->nsamples++] = t - carried;
 			ivb_hist_record(d->lat, t > carried ? t - carried : 0);
 		}
-		if (rc < 0)
-			return -EPIPE;
+		if (got < 0)
+			return -EPIPE; /* it said it finished before echoing them all */
 		if (d->received == d->sent && (d->sent == d->total || ivb_now_ns() >= stop_sending))
 			return 0;
 		if (ivb_interrupted)
@@ -575,7 +579,8 @@ static int measure(struct rate *r, struct ivb_wl_ctx *ctx, uint64_t rate, uint64
 	uint64_t warm = warmup_messages(n), span, inflight;
 	struct schedule s = { r->arrivals, 1e9 / (double)rate, 0, r->seed };
 	struct ivb_channel_fault fault = r->stall;
-	struct drive d = { .total = n + warm, .warm = warm, .lat = lat, .lag = lag };
+	struct drive d = { .total = n + warm, .warm = warm, .lat = lat, .lag = lag,
+			   .tail_from = n + warm - (n / 10 ? n / 10 : 1), .tail_lag_min = UINT64_MAX };
 	struct ivb_channel ch;
 	int rc;
 
@@ -636,18 +641,23 @@ static int measure(struct rate *r, struct ivb_wl_ctx *ctx, uint64_t rate, uint64
 	pt->errors = ch.errors + ch.result->errors + d.bad_echo;
 	/*
 	 * Achieved: what was received over the measured part of the schedule,
-	 * or over longer when the last message went out later than planned
-	 * (once the ring is full, the sender goes at the channel's pace).
-	 * Not until the last echo: one slow echo at the end is latency, which
-	 * the percentiles give, not a lack of throughput. Poisson gaps: that
-	 * part's own length.
+	 * lengthened by how far behind it the sender stayed at the end: the
+	 * least lag among the last tenth of the messages, which grows with the
+	 * run when the channel cannot keep up (once the ring is full the sender
+	 * goes at the channel's pace), and is near 0 when the sender was only
+	 * descheduled now and then (that is latency, which the percentiles
+	 * give). A closed loop, or a point cut short, by its real length.
+	 * Poisson gaps: the measured part's own length.
 	 */
 	{
 		double planned = (double)n * s.gap_ns, took;
 
 		if (r->arrivals == ARRIVALS_POISSON && d.sent == d.total)
 			planned = s.at - d.measured_at;
-		took = (double)d.last_send + s.gap_ns - ((double)d.t0 + d.measured_at);
+		if (r->arrivals == ARRIVALS_CLOSED || d.sent < d.total)
+			took = (double)d.last_send + s.gap_ns - ((double)d.t0 + d.measured_at);
+		else
+			took = planned + (double)d.tail_lag_min;
 		if (took < planned)
 			took = planned;
 		pt->achieved = took > 0 ? (double)pt->received * 1e9 / took : 0;
