@@ -100,7 +100,38 @@ check "stall, closed loop: one slow message (at most 3)" bash -c '[ "$1" -ge 1 ]
 check "stall, closed loop: sends less (the 200 due during the stall, 150 at least)" [ "$(field "$csv" 1 unsent)" -ge 150 ]
 check "closed loop: says latency is from the actual send" grep -q '"latency_from": "actual send time"' "$tmp/closed/run.json"
 
-# 3. Bad rates and options: exit 2 and one line naming the option, before anything starts.
+# 3. A short sweep: the quiet p50 first, the 1-2-5 ladder capped at --sweep-to, the
+# knee as the rows say; with stress-ng, each rate's cpu row right after its quiet
+# row, with the ratios to it.
+intf=()
+command -v stress-ng >/dev/null && intf=(--interference cpu --interference-cpu "$last_cpu")
+rc=0
+writer "$tmp/sweep" --rate-sweep --sweep-from 1k --sweep-to 4k --rate-duration 100ms "${intf[@]}" \
+	>"$tmp/sweep.out" 2>&1 || rc=$?
+csv=$tmp/sweep/rate_results.csv
+check "sweep: exit 0" [ "$rc" = 0 ]
+check "sweep: the bound is 10x the quiet p50" /usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["rate"]
+assert r["p99_bound_source"] == "10x the quiet p50" and r["quiet_p50_ns"] > 0, r
+assert abs(r["p99_bound_ns"] - 10 * r["quiet_p50_ns"]) <= 1, r
+' "$tmp/sweep/run.json"
+check "sweep: quiet rates are a prefix of 1000,2000,4000, ending at the first not sustained" awk -F, -v o="$(col "$csv" offered_per_s)" -v s="$(col "$csv" sustained)" '
+	NR > 1 && $1 == "none" { want = n == 0 ? 1000 : n == 1 ? 2000 : 4000; if ($o != want || stop) exit 1; n++; if (!$s) stop = 1 }
+	END { exit !(n >= 1) }' "$csv"
+knee=$(awk -F, -v o="$(col "$csv" offered_per_s)" -v s="$(col "$csv" sustained)" 'NR > 1 && $1 == "none" && $s == 1 { k = $o } END { print k + 0 }' "$csv")
+check "sweep: run.json's knee ($knee) is the highest quiet rate sustained" grep -q "\"none\": $knee\b" "$tmp/sweep/run.json"
+if [ ${#intf[@]} -gt 0 ]; then
+	check "sweep: every cpu row follows the quiet row of its rate" awk -F, -v o="$(col "$csv" offered_per_s)" '
+		NR > 1 && $1 == "cpu" { if (prev != "none" || $o != rate) exit 1; n++ } NR > 1 { prev = $1; rate = $o } END { exit !(n >= 1) }' "$csv"
+	check "sweep: p99_ratio is the cpu row's p99 over the quiet row's" awk -F, -v p="$(col "$csv" p99_ns)" -v r="$(col "$csv" p99_ratio)" '
+		NR > 1 && $1 == "none" { q = $p } NR > 1 && $1 == "cpu" { d = $r - $p / q; if (d > 0.001 || d < -0.001) exit 1 }' "$csv"
+	check "sweep: run.json has the co-runner's command" grep -q '"cpu": "stress-ng --cpu 1 --taskset '"$last_cpu"' ' "$tmp/sweep/run.json"
+else
+	echo "skip part: stress-ng not installed (the sweep ran without co-runners)"
+fi
+
+# 4. Bad rates and options: exit 2 and one line naming the option, before anything starts.
 expect2() { # expect2 PATTERN ARGS...
 	local pattern=$1 rc=0
 	shift
@@ -121,13 +152,13 @@ expect2 "--rate-stall: 'soon' is not M:DUR" --rate-stall soon
 expect2 "--rate-stall: message 50000 is beyond the 10000" --rate-stall 50000:1ms
 expect2 "--p99-bound: '0' is not a duration" --p99-bound 0
 
-# 4. No stress-ng: one line naming the package, exit 1.
+# 5. No stress-ng: one line naming the package, exit 1.
 rc=0
 PATH=/nonexistent "$BIN/host_writer" --shm "$shm" -o "$tmp/x" -t rate --interference cpu --cpu 0 \
 	>"$tmp/err.out" 2>&1 || rc=$?
 check "no stress-ng: exit 1, one line naming the package" bash -c '[ "$1" = 1 ] && grep -qF "needs stress-ng, which is not installed (Debian package stress-ng)" "$2" && [ "$(grep -c . "$2")" = 1 ]' _ "$rc" "$tmp/err.out"
 
-# 5. Co-runners never outlive the run: interrupted (SIGINT), then killed (SIGKILL).
+# 6. Co-runners never outlive the run: interrupted (SIGINT), then killed (SIGKILL).
 gone() { # gone PID: no such process, or only its zombie is left
 	local state
 	state=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null || true)
