@@ -234,8 +234,8 @@ static void set_verify(void *st, const char *arg)
 
 static void set_bound(void *st, const char *arg)
 {
-	((struct rate *)st)->bound_ns = ivb_opt_duration("--p99-bound", arg, 1000, 1, 100000000000ull,
-							  "1ns..100s (default unit us, e.g. 20us)");
+	((struct rate *)st)->bound_ns = ivb_opt_duration("--p99-bound", arg, 1000000000ull, 1,
+							  100000000000ull, "1ns..100s (e.g. 20us)");
 }
 
 /* --interference cpu,membw,cache: each item a set, kinds in a set joined by '+'. */
@@ -276,7 +276,7 @@ static void set_intf_cpu(void *st, const char *arg)
 
 static void set_other_cpu(void *st, const char *arg)
 {
-	((struct rate *)st)->other_cpu = ivb_opt_cpu("--interference-other-cpu", arg, 0);
+	((struct rate *)st)->other_cpu = ivb_opt_cpu("--hog-cpu", arg, 0);
 }
 
 /* --rate-stall M:DUR (fault injection). */
@@ -311,7 +311,7 @@ static const struct ivb_wl_option rate_opts[] = {
 	{ "p99-bound", 0, "DUR", "p99 a rate must stay under to count as sustained (default: %s)", "10x the quiet p50", set_bound },
 	{ "interference", 0, "LIST", "co-runners beside each rate: cpu, membw, cache; a+b together (stress-ng)%s", "", set_interference },
 	{ "interference-cpu", 0, "N", "the responder's CPU, for the cpu hog (default: %s)", "--watch-thread's, else the last", set_intf_cpu },
-	{ "interference-other-cpu", 0, "N", "CPU of the membw and cache hogs (default: %s)", "another than the responder's", set_other_cpu },
+	{ "hog-cpu", 0, "N", "CPU of the membw and cache co-runners (default: %s)", "another than the responder's", set_other_cpu },
 	{ "rate-stall", 0, "M:DUR", "fault injection: the responder pauses DUR after message M%s", "", set_stall },
 	{ 0 },
 };
@@ -1001,18 +1001,27 @@ static void rate_print(const void *st, const char *results_dir)
 {
 	const struct rate *r = st;
 	char name[64];
-	int s;
+	int i, s;
 
 	(void)results_dir;
-	printf("\nLatency under load (%s arrivals, %u-byte messages, p99 bound %.3f us):\n",
-	       arrivals_names[r->arrivals], r->size, (double)r->bound_used_ns / 1e3);
-	for (s = -1; s < r->nsets; s++) {
-		uint64_t knee = r->knee[1 + s];
+	printf("\nLatency under load (%s arrivals, %u-byte messages, from the %s send; p99 bound "
+	       "%.3f us%s):\n", arrivals_names[r->arrivals], r->size,
+	       r->arrivals == ARRIVALS_CLOSED ? "actual" : "scheduled", (double)r->bound_used_ns / 1e3,
+	       r->bound_ns ? "" : ", 10x the quiet p50");
+	if (r->sweep) {
+		for (s = -1; s < r->nsets; s++)
+			printf("  knee %-16s %s%llu messages/s\n", set_name(r, s, name, sizeof(name)),
+			       r->knee[1 + s] ? "" : "below the first rate, ",
+			       (unsigned long long)(r->knee[1 + s] ? r->knee[1 + s] : r->sweep_from));
+		return;
+	}
+	for (i = 0; i < r->npts; i++) {
+		const struct point *p = &r->pts[i];
 
-		if (!r->sweep)
-			break;
-		printf("  knee %-16s %s%llu messages/s\n", set_name(r, s, name, sizeof(name)),
-		       knee ? "" : "below the first rate, ", (unsigned long long)(knee ? knee : r->sweep_from));
+		printf("  %10llu/s %-16s p50 %9.3f  p99 %9.3f  p99.9 %9.3f  max %9.3f us%s\n",
+		       (unsigned long long)p->offered, set_name(r, p->set, name, sizeof(name)),
+		       p->p50 / 1e3, p->p99 / 1e3, p->p999 / 1e3, p->max / 1e3,
+		       p->sustained ? "" : "  not sustained");
 	}
 }
 
