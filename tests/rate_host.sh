@@ -76,7 +76,8 @@ check "poisson: recorded with its seed" grep -q '"seed": 1' "$tmp/poisson/run.js
 
 # 2. A 100 ms stall of the responder after message 10, at 10k msgs/s for 1 s: the
 # ~1,000 messages due during it are queued behind it. The closed loop runs at
-# 2k msgs/s, so that even on a busy machine it reaches the stalled message.
+# 1k msgs/s for 3 s, so that even on a busy machine, where its round trips
+# take milliseconds, it reaches the stalled message.
 rc=0
 writer "$tmp/stall" --rate 10k --rate-duration 1s --p99-bound 1s --rate-stall 10:100ms -q \
 	>"$tmp/stall.out" 2>&1 || rc=$?
@@ -90,14 +91,14 @@ check "stall, open loop: p99 reflects them (>= 50 ms)" awk -v p="$(field "$csv" 
 check "stall, open loop: every message still sent" [ "$(field "$csv" 1 unsent)" = 0 ]
 check "stall: recorded as fault injection" grep -q '"stall_ns": 100000000' "$tmp/stall/run.json"
 rc=0
-writer "$tmp/closed" --rate 2k --rate-duration 1s --p99-bound 1s --rate-stall 10:100ms \
+writer "$tmp/closed" --rate 1k --rate-duration 3s --p99-bound 1s --rate-stall 10:100ms \
 	--arrivals closed -q >"$tmp/closed.out" 2>&1 || rc=$?
 csv=$tmp/closed/rate_results.csv
 slow=$(hist_from "$tmp/closed/rate_histograms.csv" 50000000)
-echo "closed loop: $slow message(s) took 50 ms or more; p99 $(field "$csv" 1 p99_ns) ns; $(field "$csv" 1 unsent) unsent"
+echo "closed loop: $slow message(s) took 50 ms or more; p99 $(field "$csv" 1 p99_ns) ns; $(field "$csv" 1 sent) sent, $(field "$csv" 1 unsent) unsent"
 check "stall, closed loop: exit 0" [ "$rc" = 0 ]
 check "stall, closed loop: one slow message (at most 3)" bash -c '[ "$1" -ge 1 ] && [ "$1" -le 3 ]' _ "$slow"
-check "stall, closed loop: sends less (the 200 due during the stall, 150 at least)" [ "$(field "$csv" 1 unsent)" -ge 150 ]
+check "stall, closed loop: sends less (the 100 due during the stall, at least)" [ "$(field "$csv" 1 unsent)" -ge 100 ]
 check "closed loop: says latency is from the actual send" grep -q '"latency_from": "actual send time"' "$tmp/closed/run.json"
 
 # 3. A short sweep: the quiet p50 first, the 1-2-5 ladder capped at --sweep-to, the
