@@ -567,9 +567,10 @@ static const char *set_name(const struct rate *r, int set, char *buf, size_t len
 }
 
 /*
- * Measure one point: open the channel, drive it, close it, fill pt (and,
- * when h is given, its latency histogram). 0, 1 when echoes were bad
- * (status set, pt filled), -1 when it stopped (status set).
+ * Measure one point at rate for duration_ns (and a tenth more of warm-up):
+ * open the channel, drive it, close it, fill pt and the histograms of its
+ * latency and of the sender's lag. 0, 1 when echoes were bad (status set,
+ * pt filled), -1 when it stopped (status set).
  */
 static int measure(struct rate *r, struct ivb_wl_ctx *ctx, uint64_t rate, uint64_t duration_ns,
 		   struct point *pt, struct ivb_hist *lat, struct ivb_hist *lag)
