@@ -122,7 +122,7 @@ static const char *const own_keys[] = {
 	"guest_wait", "server_socket", "vectors", "host_peer_id", "guest_peer_id",
 	"vcpu_idle_cpu_percent", "latency_iterations", "warmup", "gap_ns", "latency", "received",
 	"bandwidth_iterations", "frames", "frames_verified", "frames_failed", "stream",
-	"size_latency", NULL,
+	"size_latency", "rate", NULL,
 };
 
 static void parse_args(int argc, char **argv, struct config *cfg)
@@ -312,7 +312,7 @@ static int run_session(void *arg)
 int main(int argc, char **argv)
 {
 	static struct writer w;
-	const char *stale[MAX_WORKLOADS + 1] = { 0 };
+	const char *stale[2 * MAX_WORKLOADS + 1] = { 0 };
 	char err[1200];
 	long long shrunk_to = -1;
 	int i, rc;
@@ -333,7 +333,8 @@ int main(int argc, char **argv)
 	for (i = 0; ivb_workloads[i]; i++) {
 		if (w.cfg.selected[i] && ivb_workloads[i]->check)
 			ivb_workloads[i]->check(w.cfg.state[i], w.ini.capacity, w.ep.describe);
-		stale[i] = ivb_workloads[i]->csv->file;
+		stale[2 * i] = ivb_workloads[i]->csv->file;
+		stale[2 * i + 1] = ivb_workloads[i]->csv2 ? ivb_workloads[i]->csv2->file : "";
 	}
 	if (ivb_results_open(&w.res, w.cfg.results_dir, stale))
 		ivb_die("%s", ivb_results_error(&w.res));

@@ -11,6 +11,12 @@
 #   ./run_test.sh [--host-only] --stream [options]
 #                                         the full stream and size-latency
 #                                         sweep, 8 B to 16 MiB
+#   ./run_test.sh [--host-only] --rate R [--interference cpu,membw,cache]
+#   ./run_test.sh [--host-only] --rate-sweep
+#                                         latency under load: an open-loop
+#                                         sender at R msgs/s, or a sweep up
+#                                         to the knee, quiet and beside
+#                                         stress-ng co-runners
 #   ./run_test.sh --bench                 in one run: latency and streams
 #                                         host-only, the eventfd floor, and
 #                                         freshly booted VMs in plain and
@@ -255,6 +261,23 @@ bench() {
 	} | tee "$base/summary.txt"
 }
 
+# --rate and --rate-sweep are options of the rate workload: run it alone.
+with_rate() {
+	local a lead=()
+	[ "${1:-}" != --host-only ] || { lead=(--host-only); shift; }
+	for a in "$@"; do
+		case $a in
+		--rate | --rate=* | --rate-sweep)
+			printf '%s\0' "${lead[@]}" --test rate "$@"
+			return
+			;;
+		esac
+	done
+	printf '%s\0' "${lead[@]}" "$@"
+}
+mapfile -d '' -t args < <(with_rate "$@")
+set -- "${args[@]}"
+
 # Every setting is checked before anything starts (one line, exit 2).
 case ${1:-} in
 --bench)
@@ -283,7 +306,7 @@ case ${1:-} in
 	run_vm "$IVSHMEM_RESULTS" "${STREAM_SWEEP[@]}" "$@"
 	;;
 -h | --help)
-	sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
 	settings_check_run

@@ -49,6 +49,8 @@ int ivb_results_open(struct ivb_results *res, const char *dir, const char *const
 		return -1;
 	}
 	for (; stale && *stale; stale++) {
+		if (!**stale)
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, *stale);
 		if (unlink(path) && errno != ENOENT) {
 			set_error(res, "cannot remove the previous run's %s: %s", path, strerror(errno));

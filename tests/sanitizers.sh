@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SAN_BUILD=${SAN_BUILD:-$BUILD/san}
 DEFAULT_TARGETS=(tests/server_protocol tests/server_robust tests/unit_ring tests/protocol_proof
-	tests/protocol_host.sh tests/stream_host.sh)
+	tests/unit_hist tests/protocol_host.sh tests/stream_host.sh)
 TARGET_TIMEOUT=${SAN_TARGET_TIMEOUT:-120}
 
 tmp=$(mktemp -d /tmp/ivs_san.XXXXXX)

@@ -75,6 +75,14 @@ int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb
 		     uint32_t len, uint64_t slots, uint32_t batch, enum ivb_verify v,
 		     uint64_t responder_spin_ns)
 {
+	return ivb_channel_open_fault(ch, ini, kind, len, slots, batch, v, responder_spin_ns, NULL);
+}
+
+int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
+			   enum ivb_stream_kind kind, uint32_t len, uint64_t slots, uint32_t batch,
+			   enum ivb_verify v, uint64_t responder_spin_ns,
+			   const struct ivb_channel_fault *fault)
+{
 	uint64_t base = IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES, half, slot_size, nslots;
 	struct ivb_stream_params *p = (struct ivb_stream_params *)ini->payload;
 	struct ivb_stream_result *res = (struct ivb_stream_result *)(ini->payload + sizeof(*p));
@@ -112,6 +120,10 @@ int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb
 	p->batch = batch;
 	p->spin_ns = responder_spin_ns;
 	p->timeout_ns = ini->timeout_ns;
+	if (fault) {
+		p->stall_after = fault->stall_after;
+		p->stall_ns = fault->stall_ns;
+	}
 	for (i = 0; i < 2; i++) {
 		p->ring[i] = (struct ivb_ring_geometry){ .offset = base + (uint64_t)i * half,
 							 .nslots = nslots, .slot_size = slot_size };
@@ -328,6 +340,8 @@ static int serve_rx(struct serving *s, uint64_t timeout_ns)
 			ivb_ring_commit(&s->tx);
 			ivb_ring_flush(&s->tx);
 		}
+		if (s->p.stall_ns && seq == s->p.stall_after) /* fault injection */
+			ivb_sleep_ns(s->p.stall_ns < timeout_ns ? s->p.stall_ns : timeout_ns);
 	}
 	if (!n && ivb_ring_drained(&s->rx)) {
 		s->rx_on = 0;

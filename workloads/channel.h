@@ -44,7 +44,12 @@ struct ivb_stream_params {
 	uint64_t timeout_ns;    /* give up after this long without progress */
 	struct ivb_ring_geometry ring[2]; /* 0: initiator -> responder, 1: back */
 	uint64_t stop;          /* responder: stop producing (release) */
-	uint8_t pad[40];
+	/* Fault injection, for tests only (0: off): after it has consumed
+	 * message stall_after (and, echoing, sent it back), the responder
+	 * pauses stall_ns once, capped by its timeout. */
+	uint64_t stall_after;
+	uint64_t stall_ns;
+	uint8_t pad[24];
 };
 
 /* What the responder reports, the line after; responder-written. */
@@ -66,6 +71,7 @@ _Static_assert(sizeof(struct ivb_stream_params) == 128, "params are two lines");
 _Static_assert(sizeof(struct ivb_stream_result) == 128, "result is two lines");
 _Static_assert(offsetof(struct ivb_stream_params, ring) == 32, "ring");
 _Static_assert(offsetof(struct ivb_stream_params, stop) == 80, "stop");
+_Static_assert(offsetof(struct ivb_stream_params, stall_after) == 88, "stall_after");
 
 #define IVB_CHANNEL_SETUP_BYTES 4096u /* params and result, before the rings */
 
@@ -97,6 +103,19 @@ struct ivb_channel {
 int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb_stream_kind kind,
 		     uint32_t len, uint64_t slots, uint32_t batch, enum ivb_verify v,
 		     uint64_t responder_spin_ns);
+
+/*
+ * Fault injection (tests only): ivb_channel_open() with a responder that
+ * pauses stall_ns once, after message stall_after (struct ivb_stream_params).
+ */
+struct ivb_channel_fault {
+	uint64_t stall_after; /* message number (ring 0's sequence) */
+	uint64_t stall_ns;    /* 0: no stall */
+};
+int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
+			   enum ivb_stream_kind kind, uint32_t len, uint64_t slots, uint32_t batch,
+			   enum ivb_verify v, uint64_t responder_spin_ns,
+			   const struct ivb_channel_fault *fault);
 
 /* Send the next message on ring 0 if there is room: 1 sent, 0 full, -EIO (check failed). */
 int ivb_channel_try_send(struct ivb_channel *ch);

@@ -61,6 +61,7 @@ struct ivb_workload {
 	int by_default;        /* run when --test does not name workloads */
 	uint32_t command;      /* the enum ivb_command its messages carry */
 	const struct ivb_csv_schema *csv; /* the results file it writes */
+	const struct ivb_csv_schema *csv2; /* a second one, or NULL */
 	const struct ivb_wl_option *opts; /* its options, ending with { 0 } */
 	size_t state_size;     /* bytes of its settings and results */
 	void (*defaults)(void *state);

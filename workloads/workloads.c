@@ -17,12 +17,14 @@ extern const struct ivb_workload ivb_wl_latency;
 extern const struct ivb_workload ivb_wl_frames;
 extern const struct ivb_workload ivb_wl_stream;
 extern const struct ivb_workload ivb_wl_sizelat;
+extern const struct ivb_workload ivb_wl_rate;
 
 const struct ivb_workload *const ivb_workloads[] = {
 	&ivb_wl_latency,
 	&ivb_wl_frames,
 	&ivb_wl_stream,
 	&ivb_wl_sizelat,
+	&ivb_wl_rate,
 	NULL,
 };
 
@@ -66,9 +68,13 @@ void ivb_workloads_schema(FILE *out)
 {
 	int i;
 
-	for (i = 0; ivb_workloads[i]; i++)
-		fprintf(out, "%s %s %s\n", ivb_workloads[i]->name, ivb_workloads[i]->csv->file,
-			ivb_workloads[i]->csv->columns);
+	for (i = 0; ivb_workloads[i]; i++) {
+		const struct ivb_workload *wl = ivb_workloads[i];
+
+		fprintf(out, "%s %s %s\n", wl->name, wl->csv->file, wl->csv->columns);
+		if (wl->csv2)
+			fprintf(out, "%s %s %s\n", wl->name, wl->csv2->file, wl->csv2->columns);
+	}
 }
 
 void ivb_workloads_select(const char *list, int *selected)
