@@ -45,7 +45,11 @@ echo "   $((SECONDS - t0)) s"
 
 echo "== 3. 300 sessions against one guest_reader: memory and fds flat"
 for i in $(seq 300); do
-	"$BIN/host_writer" --shm "$shm" -o "$tmp/s" -n 100 -w 0 -b 1 -f 64x64 --cpu none -q >/dev/null 2>&1 || { bad "session $i failed"; break; }
+	if ! "$BIN/host_writer" --shm "$shm" -o "$tmp/s" -n 100 -w 0 -b 1 -f 64x64 --cpu none -q \
+		--timeout 60s >"$tmp/session.out" 2>&1; then
+		bad "session $i failed: $(tail -n 1 "$tmp/session.out")"
+		break
+	fi
 	if [ "$i" = 20 ]; then rss20=$(rss_kb "$reader_pid") fd20=$(fds "$reader_pid"); fi
 done
 rss300=$(rss_kb "$reader_pid") fd300=$(fds "$reader_pid")
