@@ -1585,9 +1585,12 @@ def rate_stats(run: Run) -> dict:
     rows = df.assign(_set=df["interference"].map(sets.index)).sort_values(
         ["offered_per_s", "_set"], kind="stable")
     points = records(rows, RATE, RATE_RENAME)
-    info = (run.info or {}).get("rate") or {}
+    info = (run.info or {}).get("rate")
+    info = info if isinstance(info, dict) else {}
     fraction = info.get("sustained_fraction", 0.99)
-    fraction = fraction if isinstance(fraction, (int, float)) and 0 < fraction <= 1 else 0.99
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction <= 1:
+        fraction = 0.99  # host_writer's RATE_SUSTAINED
     knees = {}
     for name, (knee, stop) in knees_from_rows(df).items():
         mine = [p["offered_per_s"] for p in points if p["interference"] == name]
