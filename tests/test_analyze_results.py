@@ -352,8 +352,8 @@ def test_latency_only(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["bandwidth"] is None
     assert summary["latency"]["round_trip"]["std_ns"] is None  # one sample
-    note = ("bandwidth_results.csv, stream_results.csv, size_latency_results.csv not found: "
-            "their sections are skipped")
+    note = ("bandwidth_results.csv, stream_results.csv, size_latency_results.csv, "
+            "rate_results.csv, rate_histograms.csv not found: their sections are skipped")
     assert note in summary["notes"]
     assert note in (tmp_path / "performance_report.txt").read_text()
     for name in PLOTS[:3]:
@@ -534,7 +534,8 @@ def test_directory_without_results(tmp_path):
     proc = run(tmp_path, "--no-plots")
     assert_one_line_error(proc, str(tmp_path), "no results: none of latency_results.csv, "
                           "bandwidth_results.csv, stream_results.csv, "
-                          "size_latency_results.csv found")
+                          "size_latency_results.csv, rate_results.csv, "
+                          "rate_histograms.csv found")
 
 
 def test_compare_with_a_bad_run_names_it(tmp_path):

@@ -186,10 +186,12 @@ def test_schema_matches_host_writer(real):
     written = {}
     for line in proc.stdout.splitlines():
         workload, name, columns = line.split(" ")
-        written[workload] = (name, columns.split(","))
-    read = {s.workload: (s.file, list(s.columns)) for s in load_module().SCHEMAS}
+        assert name not in written, f"{name} printed twice"
+        written[name] = (workload, columns.split(","))
+    read = {s.file: (s.workload, list(s.columns)) for s in load_module().SCHEMAS}
+    assert len(read) == len(load_module().SCHEMAS), "a file spelled twice in SCHEMAS"
     assert read == written
-    assert {"stream", "sizelat"} <= set(read)
+    assert {STREAM_CSV, SIZELAT_CSV, "rate_results.csv", "rate_histograms.csv"} <= set(read)
 
 
 # ------------------------------------------------------------ a real run
@@ -337,8 +339,9 @@ def test_any_combination_of_files(combinations, case):
             assert (directory / picture).exists() == (present and plots), picture
     assert ("STREAM THROUGHPUT" in report) == (STREAM_CSV in names)
     assert ("SIZE LATENCY" in report) == (SIZELAT_CSV in names)
-    missing = [n for n in SECTIONS if n not in names]
-    if with_json or not missing:
+    missing = [n for n in (*SECTIONS, "rate_results.csv", "rate_histograms.csv")
+               if n not in names]
+    if with_json:
         assert not any("not found" in n for n in summary["notes"])
     else:
         assert ", ".join(missing) + " not found" in " ".join(summary["notes"])

@@ -1,0 +1,498 @@
+# timeout: 150
+"""analyze_results.py on the rate workload (latency under load): two real
+host-only runs of host_writer -t rate (guest_reader on a shared-memory file
+in /dev/shm, no VM), one at a single rate and a short sweep of three rates
+(with a CPU co-runner when stress-ng is there), analysed and checked against
+the CSV files: the rows, the ratios to the quiet point, the knees against
+run.json, the percentile spectrum against an independent computation from
+the histogram file; a point with bad messages flagged and exit 1; malformed
+rate and histogram files refused with one line; a histogram file cut short
+refused as partial (3) and analysed with --allow-partial; and --compare of
+the two runs, their latency-vs-load curves overlaid.
+
+Exits 77 (skip) when the programs cannot be built or /dev/shm is not there.
+Run: /usr/bin/python3 -m pytest -q tests/test_analyze_rate.py
+"""
+
+import csv
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "analyze_results.py"
+BUILD = Path(os.environ.get("BUILD", "build"))
+BUILD = BUILD if BUILD.is_absolute() else ROOT / BUILD
+PROG = "analyze_results.py: "
+SHM_SIZE = 64 << 20
+RATE_CSV = "rate_results.csv"
+HIST_CSV = "rate_histograms.csv"
+SWEEP = (5000, 10000, 20000)
+# The row's percentile columns and the spectrum's keys for them.
+ROW_SPECTRUM = (("p50_ns", "p50_ns", 50), ("p90_ns", "p90_ns", 90), ("p99_ns", "p99_ns", 99),
+                ("p999_ns", "p99_9_ns", 99.9), ("p9999_ns", "p99_99_ns", 99.99))
+
+
+def skip(reason):
+    """Skip the whole file the way tests/run.sh counts it: exit status 77."""
+    pytest.exit(f"SKIP: {reason}", returncode=77)
+
+
+def run(*args):
+    """The script with this interpreter, as a separate process."""
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def run_all(dirs, *args):
+    """run(d, *args) for each directory, four processes at a time."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda d: run(d, *args), dirs))
+
+
+def assert_one_line_error(proc, *fragments, code=1):
+    """Exit status, one error line with the prefix (warnings aside), no
+    traceback, every fragment in it."""
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert all(line.startswith(PROG) for line in lines), proc.stderr
+    errors = [line for line in lines if not line.startswith(PROG + "warning:")]
+    assert len(errors) == 1, proc.stderr
+    assert len(errors[0]) < 400, errors[0]
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+def png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    return len(data)
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path, rows):
+    """rows (dicts) back as CSV, in host_writer's form: no quotes, \\n ends."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def copy_run(source, directory, rate_rows=None, hist_rows=None, **info):
+    """A copy of a results directory with the rate rows or histogram rows
+    replaced (lists of dicts) and run.json's fields changed; run.json's
+    files list the new row counts."""
+    directory.mkdir()
+    for name, rows in ((RATE_CSV, rate_rows), (HIST_CSV, hist_rows)):
+        write_rows(directory / name, rows if rows is not None else read_rows(source / name))
+    meta = {**json.loads((source / "run.json").read_text()), **info}
+    meta["files"] = {n: len(read_rows(directory / n)) for n in (RATE_CSV, HIST_CSV)}
+    (directory / "run.json").write_text(json.dumps(meta))
+    return directory
+
+
+# ------------------------------------------------------------------- fixtures
+
+
+def build():
+    proc = subprocess.run(["make", "-s", f"BUILD={BUILD}", f"{BUILD}/host_writer",
+                           f"{BUILD}/guest_reader"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        skip(f"cannot build host_writer and guest_reader: {tail}")
+
+
+def wait_ready(reader, deadline_s):
+    """Wait (bounded) for guest_reader's readiness line on its stdout."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([reader.stdout], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = reader.stdout.readline()
+        if not line:
+            raise AssertionError(f"guest_reader exited first: {reader.wait(5)}")
+        if line.startswith("IVB-GUEST-READY"):
+            return
+    raise AssertionError(f"guest_reader not ready within {deadline_s} s")
+
+
+def host_run(out, *args):
+    """One host_writer -t rate session against guest_reader --once on a
+    64 MiB file in /dev/shm (mode 0600, removed afterwards)."""
+    fd, shm = tempfile.mkstemp(prefix="ivb-rate-", dir="/dev/shm")
+    reader = None
+    try:
+        os.ftruncate(fd, SHM_SIZE)
+        os.close(fd)
+        reader = subprocess.Popen([str(BUILD / "guest_reader"), "--shm", shm, "--once",
+                                   "--idle-exit", "60s"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        wait_ready(reader, 30)
+        writer = subprocess.run([str(BUILD / "host_writer"), "--shm", shm, "--output", out,
+                                 "-t", "rate", "--cpu", "none", "--quiet", *args],
+                                capture_output=True, text=True, timeout=120)
+        assert writer.returncode == 0, writer.stderr
+        assert reader.wait(timeout=30) == 0, reader.stderr.read()
+    finally:
+        if reader is not None and reader.poll() is None:
+            reader.kill()
+            reader.wait(timeout=10)
+        os.unlink(shm)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A single rate (5k/s for 200 ms) and a sweep of 5k, 10k, 20k/s (200 ms
+    each, a p99 bound of 10 s so a busy machine still climbs the ladder),
+    with a CPU co-runner when stress-ng is installed; each analysed."""
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        skip("no writable /dev/shm")
+    build()
+    root = tmp_path_factory.mktemp("rate")
+    single = host_run(root / "single", "--rate", "5k", "--rate-duration", "200ms")
+    corunner = ["--interference", "cpu"] if shutil.which("stress-ng") else []
+    sweep = host_run(root / "sweep", "--rate-sweep", "--sweep-from", "5k", "--sweep-to", "20k",
+                     "--rate-duration", "200ms", "--p99-bound", "10s", *corunner)
+    analyses = run_all([single, sweep])
+    return {"single": single, "sweep": sweep, "analyses": dict(zip(("single", "sweep"),
+                                                                    analyses))}
+
+
+def summary_of(directory):
+    return json.loads((directory / "summary.json").read_text())
+
+
+# ------------------------------------------------------------------ real runs
+
+
+def test_single_rate_analysed_cleanly(runs):
+    out, proc = runs["single"], runs["analyses"]["single"]
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    summary = summary_of(out)
+    assert summary["partial"] is False and summary["notes"] == []
+    assert summary["bad_messages"] == []
+    rate = summary["rate"]
+    assert rate["sets"] == ["none"] and rate["rates"] == [5000]
+    [point] = rate["points"]
+    [row] = read_rows(out / RATE_CSV)
+    assert point["line"] == 2 and point["point"] == "5,000/s none"
+    for column, value in row.items():
+        key = {"p999_ns": "p99_9_ns", "p9999_ns": "p99_99_ns",
+               "p999_ratio": "p99_9_ratio"}.get(column, column)
+        if column in ("interference", "arrivals", "verify", "wait", "percentiles"):
+            assert point[key] == value, column
+        elif column == "sustained":
+            assert point[key] is (value == "1")
+        else:
+            assert point[key] == float(value), column
+    assert point["messages"] == 1000 and point["errors"] == 0
+    assert point["ratio_to_quiet"] is None
+    info = json.loads((out / "run.json").read_text())
+    assert rate["knee_per_s"] == info["rate"]["knee_per_s"]
+    assert point["at_knee"] is (rate["knee_per_s"]["none"] == 5000)
+    report = (out / "performance_report.txt").read_text()
+    assert report in proc.stdout + "\n"
+    assert "LATENCY UNDER LOAD" in report and "Percentile spectrum" in report
+    assert "BAD" not in report
+    for name in ("rate_latency_vs_load.png", "rate_percentile_spectrum.png"):
+        assert png(out / name) > 10_000, name
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "rate_latency_vs_load.png", "rate_percentile_spectrum.png"]
+
+
+def histogram_percentiles(rows, low, high, ps):
+    """numpy's 'linear' percentiles of the histogram's values, each bucket's
+    values taken as its midpoint clamped to [low, high] (hist.h's rule),
+    computed here the plain way: every value repeated, then np.percentile."""
+    mids = np.clip([(float(r["bucket_low_ns"]) + float(r["bucket_high_ns"])) / 2 for r in rows],
+                   low, high)
+    values = np.repeat(mids, [int(r["count"]) for r in rows])
+    return np.percentile(values, ps)
+
+
+@pytest.mark.parametrize("which", ["single", "sweep"])
+def test_spectrum_from_the_histogram(runs, which):
+    """Each point's spectrum is its histogram's percentiles (the same as a
+    plain np.percentile over the bucket midpoints), within 1/256 of the
+    row's exact ones, in order, ending at the row's max."""
+    out = runs[which]
+    hist = read_rows(out / HIST_CSV)
+    points = summary_of(out)["rate"]["points"]
+    assert {p["point"] for p in points} == {
+        f"{int(r['offered_per_s']):,}/s {r['interference']}" for r in hist}
+    for p in points:
+        mine = [r for r in hist if r["interference"] == p["interference"]
+                and int(r["offered_per_s"]) == p["offered_per_s"]]
+        sp = p["spectrum"]
+        assert sp["samples"] == p["received"] == int(mine[-1]["cumulative_count"])
+        expected = histogram_percentiles(mine, p["min_ns"], p["max_ns"],
+                                         [50, 90, 99, 99.9, 99.99, 99.999])
+        got = [sp[k] for k in ("p50_ns", "p90_ns", "p99_ns", "p99_9_ns", "p99_99_ns",
+                               "p99_999_ns")]
+        assert got == pytest.approx(expected, rel=1e-9)
+        for _, key, _ in ROW_SPECTRUM:
+            assert abs(sp[key] - p[key]) <= p[key] / 256 + 0.1, (p["point"], key)
+        assert got == sorted(got) and got[-1] <= sp["max_ns"] == p["max_ns"]
+        assert sp["resolved_to"] == ("p99.9" if p["received"] >= 1000 else "p99")
+
+
+def test_sweep_rows_ratios_and_knees(runs):
+    out, proc = runs["sweep"], runs["analyses"]["sweep"]
+    assert proc.returncode == 0, proc.stderr
+    rate = summary_of(out)["rate"]
+    rows = read_rows(out / RATE_CSV)
+    info = json.loads((out / "run.json").read_text())
+    assert rate["knee_per_s"] == info["rate"]["knee_per_s"]
+    assert rate["rates"] == [r for r in SWEEP if r <= max(rate["rates"])]
+    sets = ["none", "cpu"] if shutil.which("stress-ng") else ["none"]
+    assert rate["sets"] == sets
+    # By rate, then the quiet point first: host_writer's order, here.
+    assert [(p["offered_per_s"], p["interference"]) for p in rate["points"]] == [
+        (int(r["offered_per_s"]), r["interference"]) for r in rows]
+    quiet = {p["offered_per_s"]: p for p in rate["points"] if p["interference"] == "none"}
+    for p in rate["points"]:
+        if p["interference"] == "none":
+            assert p["ratio_to_quiet"] is None
+            continue
+        q = quiet[p["offered_per_s"]]
+        for label, key in (("p50", "p50_ns"), ("p99", "p99_ns"), ("p99.9", "p99_9_ns"),
+                           ("max", "max_ns")):
+            assert p["ratio_to_quiet"][label] == pytest.approx(p[key] / q[key])
+        assert p["ratio_to_quiet"]["p50"] == pytest.approx(p["p50_ratio"], abs=6e-4)
+        assert p["ratio_to_quiet"]["p99"] == pytest.approx(p["p99_ratio"], abs=6e-4)
+    for name in sets:
+        mine = [p for p in rate["points"] if p["interference"] == name]
+        knee = rate["knees"][name]
+        assert knee["highest_measured_per_s"] == max(p["offered_per_s"] for p in mine)
+        assert [p["offered_per_s"] for p in mine if p["at_knee"]] == (
+            [knee["knee_per_s"]] if knee["knee_per_s"] else [])
+        stop = knee["first_not_sustained"]
+        assert (stop is None) == all(p["sustained"] for p in mine)
+    report = (out / "performance_report.txt").read_text()
+    table = [l for l in report.splitlines() if l.strip().startswith(("5,000 ", "10,000 ",
+                                                                      "20,000 "))]
+    assert len(table) >= len(rate["points"])  # the main table, then the spectrum's
+    if rate["knee_per_s"]["none"]:
+        assert "<< knee" in report
+    if len(sets) > 1:
+        assert "p99 x quiet" in report
+
+
+# --------------------------------------------------------------- bad messages
+
+
+def test_bad_rate_point_flagged_and_exit_1(runs, tmp_path):
+    """Messages that failed their check in a rate point: the report opens
+    with BAD MESSAGES, the row is marked, summary.json lists it, the plots
+    are drawn, and the exit status is 1 with one line."""
+    rows = read_rows(runs["sweep"] / RATE_CSV)
+    rows[-1]["errors"] = "4"
+    bad = copy_run(runs["sweep"], tmp_path / "bad", rate_rows=rows)
+    proc = run(bad, "-q")
+    assert proc.returncode == 1, proc.stderr
+    name = f"{int(rows[-1]['offered_per_s']):,}/s {rows[-1]['interference']}"
+    assert_one_line_error(proc, f"{RATE_CSV}: bad messages (errors > 0) in 1 of {len(rows)} "
+                                f"rate points: {name} (line {len(rows) + 1}, 4)")
+    report = (bad / "performance_report.txt").read_text()
+    head = report[:report.index("Results:")]
+    assert "*** BAD MESSAGES: 1 rate point had messages that failed their check" in head
+    assert f"{RATE_CSV} line {len(rows) + 1}: rate {name}: 4 bad messages" in head
+    assert [l.split()[:2] for l in report.splitlines() if "<< BAD" in l] == [
+        [f"{int(rows[-1]['offered_per_s']):,}", rows[-1]["interference"]]]
+    summary = summary_of(bad)
+    assert [(b["file"], b["errors"]) for b in summary["bad_messages"]] == [(RATE_CSV, 4)]
+    assert summary["rate"]["bad_points"] == 1
+    png(bad / "rate_latency_vs_load.png")
+
+
+# ------------------------------------------------------------- malformed files
+
+
+def edit(rows, index, **values):
+    """A copy of rows with values set in row index."""
+    rows = [dict(r) for r in rows]
+    rows[index].update({k: str(v) for k, v in values.items()})
+    return rows
+
+
+def rescaled(rows):
+    """Histogram rows with each percentile recomputed from the running
+    counts, as host_writer writes it."""
+    total = int(rows[-1]["cumulative_count"])
+    return [dict(r, percentile=f"{100 * int(r['cumulative_count']) / total:.6f}") for r in rows]
+
+
+def malformed_cases(single):
+    """(name, rate rows or None to leave out the file, histogram rows or
+    None, fragments of the error) built from the single run's files."""
+    rate, hist = read_rows(single / RATE_CSV), read_rows(single / HIST_CSV)
+    row = rate[0]
+    p50, p90 = float(row["p50_ns"]), float(row["p90_ns"])
+    n = len(hist)
+    wide = next(i for i, r in enumerate(hist) if int(r["bucket_low_ns"]) >= 512
+                and int(r["bucket_high_ns"]) > int(r["bucket_low_ns"]))
+    low = int(hist[wide]["bucket_low_ns"])
+    other = edit(rate, 0, interference="cpu")
+    return [
+        ("interference", edit(rate, 0, interference="gpu"), hist,
+         "line 2: column interference: expected none or co-runners (cpu, membw or cache) "
+         "joined by '+', got 'gpu'"),
+        ("arrivals", edit(rate, 0, arrivals="burst"), hist,
+         "line 2: column arrivals: expected constant, poisson or closed, got 'burst'"),
+        ("percentiles", edit(rate, 0, percentiles="approx"), hist,
+         "line 2: column percentiles: expected exact or histogram, got 'approx'"),
+        ("rate-zero", edit(rate, 0, offered_per_s=0), hist,
+         "line 2: column offered_per_s: value 0 is below 1"),
+        ("sustained", edit(rate, 0, sustained=2), hist,
+         "line 2: column sustained: 2 is out of range (more than 1)"),
+        ("order", edit(rate, 0, p99_ns=p90 - 1), hist,
+         "line 2: column p99_ns: ", " is below p90_ns (columns out of order"),
+        ("sent", edit(rate, 0, sent=int(row["messages"]) + 1), hist,
+         f"line 2: column sent: {int(row['messages']) + 1} is more than messages"),
+        ("received", edit(rate, 0, received=int(row["sent"]) + 1), hist,
+         f"line 2: column received: {int(row['sent']) + 1} is more than sent"),
+        ("unsent", edit(rate, 0, unsent=3), hist,
+         "line 2: column unsent: 3 is not messages - sent"),
+        ("twice", rate + rate, hist * 2,
+         "line 3: point 5,000/s none appears twice (first on line 2)"),
+        ("bucket-start", rate, edit(hist, wide, bucket_low_ns=low + 1),
+         f"line {wide + 2}: column bucket_low_ns: {low + 1} does not start a histogram bucket"),
+        ("bucket-end", rate, edit(hist, wide, bucket_high_ns=low),
+         f"line {wide + 2}: column bucket_high_ns: {low} does not end the bucket starting at "
+         f"{low}"),
+        ("bucket-order", rate, [hist[1], hist[0]] + hist[2:],
+         "line 3: column bucket_low_ns"),
+        ("count-zero", rate, edit(hist, 0, count=0), "line 2: column count: value 0 is below 1"),
+        ("running", rate, edit(hist, 1, cumulative_count=int(hist[1]["cumulative_count"]) + 1),
+         "line 3: column cumulative_count:"),
+        ("percentile", rate, edit(hist, 0, percentile=50),
+         "the histogram of 5,000/s none has percentile 50 on line 2, expected"),
+        ("split", rate + other, hist[:2] + [dict(r, interference="cpu") for r in hist]
+         + hist[2:], f"line {n + 4}: the histogram of 5,000/s none goes on here after other "
+                     "rows (it began on line 2)"),
+        ("total", rate, rescaled(edit(hist, -1, count=int(hist[-1]["count"]) + 1,
+                                      cumulative_count=int(hist[-1]["cumulative_count"]) + 1)),
+         f"holds {int(row['received']) + 1:,} latencies, its row {int(row['received']):,} "
+         "messages received"),
+        ("no-row", rate, hist + [dict(r, interference="cache") for r in hist],
+         "a histogram of 5,000/s cache, which has no row in rate_results.csv"),
+        ("no-histogram", rate + other, hist,
+         "line 3: 5,000/s cpu received"),
+        ("disagree", edit(rate, 0, p50_ns=round(p50 * 0.97, 1)), hist,
+         "gives p50", "further apart than the histogram's error bound (1/256)"),
+        ("hist-alone", None, hist, "histograms without the rows of rate_results.csv"),
+        ("empty-column", edit(rate, 0, late=""), hist, "line 2: column late: empty value"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def malformed(runs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("malformed-rate")
+    cases = malformed_cases(runs["single"])
+    dirs = []
+    for name, rate, hist, *_ in cases:
+        directory = root / name
+        directory.mkdir()
+        for file, rows in ((RATE_CSV, rate), (HIST_CSV, hist)):
+            if rows is not None:
+                write_rows(directory / file, rows)
+        dirs.append(directory)
+    return {name: (d, proc, messages) for (name, _, _, *messages), d, proc
+            in zip(cases, dirs, run_all(dirs, "--no-plots"))}
+
+
+MALFORMED = ["interference", "arrivals", "percentiles", "rate-zero", "sustained", "order",
+             "sent", "received", "unsent", "twice", "bucket-start", "bucket-end",
+             "bucket-order", "count-zero", "running", "percentile", "split", "total",
+             "no-row", "no-histogram", "disagree", "hist-alone", "empty-column"]
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_rate_files_one_line_exit_1(malformed, name):
+    directory, proc, messages = malformed[name]
+    assert_one_line_error(proc, str(directory), *messages)
+    assert not (directory / "performance_report.txt").exists()
+
+
+def test_every_malformed_case_is_run(malformed):
+    assert sorted(malformed) == sorted(MALFORMED)
+
+
+def test_knee_unlike_run_json_is_refused(runs, tmp_path):
+    """run.json's knees must be the rows' (a complete run listing them)."""
+    info = json.loads((runs["sweep"] / "run.json").read_text())
+    knees = dict(info["rate"]["knee_per_s"], none=info["rate"]["knee_per_s"]["none"] + 7)
+    bad = copy_run(runs["sweep"], tmp_path / "knee", rate=dict(info["rate"], knee_per_s=knees))
+    assert_one_line_error(run(bad, "--no-plots"), "run.json: rate.knee_per_s.none is",
+                          "but the rows of rate_results.csv put it at")
+
+
+# -------------------------------------------------------------------- partial
+
+
+def test_histograms_cut_short_need_allow_partial(runs, tmp_path):
+    """A histogram file whose last line a killed writer left unfinished:
+    refused as partial (3); with --allow-partial the rows are analysed, the
+    point whose histogram no longer adds up has no spectrum, and a note
+    says why."""
+    cut = copy_run(runs["single"], tmp_path / "cut")
+    hist = cut / HIST_CSV
+    lines = hist.read_text().splitlines(keepends=True)
+    hist.write_text("".join(lines[:-1]) + lines[-1].rstrip("\n")[:5])
+    assert_one_line_error(run(cut, "--no-plots"), "partial results", "is cut short", code=3)
+    proc = run(cut, "-q", "--allow-partial")
+    assert proc.returncode == 0, proc.stderr
+    summary = summary_of(cut)
+    assert summary["partial"] is True
+    assert summary["rate"]["points"][0]["spectrum"] is None
+    assert any(n.startswith("percentile spectrum left out:") and "latencies" in n
+               for n in summary["notes"])
+    assert "PARTIAL RESULTS" in (cut / "performance_report.txt").read_text()
+    png(cut / "rate_latency_vs_load.png")
+    assert not (cut / "rate_percentile_spectrum.png").exists()
+
+
+# ------------------------------------------------------------------ comparison
+
+
+def test_compare_overlays_the_curves(runs, tmp_path):
+    proc = run("--compare", runs["single"], runs["sweep"], "--output", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "comparison.txt", "comparison.json", "comparison_rate.png"}
+    assert png(tmp_path / "comparison_rate.png") > 10_000
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    metrics = {m["metric"]: m for m in data["metrics"]}
+    single = summary_of(runs["single"])["rate"]["points"][0]
+    sweep = next(p for p in summary_of(runs["sweep"])["rate"]["points"]
+                 if p["point"] == "5,000/s none")
+    p50 = metrics["rate 5,000/s none p50"]
+    assert p50["values"] == [single["p50_ns"], sweep["p50_ns"]] and p50["better"] == "lower"
+    assert p50["ratios"] == pytest.approx([1, sweep["p50_ns"] / single["p50_ns"]])
+    assert metrics["rate 5,000/s none achieved"]["better"] == "higher"
+    assert metrics["rate knee none"]["values"][1] == \
+        summary_of(runs["sweep"])["rate"]["knee_per_s"]["none"]
+    if max(summary_of(runs["sweep"])["rate"]["rates"]) >= 10000:
+        assert metrics["rate 10,000/s none p99"]["values"][0] is None
+    text = (tmp_path / "comparison.txt").read_text()
+    assert any(l.startswith("rate 5,000/s none p99 ") for l in text.splitlines())
