@@ -22,6 +22,7 @@ start)
 	settings_check_vm
 	vm_state_open
 	vm_lock "setup.sh start"
+	intervm_refuse_running "$IVSHMEM_TOPOLOGY" # before the build: one line, at once
 	vm_install_deps
 	vm_build
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs

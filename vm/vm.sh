@@ -260,6 +260,14 @@ vm_proc_start() {
 	echo "${fields[19]}"
 }
 
+# vm_proc_state PID : the state letter of process PID (R, S, Z, ...).
+vm_proc_state() {
+	local stat fields
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	read -r -a fields <<<"${stat##*)}"
+	echo "${fields[0]:-}"
+}
+
 # vm_proc_exe PID : the executable of process PID (as it was started: a
 # binary replaced since, by a rebuild or an upgrade, is "PATH (deleted)").
 vm_proc_exe() {
@@ -306,7 +314,9 @@ vm__clear_stale() {
 	[ -e "$id" ] || [ -e "$pidfile" ] || [ -L "$id" ] || [ -L "$pidfile" ] || return 0
 	[ -z "$(vm_proc_check "$id")" ] || return 0
 	vm_state_read "$id" pid start exe || pid=$(head -c 32 "$pidfile" 2>/dev/null | tr -dc 0-9) || true
-	if [[ $pid =~ ^[0-9]+$ ]] && [ -e "/proc/$pid" ]; then
+	# A process killed a moment ago may still be a zombie, its parent yet to
+	# reap it: that one has exited too.
+	if [[ $pid =~ ^[0-9]+$ ]] && [ -e "/proc/$pid" ] && [ "$(vm_proc_state "$pid")" != Z ]; then
 		now="pid $pid now belongs to another process, left alone: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60 | sed 's/ *$//')"
 	else
 		now="pid ${pid:-?} has exited"
