@@ -481,6 +481,9 @@ intervm_run() {
 		esac
 	done
 	qemu_a=$(intervm_pid a) qemu_b=$(intervm_pid b)
+	# What an earlier run left in the share (its host was killed) is stale:
+	# guest A stops that run before it starts this one.
+	find "$VM_STATE_DIR/a/share" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 	id=$(od -An -N8 -tx1 /dev/urandom | tr -dc 0-9a-f)
 	dir=$VM_STATE_DIR/a/share/$id
 	if ! mkdir "$dir" || ! { [ $# -eq 0 ] || printf '%s\n' "$@"; } >"$dir/args"; then
