@@ -143,6 +143,30 @@ run_host_only() {
 	return $rc
 }
 
+# ---- vm-vm (IVSHMEM_TOPOLOGY=vm-vm): guest A -> guest B ----------------------
+#
+# Run the workloads between the two guests of the running vm-vm pair
+# (./setup.sh with IVSHMEM_TOPOLOGY=vm-vm boots it), into results dir $1;
+# extra host_writer args follow. host_writer runs in guest A (the
+# initiator), guest_reader in guest B; the host passes the arguments and
+# collects the results (vm/intervm.bash says how). The same CSV files and
+# run.json as a host-vm run, with the pair's topology, CPUs and peer ids.
+run_intervm() {
+	local out=$1 args=() i
+	shift
+	[ -d "$VM_STATE_DIR" ] || die "no VM pair running: start it with IVSHMEM_TOPOLOGY=vm-vm ./setup.sh (or IVSHMEM_TOPOLOGY=vm-vm make test)"
+	vm_lock "a run"
+	intervm_check_usable
+	writer_args
+	# host_writer pins itself inside guest A (its CPU 0); the host CPU of
+	# guest A's vCPU is IVSHMEM_VCPU_CPU_A.
+	for ((i = 0; i < ${#WRITER_ARGS[@]}; i++)); do
+		if [ "${WRITER_ARGS[i]}" = --cpu ]; then i=$((i + 1)); else args+=("${WRITER_ARGS[i]}"); fi
+	done
+	intervm_meta
+	intervm_run "$out" "${args[@]}" --cpu 0 "${INTERVM_META[@]}" "$@"
+}
+
 # One line of the benchmark table from a results directory's run.json.
 bench_row() {
 	/usr/bin/python3 - "$1/run.json" "$2" "$3" <<'PY'
@@ -311,6 +335,11 @@ case ${1:-} in
 *)
 	settings_check_run
 	settings_state_dir
-	run_vm "$IVSHMEM_RESULTS" "$@"
+	if [ "$IVSHMEM_TOPOLOGY" = vm-vm ]; then
+		run_intervm "$IVSHMEM_RESULTS" "$@"
+	else
+		[ ! -d "$VM_STATE_DIR" ] || intervm_refuse_running host-vm
+		run_vm "$IVSHMEM_RESULTS" "$@"
+	fi
 	;;
 esac

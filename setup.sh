@@ -2,8 +2,9 @@
 # setup.sh - prepare and boot the ivshmem-bench guest.
 #
 #   ./setup.sh [start]   install missing packages, build, boot the VM; returns
-#                        when the guest is ready (or fails with its console)
-#   ./setup.sh stop      stop the VM
+#                        when the guest is ready (or fails with its console);
+#                        IVSHMEM_TOPOLOGY=vm-vm boots two guests on one device
+#   ./setup.sh stop      stop the VM (or both guests of a vm-vm pair)
 #   ./setup.sh status    what runs, in which mode and with which accelerator
 #   ./setup.sh ssh [CMD] log in to the cloud guest (IVSHMEM_GUEST=cloud)
 #   ./setup.sh deps      only install the Debian packages
@@ -21,24 +22,30 @@ start)
 	settings_check_vm
 	vm_state_open
 	vm_lock "setup.sh start"
+	intervm_refuse_running "$IVSHMEM_TOPOLOGY" # before the build: one line, at once
 	vm_install_deps
 	vm_build
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
-	trap vm_interrupted INT TERM HUP
-	vm_start
+	if [ "$IVSHMEM_TOPOLOGY" = vm-vm ]; then
+		trap intervm_interrupted INT TERM HUP
+		intervm_start
+	else
+		trap vm_interrupted INT TERM HUP
+		vm_start
+	fi
 	;;
 stop)
 	settings_state_dir
 	if [ -d "$VM_STATE_DIR" ]; then
 		vm_lock "setup.sh stop"
-		vm_stop
+		if intervm_recorded; then intervm_stop; else vm_stop; fi
 	else
 		vm_log "No VM running (no state in $VM_STATE_DIR)"
 	fi
 	;;
 status)
 	settings_state_dir
-	vm_status
+	if intervm_recorded; then intervm_status; else vm_status; fi
 	;;
 deps) vm_install_deps ;;
 ssh)
@@ -54,7 +61,7 @@ build | initramfs)
 	vm_build
 	vm_build_initramfs
 	;;
--h | --help | help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
 *)
 	echo "setup.sh: unknown command '$cmd' (expected start, stop, status, ssh, deps, build)" >&2
 	exit 2

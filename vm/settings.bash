@@ -13,6 +13,7 @@
 #   settings_ns VALUE         a duration (ns, us, ms, s, m, h; bare: seconds) in ns
 #   settings_cpus             the CPUs this process may run on, one per line
 #   settings_last_cpu         the highest of them (the vCPU's default)
+#   settings_first_cpu        the lowest (the default of guest A's vCPU, vm-vm)
 
 # Program name for messages; run_test.sh sets its own.
 : "${VM_PROG:=setup}"
@@ -62,6 +63,7 @@ settings_cpus() {
 }
 
 settings_last_cpu() { settings_cpus | tail -n 1; }
+settings_first_cpu() { settings_cpus | head -n 1; }
 
 # settings_choice NAME WORD... : the value is one of the words.
 settings_choice() {
@@ -173,11 +175,22 @@ settings_state_dir() {
 	fi
 }
 
+# settings_topology : IVSHMEM_TOPOLOGY is host-vm or vm-vm, and a vm-vm pair
+# is made of micro guests (the cloud guest's run goes over SSH, and no
+# second cloud instance is prepared).
+settings_topology() {
+	settings_choice IVSHMEM_TOPOLOGY host-vm vm-vm
+	if [ "$IVSHMEM_TOPOLOGY" = vm-vm ] && [ "${IVSHMEM_GUEST:-micro}" != micro ]; then
+		settings_fail IVSHMEM_GUEST "does not combine with IVSHMEM_TOPOLOGY=vm-vm, whose two guests are micro guests (unset IVSHMEM_GUEST)"
+	fi
+}
+
 # Everything setup.sh start needs, in the order a user would fix them.
 settings_check_vm() {
 	local mem
 	settings_choice IVSHMEM_MODE plain doorbell
 	settings_choice IVSHMEM_GUEST micro cloud
+	settings_topology
 	settings_choice IVSHMEM_ACCEL auto kvm tcg
 	settings_state_dir
 	settings_shm_path
@@ -191,6 +204,10 @@ settings_check_vm() {
 		settings_fail IVSHMEM_MEM "more than the host's memory ($(settings_human "$(settings_mem_bytes)"))"
 	settings_count IVSHMEM_VCPUS 1 64
 	settings_cpu IVSHMEM_VCPU_CPU
+	if [ "$IVSHMEM_TOPOLOGY" = vm-vm ]; then
+		settings_cpu IVSHMEM_VCPU_CPU_A
+		settings_cpu IVSHMEM_VCPU_CPU_B
+	fi
 	settings_count IVSHMEM_BOOT_TIMEOUT 1 86400
 	settings_count IVSHMEM_KVM_TIMEOUT 1 86400
 	settings_count IVSHMEM_VECTORS 1 64
@@ -208,6 +225,7 @@ settings_check_vm() {
 
 # What run_test.sh passes to host_writer (and, host-only, to guest_reader).
 settings_check_run() {
+	settings_topology
 	settings_count IVSHMEM_ITERATIONS 1 100000000
 	settings_count IVSHMEM_WARMUP 0 100000000
 	settings_count IVSHMEM_FRAME_ITERATIONS 1 1000000

@@ -15,6 +15,7 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$VM_TOP/vm/settings.bash"
 
 : "${IVSHMEM_MODE:=plain}"                  # plain | doorbell
+: "${IVSHMEM_TOPOLOGY:=host-vm}"            # host-vm | vm-vm (two guests, vm/intervm.bash)
 : "${IVSHMEM_GUEST:=micro}"                 # micro | cloud
 : "${IVSHMEM_SHM_PATH:=/dev/shm/ivshmem}"   # shared-memory file (plain mode)
 : "${IVSHMEM_SHM_SIZE:=64M}"                # power of two
@@ -28,6 +29,8 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_KVM_TIMEOUT:=$([ "$IVSHMEM_GUEST" = cloud ] && echo 120 || echo 20)}"  # seconds under KVM before falling back
 : "${IVSHMEM_KERNEL:=}"                     # guest kernel (default: newest /boot/vmlinuz-*)
 : "${IVSHMEM_VCPU_CPU:=$(settings_last_cpu)}" # host CPU for the vCPU thread(s)
+: "${IVSHMEM_VCPU_CPU_A:=$(settings_first_cpu)}" # vm-vm: guest A's (the initiator's) vCPU
+: "${IVSHMEM_VCPU_CPU_B:=$IVSHMEM_VCPU_CPU}" # vm-vm: guest B's (the responder's) vCPU
 : "${IVSHMEM_WRITER_CPU:=0}"                # host CPU for host_writer
 : "${IVSHMEM_SERVER_SOCKET:=$IVSHMEM_STATE_DIR/ivshmem.sock}" # doorbell server socket
 : "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
@@ -51,6 +54,11 @@ VM_SHM_ID=$VM_STATE_DIR/shm.id           # the shared memory made for this VM
 VM_SERVER_LOG=$VM_STATE_DIR/server.log
 VM_QEMU_ERR=$VM_STATE_DIR/qemu.err
 VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
+
+# The vm-vm topology (two guests) builds on the helpers below and on the
+# paths above, which it points at each guest's subdirectory in turn.
+# shellcheck source=vm/intervm.bash
+. "$VM_TOP/vm/intervm.bash"
 
 # Debian packages the project needs, for building, the VM and the tests.
 # libxxhash-dev: the streams' message check; clang and libclang-rt-14-dev:
@@ -125,19 +133,29 @@ vm_kernel() {
 # Kernel version of a vmlinuz-VERSION path.
 vm_kernel_version() { basename "$1" | sed 's/^vmlinuz-//'; }
 
-# Build the micro guest's initramfs: busybox, guest_reader, /init and the
-# VFIO modules (with their dependencies) for doorbell mode. Rebuilt only
-# when one of those inputs changes.
+# vm_modules KVER MODULE... : the files of MODULE and what it depends on,
+# in load order, each once.
+vm_modules() {
+	local kver=$1
+	shift
+	modprobe -S "$kver" -a --show-depends "$@" | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'
+}
+
+# Build the micro guest's initramfs: busybox, guest_reader, host_writer
+# (the initiator of a vm-vm pair's guest A), /init, the VFIO modules (with
+# their dependencies) for doorbell mode and the virtio-9p ones for guest A's
+# results share. Rebuilt only when one of those inputs changes.
 vm_build_initramfs() {
-	local kernel kver root stamp new_stamp modules m
+	local kernel kver root stamp new_stamp modules m9p m
 	kernel=$(vm_kernel)
 	kver=$(vm_kernel_version "$kernel")
 	[ -d "/lib/modules/$kver" ] || vm_die "no modules for $kver in /lib/modules"
-	mapfile -t modules < <(modprobe -S "$kver" --show-depends vfio-pci |
-		awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
+	mapfile -t modules < <(vm_modules "$kver" vfio-pci)
 	[ ${#modules[@]} -gt 0 ] || vm_die "cannot resolve the vfio-pci module for $kver"
-	new_stamp=$(sha256sum /bin/busybox "$IVSHMEM_BUILD_DIR/guest_reader" "$VM_TOP/vm/initramfs/init" \
-		"${modules[@]}" | sha256sum | cut -d' ' -f1)
+	mapfile -t m9p < <(vm_modules "$kver" virtio_pci 9pnet_virtio 9p)
+	[ ${#m9p[@]} -gt 0 ] || vm_die "cannot resolve the 9p modules for $kver"
+	new_stamp=$(sha256sum /bin/busybox "$IVSHMEM_BUILD_DIR/guest_reader" "$IVSHMEM_BUILD_DIR/guest/host_writer" \
+		"$VM_TOP/vm/initramfs/init" "${modules[@]}" "${m9p[@]}" | sha256sum | cut -d' ' -f1)
 	stamp=$VM_INITRAMFS.stamp
 	if [ -f "$VM_INITRAMFS" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$new_stamp" ]; then
 		return 0
@@ -147,13 +165,20 @@ vm_build_initramfs() {
 	mkdir -p "$root"/{bin,dev,proc,sys,etc,tmp} "$(dirname "$VM_INITRAMFS")"
 	cp /bin/busybox "$root/bin/busybox"
 	cp "$IVSHMEM_BUILD_DIR/guest_reader" "$root/bin/guest_reader"
+	cp "$IVSHMEM_BUILD_DIR/guest/host_writer" "$root/bin/host_writer"
 	cp "$VM_TOP/vm/initramfs/init" "$root/init"
-	chmod 0755 "$root/init" "$root/bin/guest_reader"
+	chmod 0755 "$root/init" "$root/bin/guest_reader" "$root/bin/host_writer"
 	: >"$root/etc/modules.list"
+	: >"$root/etc/modules-9p.list"
 	for m in "${modules[@]}"; do
 		mkdir -p "$root$(dirname "$m")"
 		cp "$m" "$root$m"
 		echo "$m" >>"$root/etc/modules.list"
+	done
+	for m in "${m9p[@]}"; do
+		mkdir -p "$root$(dirname "$m")"
+		cp "$m" "$root$m"
+		echo "$m" >>"$root/etc/modules-9p.list"
 	done
 	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$VM_INITRAMFS.tmp"
 	mv "$VM_INITRAMFS.tmp" "$VM_INITRAMFS"
@@ -235,6 +260,14 @@ vm_proc_start() {
 	echo "${fields[19]}"
 }
 
+# vm_proc_state PID : the state letter of process PID (R, S, Z, ...).
+vm_proc_state() {
+	local stat fields
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	read -r -a fields <<<"${stat##*)}"
+	echo "${fields[0]:-}"
+}
+
 # vm_proc_exe PID : the executable of process PID (as it was started: a
 # binary replaced since, by a rebuild or an upgrade, is "PATH (deleted)").
 vm_proc_exe() {
@@ -281,7 +314,9 @@ vm__clear_stale() {
 	[ -e "$id" ] || [ -e "$pidfile" ] || [ -L "$id" ] || [ -L "$pidfile" ] || return 0
 	[ -z "$(vm_proc_check "$id")" ] || return 0
 	vm_state_read "$id" pid start exe || pid=$(head -c 32 "$pidfile" 2>/dev/null | tr -dc 0-9) || true
-	if [[ $pid =~ ^[0-9]+$ ]] && [ -e "/proc/$pid" ]; then
+	# A process killed a moment ago may still be a zombie, its parent yet to
+	# reap it: that one has exited too.
+	if [[ $pid =~ ^[0-9]+$ ]] && [ -e "/proc/$pid" ] && [ "$(vm_proc_state "$pid")" != Z ]; then
 		now="pid $pid now belongs to another process, left alone: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60 | sed 's/ *$//')"
 	else
 		now="pid ${pid:-?} has exited"
@@ -334,7 +369,7 @@ vm_detached() {
 }
 
 # What vm.env records about the running VM.
-VM_ENV_KEYS=(VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SHM_SIZE VM_KERNEL
+VM_ENV_KEYS=(VM_TOPOLOGY VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SHM_SIZE VM_KERNEL
 	VM_GUEST_KERNEL VM_QEMU_VERSION VM_VCPU_CPU VM_VCPUS VM_MEM VM_BOOT_SECONDS
 	VM_STARTED VM_SERVER_SOCKET VM_VECTORS VM_VCPU_TIDS)
 
@@ -350,7 +385,7 @@ vm_load_env() {
 # $4, seconds to ready $5.
 # shellcheck disable=SC2034 # the VM_* are written by name, through VM_ENV_KEYS
 vm_write_env() {
-	VM_MODE=$IVSHMEM_MODE VM_GUEST=$IVSHMEM_GUEST VM_ACCEL=$1 VM_QEMU_PID=$2
+	VM_TOPOLOGY=host-vm VM_MODE=$IVSHMEM_MODE VM_GUEST=$IVSHMEM_GUEST VM_ACCEL=$1 VM_QEMU_PID=$2
 	VM_SHM_PATH=$IVSHMEM_SHM_PATH VM_SHM_SIZE=$IVSHMEM_SHM_SIZE VM_KERNEL=$3 VM_GUEST_KERNEL=$4
 	VM_QEMU_VERSION=$(qemu-system-x86_64 --version | head -n1) VM_VCPU_CPU=$IVSHMEM_VCPU_CPU
 	VM_VCPUS=$IVSHMEM_VCPUS VM_MEM=$IVSHMEM_MEM VM_BOOT_SECONDS=$5
@@ -649,6 +684,28 @@ vm_boot_with() {
 	return 0
 }
 
+# The accelerators to try, in order, into VM_ACCELS: KVM first when usable
+# (and not known to hang here), then TCG; or the one IVSHMEM_ACCEL forces.
+vm_accels() {
+	local kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
+	case $IVSHMEM_ACCEL in
+	kvm) VM_ACCELS=(kvm) ;;
+	tcg) VM_ACCELS=(tcg) ;;
+	auto)
+		if ! vm_kvm_usable; then
+			vm_log "KVM: /dev/kvm missing or not accessible; using TCG (software emulation)"
+			VM_ACCELS=(tcg)
+		elif [ -f "$kvm_failed" ]; then
+			vm_log "KVM: a KVM guest did not boot here before ($(cat "$kvm_failed")); using TCG. IVSHMEM_ACCEL=kvm tries KVM again"
+			VM_ACCELS=(tcg)
+		else
+			VM_ACCELS=(kvm tcg)
+		fi
+		;;
+	*) vm_die "IVSHMEM_ACCEL=$IVSHMEM_ACCEL: expected auto, kvm or tcg" ;;
+	esac
+}
+
 # Start the VM unless one runs. KVM first when usable (and not known to
 # hang here), TCG otherwise or when KVM misses its deadline.
 vm_start() {
@@ -656,6 +713,7 @@ vm_start() {
 	vm_state_open
 	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
+	intervm_refuse_running host-vm
 	pid=$(vm_pid)
 	if [ -n "$pid" ]; then
 		vm_load_env || true
@@ -684,22 +742,8 @@ vm_start() {
 		;;
 	*) vm_die "IVSHMEM_GUEST=$IVSHMEM_GUEST: expected micro or cloud" ;;
 	esac
-	case $IVSHMEM_ACCEL in
-	kvm) accels=(kvm) ;;
-	tcg) accels=(tcg) ;;
-	auto)
-		if ! vm_kvm_usable; then
-			vm_log "KVM: /dev/kvm missing or not accessible; using TCG (software emulation)"
-			accels=(tcg)
-		elif [ -f "$kvm_failed" ]; then
-			vm_log "KVM: a KVM guest did not boot here before ($(cat "$kvm_failed")); using TCG. IVSHMEM_ACCEL=kvm tries KVM again"
-			accels=(tcg)
-		else
-			accels=(kvm tcg)
-		fi
-		;;
-	*) vm_die "IVSHMEM_ACCEL=$IVSHMEM_ACCEL: expected auto, kvm or tcg" ;;
-	esac
+	vm_accels
+	accels=("${VM_ACCELS[@]}")
 	for accel in "${accels[@]}"; do
 		local deadline=$IVSHMEM_BOOT_TIMEOUT
 		[ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ] && deadline=$IVSHMEM_KVM_TIMEOUT
