@@ -18,9 +18,9 @@
 #                                         to the knee, quiet and beside
 #                                         stress-ng co-runners
 #   ./run_test.sh --bench                 in one run: latency and streams
-#                                         host-only, the eventfd floor, and
-#                                         freshly booted VMs in plain and
-#                                         doorbell mode, with ratios
+#                                         host-only, the eventfd floor,
+#                                         freshly booted VMs and VM pairs in
+#                                         plain and doorbell mode, with ratios
 #
 # Settings (environment, defaults in README.md): IVSHMEM_RESULTS,
 # IVSHMEM_TESTS, IVSHMEM_ITERATIONS, IVSHMEM_WARMUP, IVSHMEM_FRAME_ITERATIONS,
@@ -260,6 +260,11 @@ bench() {
 		echo "== VM, $mode mode: boot, then host_writer <-> guest_reader in the guest"
 		IVSHMEM_SHM_SIZE=$BENCH_SHM_SIZE bench_vm "$mode" "$(cd "$base" && pwd)/$mode" "$(cd "$base" && pwd)/vm-$mode"
 	done
+	for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
+		echo "== VM pair, $mode mode: guest A (host_writer) <-> guest B (guest_reader)"
+		intervm_bench_run "$mode" "$(cd "$base" && pwd)/vm-vm-$mode" "$(cd "$base" && pwd)/vmvm-$mode" ||
+			vm_warn "the $mode VM pair did not run; its row is left out"
+	done
 	host_p50=$(p50_ns "$base/host")
 	floor_p50=$(p50_ns "$base/eventfd")
 	{
@@ -273,12 +278,21 @@ bench() {
 			[ -f "$base/$mode/run.json" ] || continue
 			bench_row "$base/$mode" "VM $mode ($(/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["accel"] + ", boot " + r["boot_seconds"] + " s")' "$base/$mode/run.json"))" "$host_p50"
 		done
+		for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
+			[ -f "$base/vm-vm-$mode/run.json" ] || continue
+			bench_row "$base/vm-vm-$mode" "guest A <-> guest B, $mode" "$host_p50"
+		done
 		if [ -f "$base/plain/run.json" ]; then
 			echo "VM plain p50 / host-only p50: $(awk -v a="$(p50_ns "$base/plain")" -v b="$host_p50" 'BEGIN { printf "%.2f", a / b }')x"
 		fi
 		if [ -f "$base/doorbell/run.json" ]; then
 			echo "VM doorbell p50 / eventfd floor p50: $(awk -v a="$(p50_ns "$base/doorbell")" -v b="$floor_p50" 'BEGIN { printf "%.2f", a / b }')x"
 		fi
+		for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
+			if [ -f "$base/vm-vm-$mode/run.json" ] && [ -f "$base/$mode/run.json" ]; then
+				echo "guest<->guest $mode p50 / host<->guest $mode p50: $(awk -v a="$(p50_ns "$base/vm-vm-$mode")" -v b="$(p50_ns "$base/$mode")" 'BEGIN { printf "%.2f", a / b }')x"
+			fi
+		done
 		echo
 		bench_stream_table "$base"
 		echo "Results: $base/{host,eventfd,plain,doorbell}/ and $base/{host,plain,doorbell}-stream/"
