@@ -117,14 +117,18 @@ assert r['files'] == {'latency_results.csv': 2000, 'bandwidth_results.csv': 4}, 
 check "plain: host_writer's output kept, naming the host's results directory" grep -qF "Results in $IVSHMEM_RESULTS/" "$IVSHMEM_RESULTS/initiator.log"
 check "plain: the share is left empty" [ -z "$(ls -A "$state/a/share")" ]
 
-# An interrupted run stops in guest A, which says so in run.json.
-"${long[@]}" IVSHMEM_RESULTS="$tmp/int" ./run_test.sh -t latency >"$tmp/int.out" 2>&1 &
+# Ctrl-C (SIGINT to the whole process group, in a session of its own)
+# stops the run in guest A, which says so in run.json.
+setsid env --default-signal=INT "${long[@]}" IVSHMEM_RESULTS="$tmp/int" ./run_test.sh -t latency >"$tmp/int.out" 2>&1 &
 runner=$!
-wait_line --pid "$runner" "$tmp/int.out" 'guest_reader attached' 60 || true
-kill -TERM "$runner"
-rc=0
+rows_on_disk "$runner" "$tmp/int.out" || bad "interrupted run: no latency rows"
+kill -INT -- "-$runner"
+start=$SECONDS rc=0
 wait "$runner" || rc=$?
-check "interrupted run: exit 130, run.json says interrupted" bash -c "[ $rc = 130 ] && grep -q '\"status\": \"interrupted during latency message' '$tmp/int/run.json'"
+check "interrupted run: exit 130 within 20 s ($((SECONDS - start)) s)" bash -c "[ $rc = 130 ] && [ $((SECONDS - start)) -lt 20 ]"
+check "interrupted run: run.json says so, its rows kept" run_json "$tmp/int/run.json" "
+n = sum(1 for _ in open('$tmp/int/latency_results.csv')) - 1
+assert r['status'].startswith('interrupted during latency message') and r['files']['latency_results.csv'] == n > 0, (r['status'], n)"
 
 # Guest B dies mid-run: host_writer's deadline in guest A ends the run.
 "${long[@]}" IVSHMEM_TIMEOUT=2s IVSHMEM_RESULTS="$tmp/dead" ./run_test.sh -t latency >"$tmp/deadb.out" 2>&1 &

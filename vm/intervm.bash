@@ -409,7 +409,9 @@ intervm_on_signal() {
 intervm_follow() {
 	local id=$1 offset=$2 qemu=$3 log=$4 out=$5 fd tail_pid line begun="" rc=0 idle=$INTERVM_IDLE
 	local stop_deadline=""
-	exec {fd}< <(exec tail -c +$((offset + 1)) -F -s 0.05 --pid="$qemu" "$VM_STATE_DIR/a/console.log" 2>/dev/null)
+	# tail ignores the Ctrl-C that stops the run: the wait goes on for
+	# guest A's answer (a signal ignored before exec stays ignored).
+	exec {fd}< <(trap '' INT && exec tail -c +$((offset + 1)) -F -s 0.05 --pid="$qemu" "$VM_STATE_DIR/a/console.log" 2>/dev/null)
 	tail_pid=$!
 	INTERVM_RC=""
 	while :; do
