@@ -92,7 +92,7 @@ run_vm() {
 	[ -z "${VM_VCPU_TIDS:-}" ] || WRITER_ARGS+=(--watch-thread "${VM_VCPU_TIDS%% *}")
 	mkdir -p "$out"
 	"$BIN/host_writer" --output "$out" "${WRITER_ARGS[@]}" \
-		--meta target=vm --meta guest="$VM_GUEST" --meta accel="$VM_ACCEL" \
+		--meta target=vm --meta topology=host-vm --meta guest="$VM_GUEST" --meta accel="$VM_ACCEL" \
 		--meta qemu_version="$VM_QEMU_VERSION" --meta guest_kernel="$VM_GUEST_KERNEL" \
 		--meta vcpu_cpu="$VM_VCPU_CPU" --meta vcpus="$VM_VCPUS" \
 		--meta guest_memory="$VM_MEM" --meta boot_seconds="$VM_BOOT_SECONDS" "$@" || rc=$?
@@ -301,17 +301,18 @@ bench() {
 
 # --rate and --rate-sweep are options of the rate workload: run it alone.
 with_rate() {
-	local a lead=()
-	[ "${1:-}" != --host-only ] || { lead=(--host-only); shift; }
+	local a out=()
+	[ "${1:-}" != --host-only ] || { out=(--host-only); shift; }
 	for a in "$@"; do
 		case $a in
 		--rate | --rate=* | --rate-sweep)
-			printf '%s\0' "${lead[@]}" --test rate "$@"
-			return
+			out+=(--test rate)
+			break
 			;;
 		esac
 	done
-	printf '%s\0' "${lead[@]}" "$@"
+	out+=("$@")
+	[ ${#out[@]} -eq 0 ] || printf '%s\0' "${out[@]}"
 }
 mapfile -d '' -t args < <(with_rate "$@")
 set -- "${args[@]}"
