@@ -193,7 +193,47 @@ bench_vm() {
 		wait=()
 		[ "$mode" = plain ] || wait=(--wait hybrid:50us)
 		IVSHMEM_RESULTS=$out-stream ./run_test.sh "${BENCH_STREAM[@]}" "${wait[@]}" --quiet
+		if [ "$mode" = plain ]; then
+			IVSHMEM_RESULTS=$out-rate ./run_test.sh --rate-sweep --quiet
+			half=$(bench_half_knee "$out-rate")
+			[ -z "$half" ] || IVSHMEM_RESULTS=$out-rate-load ./run_test.sh --rate "$half" \
+				--interference cpu,membw,cache --quiet
+		fi
 	)
+}
+
+# Half the knee a rate sweep found (its quiet set), or nothing.
+bench_half_knee() {
+	/usr/bin/python3 -c 'import json,sys
+k = json.load(open(sys.argv[1]))["rate"]["knee_per_s"].get("none")
+print(int(k // 2) if k else "")' "$1/run.json" 2>/dev/null || true
+}
+
+# The latency-under-load table: the knee host-only and in the plain VM, and
+# p99 at half of each knee, quiet and beside each co-runner.
+bench_rate_table() {
+	/usr/bin/python3 - "$1" <<'PY'
+import csv, json, os, sys
+base = sys.argv[1]
+def knee(name):
+    try:
+        return json.load(open(os.path.join(base, name, "run.json")))["rate"]["knee_per_s"].get("none")
+    except (OSError, KeyError, ValueError):
+        return None
+kh, kv = knee("host-rate"), knee("plain-rate")
+print("Latency under load (open loop, 64 B, latency from the scheduled send time)")
+print("%-34s %14s %14s %8s" % ("", "host-only", "VM plain", "ratio"))
+f = lambda v: "%14s" % ("%.0f/s" % v if v else "-")
+print("%-34s %s %s %8s" % ("knee (p99 under 10x quiet p50)", f(kh), f(kv),
+      "%.3fx" % (kv / kh) if kh and kv else "-"))
+for label, name in (("host-only", "host-rate-load"), ("VM plain", "plain-rate-load")):
+    path = os.path.join(base, name, "rate_results.csv")
+    if not os.path.exists(path):
+        continue
+    for r in csv.DictReader(open(path)):
+        print("  %-9s at %8s/s  %-12s p99 %10.1f us  (%sx quiet)" % (label, r["offered_per_s"],
+              r["interference"], float(r["p99_ns"]) / 1e3, r["p99_ratio"]))
+PY
 }
 
 # The stream table of the benchmark: each point host-only, in the VMs and
@@ -243,7 +283,7 @@ PY
 # floor for interrupt wake-ups), and a freshly booted VM in plain and in
 # doorbell mode; the ratios against the host-only figures in this run.
 bench() {
-	local base=$IVSHMEM_RESULTS/bench host_p50 floor_p50 mode
+	local base=$IVSHMEM_RESULTS/bench host_p50 floor_p50 mode half
 	IVSHMEM_ITERATIONS=$IVSHMEM_BENCH_ITERATIONS
 	export IVSHMEM_ITERATIONS
 	rm -rf "$base"
@@ -252,6 +292,11 @@ bench() {
 	run_host_only "$base/host" --test latency --quiet
 	echo "== host-only streams"
 	IVSHMEM_SHM_SIZE=$BENCH_SHM_SIZE run_host_only "$base/host-stream" "${BENCH_STREAM[@]}" --quiet
+	echo "== host-only latency under load: a rate sweep to the knee, then half the knee beside co-runners"
+	run_host_only "$base/host-rate" --test rate --rate-sweep --quiet
+	half=$(bench_half_knee "$base/host-rate")
+	[ -z "$half" ] || run_host_only "$base/host-rate-load" --test rate --rate "$half" \
+		--interference cpu,membw,cache --quiet
 	echo "== eventfd ping-pong between two host threads (CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU)"
 	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_VCPU_CPU" -o "$base/eventfd"
 	echo "== the same, both threads on CPU $IVSHMEM_WRITER_CPU (no cross-CPU wake-up)"
@@ -295,6 +340,8 @@ bench() {
 		done
 		echo
 		bench_stream_table "$base"
+		echo
+		bench_rate_table "$base"
 		echo "Results: $base/{host,eventfd,plain,doorbell}/ and $base/{host,plain,doorbell}-stream/"
 	} | tee "$base/summary.txt"
 }
