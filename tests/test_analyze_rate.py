@@ -278,8 +278,12 @@ def test_sweep_rows_ratios_and_knees(runs):
         for label, key in (("p50", "p50_ns"), ("p99", "p99_ns"), ("p99.9", "p99_9_ns"),
                            ("max", "max_ns")):
             assert p["ratio_to_quiet"][label] == pytest.approx(p[key] / q[key])
-        assert p["ratio_to_quiet"]["p50"] == pytest.approx(p["p50_ratio"], abs=6e-4)
-        assert p["ratio_to_quiet"]["p99"] == pytest.approx(p["p99_ratio"], abs=6e-4)
+        # host_writer's ratio comes from unrounded figures and is printed to
+        # 3 decimals; ours from the rounded ones: they agree to a part in 10^4
+        # of the ratio (large ratios) or the last printed digit (small ones).
+        for name in ("p50", "p99"):
+            printed = p[name + "_ratio"]
+            assert p["ratio_to_quiet"][name] == pytest.approx(printed, rel=1e-4, abs=6e-4)
     for name in sets:
         mine = [p for p in rate["points"] if p["interference"] == name]
         knee = rate["knees"][name]
