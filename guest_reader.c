@@ -170,9 +170,14 @@ int main(int argc, char **argv)
 	rd.r.silence_ns = rd.cfg.silence_ns;
 	rd.r.exit_after = rd.cfg.exit_after;
 	rd.r.verbose = rd.cfg.verbose;
-	for (i = 0; ivb_workloads[i]; i++)
-		if (ivb_workloads[i]->command < IVB_CMD__COUNT)
-			rd.r.serve[ivb_workloads[i]->command] = ivb_workloads[i]->serve;
+	for (i = 0; ivb_workloads[i]; i++) {
+		uint32_t cmd = ivb_workloads[i]->command;
+
+		if (cmd < IVB_CMD__COUNT) {
+			rd.r.serve[cmd] = ivb_workloads[i]->serve;
+			rd.r.accepts[cmd] = 1;
+		}
+	}
 	printf(READY_TOKEN " %s %zu bytes\n", ep.map.source, ep.map.size);
 	fflush(stdout);
 	if (ivb_guarded_run(&ep, serve_sessions, &rd, &shrunk_to))

@@ -91,6 +91,7 @@ struct ivb_reply {
 	uint64_t read_ns;                 /* time to copy the payload out */
 	uint64_t hash_ns;                 /* time to hash it */
 	uint8_t digest[IVB_SHA256_LEN];   /* the digest it computed, returned as proof */
+	int has_digest;                   /* digest is set (a frame) */
 };
 
 struct ivb_responder;
@@ -110,7 +111,8 @@ struct ivb_responder {
 	uint64_t silence_ns;      /* detach after the initiator is silent this long */
 	long exit_after;          /* fault injection: exit after this many messages (-1 off) */
 	int verbose;              /* log sessions and errors to stderr */
-	ivb_serve_fn serve[IVB_CMD__COUNT]; /* the workload serving each command */
+	ivb_serve_fn serve[IVB_CMD__COUNT]; /* the workload serving each command, NULL: no work */
+	uint8_t accepts[IVB_CMD__COUNT];    /* a workload serves the command */
 	uint8_t *scratch;         /* private buffer a workload copies payloads into */
 	size_t scratch_size;      /* its size */
 };

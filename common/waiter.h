@@ -109,7 +109,8 @@ int ivb_wait_sleep(struct ivb_waiter *w, uint64_t deadline_ns);
  * wake-up is lost. A doorbell waiter spins spin_ns first (hybrid).
  * Returns 0 when ready, -ETIMEDOUT, -EINTR after a stop signal.
  */
-static inline int ivb_wait_flagged(struct ivb_waiter *w, int (*ready)(void *), void *arg,
+static inline __attribute__((always_inline)) int
+ivb_wait_flagged(struct ivb_waiter *w, int (*ready)(void *), void *arg,
 				   uint64_t deadline_ns, uint32_t *sleeping)
 {
 	uint64_t spin_until = 0;
@@ -169,7 +170,8 @@ static inline int ivb_wake_if_sleeping(struct ivb_waiter *w, uint32_t *sleeping,
  * time) passes. Returns 0 when ready, -ETIMEDOUT, -EINTR after a stop
  * signal. Inline, so the condition is inlined into the spin loop.
  */
-static inline int ivb_wait_until(struct ivb_waiter *w, int (*ready)(void *), void *arg,
+static inline __attribute__((always_inline)) int
+ivb_wait_until(struct ivb_waiter *w, int (*ready)(void *), void *arg,
 				 uint64_t deadline_ns)
 {
 	return ivb_wait_flagged(w, ready, arg, deadline_ns, NULL);

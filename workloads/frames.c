@@ -276,6 +276,7 @@ static enum ivb_error frames_serve(struct ivb_responder *r, const struct ivb_mes
 	t1 = ivb_now_ns();
 	if (ivb_sha256(buf, m->payload_size, reply->digest))
 		return IVB_ERR_CRYPTO;
+	reply->has_digest = 1;
 	t2 = ivb_now_ns();
 	reply->read_ns = t1 - t0;
 	reply->hash_ns = t2 - t1;

@@ -135,14 +135,6 @@ static enum ivb_wl_outcome latency_run(void *st, struct ivb_wl_ctx *ctx)
 	return out;
 }
 
-/* A PING needs no work beyond the acknowledgements the session gives. */
-static enum ivb_error latency_serve(struct ivb_responder *r, const struct ivb_message *m,
-				   struct ivb_reply *reply)
-{
-	(void)r, (void)m, (void)reply;
-	return IVB_OK;
-}
-
 static void latency_json(const void *st, struct ivb_json *j, int selected)
 {
 	const struct latency *l = st;
@@ -187,7 +179,7 @@ const struct ivb_workload ivb_wl_latency = {
 	.state_size = sizeof(struct latency),
 	.defaults = latency_defaults,
 	.run = latency_run,
-	.serve = latency_serve,
+	.serve = NULL, /* a PING needs no work beyond the acknowledgements */
 	.json = latency_json,
 	.print = latency_print,
 };

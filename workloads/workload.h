@@ -68,7 +68,7 @@ struct ivb_workload {
 	/* Check the settings against the payload capacity; exits 2 if they cannot fit. */
 	void (*check)(const void *state, uint64_t capacity, const char *shm_name);
 	enum ivb_wl_outcome (*run)(void *state, struct ivb_wl_ctx *ctx);
-	ivb_serve_fn serve;
+	ivb_serve_fn serve;    /* the responder's work; NULL: the acknowledgements are all */
 	/* Its members of run.json: settings always, results once measured. */
 	void (*json)(const void *state, struct ivb_json *j, int ran);
 	/* Its part of the printed summary, after run(). */

@@ -58,9 +58,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ivb_responder_init(&r, mem, REGION, &w);
 	r.last_session = 0;
 	r.silence_ns = 200000; /* the initiator never answers: give up soon */
-	for (i = 0; ivb_workloads[i]; i++)
-		if (ivb_workloads[i]->command < IVB_CMD__COUNT)
-			r.serve[ivb_workloads[i]->command] = ivb_workloads[i]->serve;
+	for (i = 0; ivb_workloads[i]; i++) {
+		uint32_t cmd = ivb_workloads[i]->command;
+
+		if (cmd < IVB_CMD__COUNT) {
+			r.serve[cmd] = ivb_workloads[i]->serve;
+			r.accepts[cmd] = 1;
+		}
+	}
 	ivb_responder_serve(&r, s);
 	free(r.scratch);
 	return 0;
