@@ -12,55 +12,19 @@ Run: /usr/bin/python3 -m pytest -q tests/test_analyze_host_writer.py
 import csv
 import json
 import os
-import select
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from analyze_common import BUILD, SCRIPT, build, skip, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "analyze_results.py"
-BUILD = Path(os.environ.get("BUILD", "build"))
-BUILD = BUILD if BUILD.is_absolute() else ROOT / BUILD
 ITERATIONS = 2000
 FRAME_ITERATIONS = 3
 SHM_SIZE = 4 << 20
 PERCENTILES = {"p25_ns": 25, "p50_ns": 50, "p75_ns": 75, "p90_ns": 90, "p95_ns": 95,
                "p99_ns": 99, "p99_9_ns": 99.9}
-
-
-def skip(reason):
-    """Skip the whole file the way tests/run.sh counts it: exit status 77."""
-    pytest.exit(f"SKIP: {reason}", returncode=77)
-
-
-def build():
-    """make the two programs, as tests/run.sh's callers do (make check)."""
-    proc = subprocess.run(["make", "-s", f"BUILD={BUILD}", f"{BUILD}/host_writer",
-                           f"{BUILD}/guest_reader"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        skip(f"cannot build host_writer and guest_reader: {tail}")
-
-
-def wait_ready(reader, deadline_s):
-    """Wait (bounded) for guest_reader's readiness line on its stdout."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([reader.stdout], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = reader.stdout.readline()
-        if not line:
-            raise AssertionError(f"guest_reader exited first: {reader.wait(5)}")
-        if line.startswith("IVB-GUEST-READY"):
-            return
-    raise AssertionError(f"guest_reader not ready within {deadline_s} s")
 
 
 @pytest.fixture(scope="module")

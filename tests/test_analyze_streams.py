@@ -16,22 +16,15 @@ import importlib.util
 import itertools
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from analyze_common import BUILD, PROG, SCRIPT, assert_one_line_error, build, png, skip, wait_ready, write_rows
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "analyze_results.py"
-BUILD = Path(os.environ.get("BUILD", "build"))
-BUILD = BUILD if BUILD.is_absolute() else ROOT / BUILD
-PROG = "analyze_results.py: "
 SHM_SIZE = 8 << 20
 STREAM_SIZES = (64, 4096)
 LAT_SIZES = (8, 4096)
@@ -41,11 +34,6 @@ STREAM_CSV = "stream_results.csv"
 SIZELAT_CSV = "size_latency_results.csv"
 LAT_CSV = "latency_results.csv"
 BW_CSV = "bandwidth_results.csv"
-
-
-def skip(reason):
-    """Skip the whole file the way tests/run.sh counts it: exit status 77."""
-    pytest.exit(f"SKIP: {reason}", returncode=77)
 
 
 def run(*args, cwd=None):
@@ -61,39 +49,10 @@ def run_all(dirs, *args):
         return list(pool.map(lambda d: run(d, *args), dirs))
 
 
-def assert_one_line_error(proc, *fragments, code=1):
-    """Exit status, one error line with the prefix (warnings aside), no
-    traceback, every fragment in it."""
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert all(line.startswith(PROG) for line in lines), proc.stderr
-    errors = [line for line in lines if not line.startswith(PROG + "warning:")]
-    assert len(errors) == 1, proc.stderr
-    assert len(errors[0]) < 400, errors[0]
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
-
-
-def png(path):
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
-    return len(data)
-
-
 def read_rows(path):
     """The CSV's rows as dicts of strings, with the csv module."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def write_rows(path, rows):
-    """rows (dicts) back as CSV, in host_writer's form: no quotes, \\n ends."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def write_run_json(directory, info, **changes):
@@ -104,30 +63,6 @@ def write_run_json(directory, info, **changes):
 
 
 # ------------------------------------------------------------------- fixtures
-
-
-def build():
-    proc = subprocess.run(["make", "-s", f"BUILD={BUILD}", f"{BUILD}/host_writer",
-                           f"{BUILD}/guest_reader"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        skip(f"cannot build host_writer and guest_reader: {tail}")
-
-
-def wait_ready(reader, deadline_s):
-    """Wait (bounded) for guest_reader's readiness line on its stdout."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([reader.stdout], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = reader.stdout.readline()
-        if not line:
-            raise AssertionError(f"guest_reader exited first: {reader.wait(5)}")
-        if line.startswith("IVB-GUEST-READY"):
-            return
-    raise AssertionError(f"guest_reader not ready within {deadline_s} s")
 
 
 @pytest.fixture(scope="module")
