@@ -8,6 +8,7 @@ import csv
 import os
 import select
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,3 +77,29 @@ def wait_ready(reader, deadline_s):
         if line.startswith("IVB-GUEST-READY"):
             return
     raise AssertionError(f"guest_reader not ready within {deadline_s} s")
+
+
+def host_writer_run(out, shm_size, *args, timeout=180):
+    """host_writer --output OUT ARGS against guest_reader --once on a file
+    of shm_size bytes in /dev/shm (mode 0600, removed afterwards); both
+    must exit 0. Returns OUT."""
+    fd, shm = tempfile.mkstemp(prefix="ivb-analyze-", dir="/dev/shm")
+    reader = None
+    try:
+        os.ftruncate(fd, shm_size)
+        os.close(fd)
+        reader = subprocess.Popen([str(BUILD / "guest_reader"), "--shm", shm, "--once",
+                                   "--idle-exit", "60s"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        wait_ready(reader, 30)
+        writer = subprocess.run([str(BUILD / "host_writer"), "--shm", shm, "--output", out,
+                                 "--cpu", "none", "--quiet", *map(str, args)],
+                                capture_output=True, text=True, timeout=timeout)
+        assert writer.returncode == 0, writer.stderr
+        assert reader.wait(timeout=30) == 0, reader.stderr.read()
+    finally:
+        if reader is not None and reader.poll() is None:
+            reader.kill()
+            reader.wait(timeout=10)
+        os.unlink(shm)
+    return out

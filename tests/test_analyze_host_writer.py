@@ -14,11 +14,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
-from analyze_common import BUILD, SCRIPT, build, skip, wait_ready
+from analyze_common import SCRIPT, build, host_writer_run, skip
 
 ITERATIONS = 2000
 FRAME_ITERATIONS = 3
@@ -35,27 +34,8 @@ def results(tmp_path_factory):
         skip("no writable /dev/shm")
     build()
     out = tmp_path_factory.mktemp("host-writer") / "results"
-    fd, shm = tempfile.mkstemp(prefix="ivb-analyze-", dir="/dev/shm")  # mode 0600
-    reader = None
-    try:
-        os.ftruncate(fd, SHM_SIZE)
-        os.close(fd)
-        reader = subprocess.Popen([str(BUILD / "guest_reader"), "--shm", shm, "--once",
-                                   "--idle-exit", "60s"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        wait_ready(reader, 30)
-        writer = subprocess.run([str(BUILD / "host_writer"), "--shm", shm, "--output", out,
-                                 "--iterations", str(ITERATIONS), "--frames", "64x64",
-                                 "--frame-iterations", str(FRAME_ITERATIONS), "--quiet",
-                                 "--cpu", "none"], capture_output=True, text=True,
-                                timeout=180)
-        assert writer.returncode == 0, writer.stderr
-        assert reader.wait(timeout=30) == 0, reader.stderr.read()
-    finally:
-        if reader is not None and reader.poll() is None:
-            reader.kill()
-            reader.wait(timeout=10)
-        os.unlink(shm)
+    host_writer_run(out, SHM_SIZE, "--iterations", ITERATIONS, "--frames", "64x64",
+                    "--frame-iterations", FRAME_ITERATIONS)
     analysis = subprocess.run([sys.executable, str(SCRIPT), out], capture_output=True,
                               text=True, timeout=120)
     summary = json.loads((out / "summary.json").read_text())

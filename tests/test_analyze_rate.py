@@ -20,12 +20,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from analyze_common import BUILD, SCRIPT, assert_one_line_error, build, png, skip, wait_ready, write_rows
+from analyze_common import SCRIPT, assert_one_line_error, build, host_writer_run, png, skip, write_rows
 
 SHM_SIZE = 64 << 20
 RATE_CSV = "rate_results.csv"
@@ -72,25 +71,7 @@ def copy_run(source, directory, rate_rows=None, hist_rows=None, **info):
 def host_run(out, *args):
     """One host_writer -t rate session against guest_reader --once on a
     64 MiB file in /dev/shm (mode 0600, removed afterwards)."""
-    fd, shm = tempfile.mkstemp(prefix="ivb-rate-", dir="/dev/shm")
-    reader = None
-    try:
-        os.ftruncate(fd, SHM_SIZE)
-        os.close(fd)
-        reader = subprocess.Popen([str(BUILD / "guest_reader"), "--shm", shm, "--once",
-                                   "--idle-exit", "60s"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        wait_ready(reader, 30)
-        writer = subprocess.run([str(BUILD / "host_writer"), "--shm", shm, "--output", out,
-                                 "-t", "rate", "--cpu", "none", "--quiet", *args],
-                                capture_output=True, text=True, timeout=120)
-        assert writer.returncode == 0, writer.stderr
-        assert reader.wait(timeout=30) == 0, reader.stderr.read()
-    finally:
-        if reader is not None and reader.poll() is None:
-            reader.kill()
-            reader.wait(timeout=10)
-        os.unlink(shm)
+    host_writer_run(out, SHM_SIZE, "-t", "rate", *args, timeout=120)
     return out
 
 

@@ -19,11 +19,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from analyze_common import BUILD, PROG, SCRIPT, assert_one_line_error, build, png, skip, wait_ready, write_rows
+from analyze_common import BUILD, PROG, SCRIPT, assert_one_line_error, build, host_writer_run, png, skip, write_rows
 
 SHM_SIZE = 8 << 20
 STREAM_SIZES = (64, 4096)
@@ -74,27 +73,10 @@ def real(tmp_path_factory):
         skip("no writable /dev/shm")
     build()
     out = tmp_path_factory.mktemp("streams") / "host"
-    fd, shm = tempfile.mkstemp(prefix="ivb-streams-", dir="/dev/shm")
-    reader = None
-    try:
-        os.ftruncate(fd, SHM_SIZE)
-        os.close(fd)
-        reader = subprocess.Popen([str(BUILD / "guest_reader"), "--shm", shm, "--once",
-                                   "--idle-exit", "60s"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        wait_ready(reader, 30)
-        writer = subprocess.run(
-            [str(BUILD / "host_writer"), "--shm", shm, "--output", out, "-t", "stream,sizelat",
-             "--sizes", ",".join(map(str, STREAM_SIZES)), "--duration", "30ms",
-             "--lat-sizes", ",".join(map(str, LAT_SIZES)), "--lat-iterations", "100",
-             "--cpu", "none", "--quiet"], capture_output=True, text=True, timeout=120)
-        assert writer.returncode == 0, writer.stderr
-        assert reader.wait(timeout=30) == 0, reader.stderr.read()
-    finally:
-        if reader is not None and reader.poll() is None:
-            reader.kill()
-            reader.wait(timeout=10)
-        os.unlink(shm)
+    host_writer_run(out, SHM_SIZE, "-t", "stream,sizelat",
+                    "--sizes", ",".join(map(str, STREAM_SIZES)), "--duration", "30ms",
+                    "--lat-sizes", ",".join(map(str, LAT_SIZES)), "--lat-iterations", "100",
+                    timeout=120)
     analysis = run(out)
     summary = json.loads((out / "summary.json").read_text())
     return out, analysis, summary
