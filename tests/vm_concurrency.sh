@@ -58,6 +58,10 @@ check "after the run: stop works" bash -c "[ $rc = 0 ] && ! kill -0 $qemu 2>/dev
 
 # 3. Two doorbell setups at once: one boots, the other is refused.
 export IVSHMEM_MODE=doorbell
+# Nobody holds the lock now. Start from an empty file: its holder rewrites
+# it in place, and a rewrite no shorter than the old text ("setup.sh stop")
+# is invisible to tail -F, which only sees a file grow or shrink.
+: >"$lock"
 ./setup.sh >"$tmp/b.out" 2>&1 &
 b=$!
 wait_line "$lock" '^what=setup.sh start$' 20 || bad "the first setup did not take the lock"
