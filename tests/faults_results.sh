@@ -32,14 +32,9 @@ whole_rows() {
 json() { # json FILE EXPR: print a Python expression over run.json as r
 	/usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
-# Wait until FILE has more than N lines (bounded).
+# Wait until FILE has more than N lines (30 s at most), as they are written.
 wait_rows() {
-	local end=$((SECONDS + 30))
-	while [ $SECONDS -lt $end ]; do
-		[ -f "$1" ] && [ "$(wc -l <"$1")" -gt "$2" ] && return 0
-		sleep 0.05
-	done
-	return 1
+	wait_line "$1" . 30 $(($2 + 1))
 }
 
 # 1. A writer killed mid-latency: what it measured is on disk, whole, and

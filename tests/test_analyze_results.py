@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from analyze_common import assert_one_line_error
 
 SCRIPT = Path(__file__).resolve().parent.parent / "analyze_results.py"
 PROG = "analyze_results.py: "
@@ -130,21 +131,6 @@ def png_size(path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
     assert data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
-
-
-def assert_one_line_error(proc, *fragments, code=1):
-    """Exit status, one error line on stderr with the prefix (warnings aside),
-    no traceback, every fragment in it."""
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert all(line.startswith(PROG) for line in lines), proc.stderr
-    errors = [line for line in lines if not line.startswith(PROG + "warning:")]
-    assert len(errors) == 1, proc.stderr
-    assert len(errors[0]) < 400, errors[0]  # bounded, whatever the input
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
