@@ -109,7 +109,7 @@ static void usage(FILE *out)
 	fprintf(out, "\nSizes take k, M, G suffixes; counts k, M; durations ns, us, ms, s, m "
 		"(default unit: seconds, ns for --gap).\n"
 		"Exit status: 0 all verified, 1 timeout, failed frames or unwritable results,\n"
-		"2 bad options, 130 interrupted.\n");
+		"2 bad options, 128+N stopped by signal N (INT 130, HUP 129, TERM 143).\n");
 }
 
 enum { OPT_WATCH = 1000, OPT_SCHEMA, OPT_WAIT };
@@ -290,6 +290,7 @@ static int run_session(void *arg)
 
 	if (ivb_initiator_open(&w->ini)) {
 		snprintf(w->failure, sizeof(w->failure), "%s", w->ini.status);
+		ivb_initiator_abort(&w->ini);
 		w->outcome = IVB_WL_STOPPED;
 		return -1;
 	}
@@ -306,6 +307,8 @@ static int run_session(void *arg)
 	w->outcome = ivb_workloads_run(c->state, c->selected, &ctx, save_phase, w);
 	if (w->outcome != IVB_WL_STOPPED)
 		ivb_initiator_close(&w->ini);
+	else
+		ivb_initiator_abort(&w->ini); /* the responder must not wait out a dead point */
 	return 0;
 }
 
@@ -371,7 +374,7 @@ int main(int argc, char **argv)
 	}
 	if (w.outcome != IVB_WL_COMPLETE) {
 		ivb_warn("%s", w.status);
-		return ivb_interrupted ? 130 : 1;
+		return ivb_interrupted ? 128 + ivb_interrupted : 1;
 	}
 	ivb_detach(&w.ep);
 	for (i = 0; ivb_workloads[i]; i++)

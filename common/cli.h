@@ -67,7 +67,7 @@ void ivb_opt_meta(const char *opt, const char *arg, const char *const *reserved)
 int ivb_opt_cpu(const char *opt, const char *arg, int allow_none);
 
 /*
- * The signal that asked the program to stop (SIGINT or SIGTERM), 0 until
+ * The signal that asked the program to stop (SIGINT, SIGTERM or SIGHUP), 0 until
  * one arrives. ivb_cli_catch_signals() installs the handlers (without
  * SA_RESTART, so a blocking wait returns EINTR and looks at the flag).
  */

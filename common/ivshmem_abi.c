@@ -39,6 +39,8 @@ const char *ivb_error_name(uint32_t error)
 	case IVB_ERR_BAD_HEADER: return "bad_header";
 	case IVB_ERR_MODE: return "mode_mismatch";
 	case IVB_ERR_STALLED: return "stalled";
+	case IVB_ERR_BAD_INDEX: return "bad_index";
+	case IVB_ERR_TOO_MANY_BAD: return "too_many_bad_messages";
 	}
 	return "invalid";
 }

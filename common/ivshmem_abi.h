@@ -84,6 +84,8 @@ enum ivb_error {
 	IVB_ERR_BAD_HEADER = 6,  /* header fields inconsistent */
 	IVB_ERR_MODE = 7,        /* host and guest disagree on plain/doorbell */
 	IVB_ERR_STALLED = 8,     /* the other side stopped in the middle of a stream */
+	IVB_ERR_BAD_INDEX = 9,   /* a ring index no real peer could have written */
+	IVB_ERR_TOO_MANY_BAD = 10, /* so many bad messages that the rest cannot be trusted */
 	IVB_ERR__COUNT
 };
 

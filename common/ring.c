@@ -40,17 +40,82 @@ static struct ivb_slot_header *slot(const struct ivb_ring *r, uint64_t i)
 	return (struct ivb_slot_header *)(r->slots + (i & r->mask) * r->slot_size);
 }
 
+/* ---- the other side's indices ---- */
+
+/*
+ * Load the producer's head into r->other (consumer side). 0, or -1 when it
+ * is behind what we saw before or more than a ring ahead of what we have
+ * consumed: the ring is broken and r->other keeps its last good value.
+ */
+static int load_head(struct ivb_ring *r)
+{
+	uint64_t h = ivb_load_acquire(&r->ctl->head);
+
+	if (r->broken)
+		return -1;
+	if (h - r->local > r->mask + 1 || h - r->local < r->other - r->local) {
+		r->broken = 1;
+		return -1;
+	}
+	r->other = h;
+	return 0;
+}
+
+/*
+ * Load the consumer's tail into r->other (producer side). 0, or -1 when it
+ * is ahead of what we have published or behind what we saw before: broken.
+ */
+static int load_tail(struct ivb_ring *r)
+{
+	uint64_t t = ivb_load_acquire(&r->ctl->tail);
+
+	if (r->broken)
+		return -1;
+	if (r->published - t > r->published - r->other) {
+		r->broken = 1;
+		return -1;
+	}
+	r->other = t;
+	return 0;
+}
+
+/* 1 when the watched word has changed (r->cancelled is set). */
+static int watch_changed(struct ivb_ring *r)
+{
+	if (r->watch && ivb_load_acquire(r->watch) != r->watch_value)
+		r->cancelled = 1;
+	return r->cancelled;
+}
+
+/* What a wait's 0 means once its condition gave way to a broken ring or a changed word. */
+static int wait_outcome(struct ivb_ring *r, int rc)
+{
+	if (rc == 0 && r->broken)
+		return -EPROTO;
+	if (rc == 0 && r->cancelled)
+		return -ECANCELED;
+	return rc;
+}
+
+void ivb_ring_watch(struct ivb_ring *r, const uint64_t *word, uint64_t value)
+{
+	r->watch = word;
+	r->watch_value = value;
+	r->cancelled = 0;
+}
+
+int ivb_ring_broken(const struct ivb_ring *r)
+{
+	return r->broken;
+}
+
 /* ---- producer ---- */
 
 struct ivb_slot_header *ivb_ring_reserve(struct ivb_ring *r)
 {
 	if (r->local - r->other > r->mask) {
-		r->other = ivb_load_acquire(&r->ctl->tail);
-		if (r->other - r->local < UINT64_MAX / 2 && r->other != r->local) {
-			r->broken = 1; /* a consumer ahead of us: garbage */
-			r->other = r->local - r->mask - 1;
+		if (load_tail(r))
 			return NULL;
-		}
 		if (r->local - r->other > r->mask) {
 			/* Full: what is committed must be visible, or we wait for ever. */
 			ivb_ring_flush(r);
@@ -87,18 +152,28 @@ void ivb_ring_finish(struct ivb_ring *r, uint64_t n)
 	r->rings += (uint64_t)ivb_wake_if_sleeping(r->waiter, &r->ctl->consumer_sleeping, r->peer);
 }
 
+uint64_t ivb_ring_consumed(struct ivb_ring *r)
+{
+	load_tail(r);
+	return r->other;
+}
+
 static int has_room(void *arg)
 {
 	struct ivb_ring *r = arg;
 
-	r->other = ivb_load_acquire(&r->ctl->tail);
+	if (load_tail(r) || watch_changed(r))
+		return 1;
 	return r->local - r->other <= r->mask;
 }
 
 int ivb_ring_wait_room(struct ivb_ring *r, uint64_t deadline_ns)
 {
+	if (r->broken)
+		return -EPROTO;
 	ivb_ring_flush(r);
-	return ivb_wait_flagged(r->waiter, has_room, r, deadline_ns, &r->ctl->producer_sleeping);
+	return wait_outcome(r, ivb_wait_flagged(r->waiter, has_room, r, deadline_ns,
+						&r->ctl->producer_sleeping));
 }
 
 /* ---- consumer ---- */
@@ -129,14 +204,10 @@ void ivb_ring_release(struct ivb_ring *r)
 const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r)
 {
 	if (r->local == r->other) {
-		r->other = ivb_load_acquire(&r->ctl->head);
+		if (load_head(r))
+			return NULL;
 		if (r->local == r->other) {
 			release_flush(r); /* empty: the producer may be waiting for room */
-			return NULL;
-		}
-		if (r->other - r->local > r->mask + 1) {
-			r->broken = 1;
-			r->other = r->local;
 			return NULL;
 		}
 	}
@@ -149,26 +220,36 @@ const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r)
 
 int ivb_ring_drained(struct ivb_ring *r)
 {
-	return r->local >= ivb_load_acquire(&r->ctl->end);
+	uint64_t end = ivb_load_acquire(&r->ctl->end);
+
+	if (r->broken)
+		return 1;
+	if (end == UINT64_MAX)
+		return 0;
+	/* An end below what the producer had already published is impossible. */
+	if (end - r->local > UINT64_MAX / 2 || end - r->local < r->other - r->local) {
+		r->broken = 1;
+		return 1;
+	}
+	return r->local == end;
 }
 
 static int has_message(void *arg)
 {
 	struct ivb_ring *r = arg;
 
-	r->other = ivb_load_acquire(&r->ctl->head);
+	if (load_head(r) || watch_changed(r))
+		return 1;
 	return r->local != r->other || ivb_ring_drained(r);
-}
-
-int ivb_ring_broken(const struct ivb_ring *r)
-{
-	return r->broken;
 }
 
 int ivb_ring_wait_message(struct ivb_ring *r, uint64_t deadline_ns)
 {
+	if (r->broken)
+		return -EPROTO;
 	release_flush(r);
-	return ivb_wait_flagged(r->waiter, has_message, r, deadline_ns, &r->ctl->consumer_sleeping);
+	return wait_outcome(r, ivb_wait_flagged(r->waiter, has_message, r, deadline_ns,
+						&r->ctl->consumer_sleeping));
 }
 
 /* ---- messages ---- */

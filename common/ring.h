@@ -23,6 +23,21 @@
  * Everything a consumer reads from a slot is untrusted: it copies the
  * header once, checks the length against the slot, copies the message out,
  * and checks the sequence number and the check on its copy.
+ *
+ * So is every index loaded from the other side. A consumer takes the
+ * producer's head only when it is no more than a ring ahead of what it has
+ * consumed and not behind what it saw before; a producer takes the
+ * consumer's tail only when it is not ahead of what it has published and
+ * not behind what it saw before; an end marker below what was already
+ * published is refused too. Any other value cannot come from a real peer:
+ * the ring is marked broken for good, the last good value is kept, and
+ * every call after that reports no progress (NULL) and every wait ends at
+ * once with -EPROTO, so the caller stops the point with an error instead
+ * of counting or consuming garbage.
+ *
+ * A ring's waits can also watch one 64-bit word of the shared memory (the
+ * session id): when it changes, the wait ends with -ECANCELED, so a
+ * responder leaves a point as soon as a new initiator opens a session.
  */
 #ifndef IVB_RING_H
 #define IVB_RING_H
@@ -97,7 +112,10 @@ struct ivb_ring {
 	struct ivb_waiter *waiter;
 	uint32_t peer;        /* whom to ring */
 	uint64_t rings;       /* doorbells this side rang for this ring */
-	int broken;           /* the other side's index is impossible: garbage, stop */
+	const uint64_t *watch; /* waits end when this word stops being watch_value (NULL: none) */
+	uint64_t watch_value;
+	int broken;           /* the other side's index was impossible: garbage, stop */
+	int cancelled;        /* the watched word changed during a wait */
 };
 
 /* Bytes a ring of this geometry takes. */
@@ -126,26 +144,43 @@ void ivb_ring_commit(struct ivb_ring *r);
 void ivb_ring_flush(struct ivb_ring *r);
 /* Say that no message after n will come (and flush). */
 void ivb_ring_finish(struct ivb_ring *r, uint64_t n);
-/* Wait until a slot is free (or deadline). 0, -ETIMEDOUT, -EINTR. */
+/*
+ * Wait until a slot is free (or deadline). 0, -ETIMEDOUT, -EINTR, -EPROTO
+ * (broken), -ECANCELED (the watched word changed).
+ */
 int ivb_ring_wait_room(struct ivb_ring *r, uint64_t deadline_ns);
+/*
+ * Messages the consumer has freed, its tail, checked as above (the last
+ * good value once the ring is broken): never more than were published.
+ */
+uint64_t ivb_ring_consumed(struct ivb_ring *r);
 
 /* ---- consumer ---- */
 
 /*
  * The next message, or NULL when the ring is empty (the producer's index is
- * read again first) or broken: a producer index more than a ring ahead of
- * ours, or behind it, cannot come from a real producer (r->broken is set).
+ * read again first) or broken (an impossible index, see above).
  */
 const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r);
 /* Free the message peek() returned (stored every batch, and when the ring runs empty). */
 void ivb_ring_release(struct ivb_ring *r);
-/* Wait until a message is there or the producer said it has finished. 0, -ETIMEDOUT, -EINTR. */
+/*
+ * Wait until a message is there or the producer said it has finished.
+ * 0, -ETIMEDOUT, -EINTR, -EPROTO (broken), -ECANCELED (the watched word changed).
+ */
 int ivb_ring_wait_message(struct ivb_ring *r, uint64_t deadline_ns);
-/* 1 when the other side's index was impossible (see ivb_ring_peek()). */
+/* 1 when the other side's index was impossible (see above). */
 int ivb_ring_broken(const struct ivb_ring *r);
 
-/* 1 once every message the producer announced has been consumed. */
+/*
+ * 1 once every message the producer announced has been consumed, or when
+ * the ring is broken (an end below what was published breaks it): the
+ * caller tells the two apart with ivb_ring_broken().
+ */
 int ivb_ring_drained(struct ivb_ring *r);
+
+/* End every later wait on r with -ECANCELED once *word != value (word in the shared memory). */
+void ivb_ring_watch(struct ivb_ring *r, const uint64_t *word, uint64_t value);
 
 /* ---- messages ---- */
 

@@ -187,6 +187,15 @@ void ivb_initiator_close(struct ivb_initiator *ini)
 	ini->session = 0;
 }
 
+void ivb_initiator_abort(struct ivb_initiator *ini)
+{
+	if (!ini->session)
+		return;
+	ivb_store_release(&ini->hdr->session_id, 0);
+	ivb_notify(ini->waiter, ini->peer);
+	ini->session = 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Responder                                                           */
 /* ------------------------------------------------------------------ */
@@ -298,7 +307,7 @@ static int attach(struct ivb_responder *r, uint64_t s)
 	return 0;
 }
 
-/* Answer message seq. Returns 1 when the session ends (STOP), else 0. */
+/* Answer message seq. Returns 1 when the session ends (STOP, or a new session), else 0. */
 static int handle_message(struct ivb_responder *r, uint64_t seq)
 {
 	struct ivb_message m;
@@ -327,6 +336,15 @@ static int handle_message(struct ivb_responder *r, uint64_t seq)
 		ivb_warn("message %llu (%s, %llu bytes): %s", (unsigned long long)seq,
 			 ivb_command_name(m.command), (unsigned long long)m.payload_size,
 			 ivb_error_name(e));
+	/* A new initiator took the memory while we served (the old one died):
+	 * the header is its now, so nothing is answered; the session ends. */
+	if (ivb_load_acquire(&r->hdr->session_id) != r->session) {
+		if (r->verbose)
+			ivb_warn("the session ended (its initiator gave up, or a new one opened) during "
+				 "message %llu; not answering it",
+				 (unsigned long long)seq);
+		return 1;
+	}
 	answer(r, seq, e == IVB_OK ? IVB_STATE_PROCESSED : IVB_STATE_ERROR, e, &reply);
 	r->last_seq = seq;
 	r->messages++;

@@ -19,7 +19,7 @@
 
 /* Outcomes the initiator adds to the responder's enum ivb_error. */
 #define IVB_ERR_TIMEOUT 100     /* no final ack before the deadline */
-#define IVB_ERR_INTERRUPTED 101 /* SIGINT or SIGTERM while waiting */
+#define IVB_ERR_INTERRUPTED 101 /* SIGINT, SIGTERM or SIGHUP while waiting */
 #define IVB_ERR_BAD_PROOF 102   /* PROCESSED, but the digest returned is not the payload's */
 
 /* ---- initiator ---------------------------------------------------------- */
@@ -72,6 +72,14 @@ int ivb_wait_ack(struct ivb_initiator *ini, uint64_t seq, uint64_t t0, const cha
 
 /* Tell the responder the session is over (best effort) and close it. */
 void ivb_initiator_close(struct ivb_initiator *ini);
+
+/*
+ * End the session at once, without a STOP message or a wait: the session
+ * id goes to 0, which ends whatever the responder is waiting on (a point
+ * in the middle of a stream included), and the responder is rung. For a
+ * run that failed or was interrupted.
+ */
+void ivb_initiator_abort(struct ivb_initiator *ini);
 
 /* "timeout", "interrupted", "bad_proof" or the responder's error name. */
 const char *ivb_outcome_name(uint32_t error);

@@ -1,7 +1,9 @@
 /*
  * unit_ring - the message ring of common/ring.c: indices that wrap past
  * 2^64, a one-slot ring, message sizes that are not multiples of 8,
- * impossible indices from a broken or hostile other side,
+ * impossible indices from a broken or hostile other side (in every load:
+ * peek, reserve, the waits, the consumed count, the end marker), a wait
+ * that ends when the watched session word changes,
  * corruption by a third process detected with its sequence number, and
  * notification suppression that never loses a wake-up (two threads on real
  * eventfds, alternating sleep and burst thousands of times, under a
@@ -185,6 +187,91 @@ static void test_impossible_index(void)
 	munmap(base, MAP_BYTES);
 }
 
+/* Each index the other side writes, forged every way a hostile peer could. */
+static void test_forged_indices(void)
+{
+	uint8_t *base = region();
+	struct ivb_waiter w;
+	struct ivb_ring tx, rx;
+	uint64_t session = 42;
+
+	ivb_waiter_poll(&w);
+
+	/* A huge head while the consumer waits: the wait ends at once, nothing is consumed. */
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	tx.ctl->head = UINT64_MAX / 3;
+	CHECK(ivb_ring_wait_message(&rx, ivb_now_ns() + 2000000000ull) == -EPROTO);
+	CHECK(ivb_ring_broken(&rx) && rx.other == 0 && ivb_ring_peek(&rx) == NULL);
+	tx.ctl->head = 1; /* a good value afterwards does not mend it */
+	CHECK(ivb_ring_peek(&rx) == NULL && ivb_ring_wait_message(&rx, 0) == -EPROTO);
+
+	/* A head that goes backwards. */
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	send_one(&tx, 0, 8);
+	send_one(&tx, 1, 8);
+	CHECK(recv_one(&rx, 8) == 0);
+	tx.ctl->head = 1; /* we saw 2 */
+	CHECK(recv_one(&rx, 8) == 0); /* message 1 was seen published: still ours */
+	CHECK(ivb_ring_peek(&rx) == NULL && ivb_ring_broken(&rx));
+
+	/* A head exactly one ring ahead is fine; one more is not. */
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	tx.ctl->head = small.nslots;
+	CHECK(ivb_ring_peek(&rx) != NULL && !ivb_ring_broken(&rx));
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	tx.ctl->head = small.nslots + 1;
+	CHECK(ivb_ring_peek(&rx) == NULL && ivb_ring_broken(&rx));
+
+	/* An end marker below what was published, or below what was consumed. */
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	send_one(&tx, 0, 8);
+	send_one(&tx, 1, 8);
+	CHECK(recv_one(&rx, 8) == 0);
+	tx.ctl->end = 1; /* two were published */
+	CHECK(ivb_ring_drained(&rx) == 1 && ivb_ring_broken(&rx));
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	send_one(&tx, 0, 8);
+	CHECK(recv_one(&rx, 8) == 0);
+	tx.ctl->end = 1; /* the true end: drained, not broken */
+	CHECK(ivb_ring_drained(&rx) == 1 && !ivb_ring_broken(&rx));
+
+	/* The consumer's tail backwards, or beyond what was published: the count never moves wrongly. */
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	send_one(&tx, 0, 8);
+	send_one(&tx, 1, 8);
+	CHECK(recv_one(&rx, 8) == 0 && recv_one(&rx, 8) == 0 && ivb_ring_peek(&rx) == NULL);
+	CHECK(ivb_ring_consumed(&tx) == 2);
+	tx.ctl->tail = 1;
+	CHECK(ivb_ring_consumed(&tx) == 2 && ivb_ring_broken(&tx));
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	send_one(&tx, 0, 8);
+	tx.ctl->tail = UINT64_MAX - 5; /* "consumed" ~2^64 messages */
+	CHECK(ivb_ring_consumed(&tx) == 0 && ivb_ring_broken(&tx));
+	CHECK(ivb_ring_wait_room(&tx, ivb_now_ns() + 2000000000ull) == -EPROTO);
+
+	/* A tail forged while the producer waits for room. */
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	while (send_one(&tx, tx.local, 8) == 0)
+		;
+	tx.ctl->tail = 1000;
+	CHECK(ivb_ring_wait_room(&tx, ivb_now_ns() + 2000000000ull) == -EPROTO);
+
+	/* The watched word: a wait with nothing to come ends when it changes. */
+	ivb_ring_init(&tx, base, &small, &w, IVB_NO_PEER, 1, 1);
+	ivb_ring_init(&rx, base, &small, &w, IVB_NO_PEER, 1, 0);
+	ivb_ring_watch(&rx, &session, 42);
+	CHECK(ivb_ring_wait_message(&rx, ivb_now_ns() + 1000000ull) == -ETIMEDOUT);
+	session = 43;
+	CHECK(ivb_ring_wait_message(&rx, ivb_now_ns() + 2000000000ull) == -ECANCELED);
+	munmap(base, MAP_BYTES);
+}
+
 static void test_third_process(void)
 {
 	uint8_t *base = region();
@@ -339,6 +426,7 @@ int main(void)
 	RUN(test_one_slot);
 	RUN(test_odd_sizes);
 	RUN(test_impossible_index);
+	RUN(test_forged_indices);
 	RUN(test_third_process);
 	RUN(test_no_lost_wakeup);
 	return check_done("unit_ring");

@@ -15,6 +15,8 @@
 
 #define CHANNEL_CLOCK_EVERY 256 /* messages between clock reads in a busy loop */
 #define CHANNEL_BIDIR_WAIT_NS 1000000ull /* bidir: longest sleep on one ring while the other may move */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 const char *ivb_stream_kind_name(uint32_t kind)
 {
@@ -165,7 +167,7 @@ int ivb_channel_try_send(struct ivb_channel *ch)
 	struct ivb_slot_header *s = ivb_ring_reserve(&ch->tx);
 
 	if (!s)
-		return 0;
+		return ivb_ring_broken(&ch->tx) ? -EPROTO : 0;
 	stamp(ch->src, ch->len, ch->tx.local);
 	if (ivb_message_write(s, ch->tx.local, ch->src, ch->len, ch->verify))
 		return -EIO;
@@ -189,9 +191,13 @@ int ivb_channel_send(struct ivb_channel *ch)
 	while (!(s = ivb_ring_reserve(&ch->tx))) {
 		int rc;
 
+		if (ivb_ring_broken(&ch->tx))
+			return -EPROTO;
 		if (responder_done(ch))
 			return -EPIPE;
 		rc = ivb_ring_wait_room(&ch->tx, ivb_now_ns() + ch->ini->timeout_ns);
+		if (rc == -EPROTO)
+			return rc;
 		if (rc)
 			return responder_done(ch) ? -EPIPE : rc;
 	}
@@ -206,11 +212,18 @@ int ivb_channel_poll(struct ivb_channel *ch)
 {
 	const struct ivb_slot_header *s = ivb_ring_peek(&ch->rx);
 
-	if (!s)
-		return ivb_ring_drained(&ch->rx) ? -1 : 0;
+	if (!s) {
+		if (ivb_ring_drained(&ch->rx))
+			return ivb_ring_broken(&ch->rx) ? -EPROTO : -EPIPE;
+		return 0;
+	}
 	if (ivb_message_read(s, ch->rx.slot_size, ch->rx.local, ch->len, ch->verify, ch->dst,
-			     ch->len) && ch->errors++ == 0)
-		ch->first_bad_seq = ch->rx.local;
+			     ch->len)) {
+		if (ch->errors++ == 0)
+			ch->first_bad_seq = ch->rx.local;
+		ivb_ring_release(&ch->rx);
+		return ch->errors > IVB_CHANNEL_MAX_BAD ? -EBADMSG : 2;
+	}
 	ivb_ring_release(&ch->rx);
 	return 1;
 }
@@ -219,14 +232,48 @@ int ivb_channel_wait(struct ivb_channel *ch)
 {
 	int rc = ivb_ring_wait_message(&ch->rx, ivb_now_ns() + ch->ini->timeout_ns);
 
+	if (rc == -EPROTO || rc == -EINTR)
+		return rc;
 	return rc && responder_done(ch) ? -EPIPE : rc;
 }
 
-const char *ivb_channel_responder_error(const struct ivb_channel *ch)
+const char *ivb_channel_error(int rc)
 {
-	if (!responder_done(ch))
-		return "still running";
-	return ivb_error_name(ch->ini->hdr->error_code);
+	switch (rc) {
+	case -EINTR: return "interrupted";
+	case -ETIMEDOUT: return "timeout";
+	case -EPIPE: return "the responder stopped";
+	case -EPROTO: return "a ring index no real responder could have written (a forged or corrupt ring)";
+	case -EBADMSG: return "more than " STR(IVB_CHANNEL_MAX_BAD) " bad messages: the rest cannot be trusted";
+	case -EIO: return "a check could not be computed";
+	}
+	return "failure";
+}
+
+void ivb_channel_abort(struct ivb_channel *ch)
+{
+	if (ch->params) {
+		ivb_ring_finish(&ch->tx, ch->tx.local);
+		ivb_store_release(&ch->params->stop, 1);
+		ivb_notify(ch->ini->waiter, ch->ini->peer);
+	}
+	ivb_channel_free(ch);
+}
+
+const char *ivb_channel_responder_error(struct ivb_channel *ch)
+{
+	uint32_t e;
+
+	if (!responder_done(ch)) /* its ring said it had finished: it did not say so itself */
+		return "it has not answered: the end marker of its ring is forged or corrupt";
+	e = ch->ini->hdr->error_code;
+	if ((e == IVB_ERR_DIGEST || e == IVB_ERR_TOO_MANY_BAD) && ch->result->errors)
+		snprintf(ch->why, sizeof(ch->why), "%s (%llu bad message(s), the first with sequence "
+			 "number %llu)", ivb_error_name(e), (unsigned long long)ch->result->errors,
+			 (unsigned long long)ch->result->first_bad_seq);
+	else
+		snprintf(ch->why, sizeof(ch->why), "%s", ivb_error_name(e));
+	return ch->why;
 }
 
 int ivb_channel_close(struct ivb_channel *ch)
@@ -242,19 +289,23 @@ int ivb_channel_close(struct ivb_channel *ch)
 	for (;;) {
 		int got = ivb_channel_poll(ch);
 
-		if (got < 0)
+		if (got == -EPIPE)
+			break; /* the end it announced */
+		if (got < 0) {
+			rc = got;
 			break;
+		}
 		if (got == 0 && (rc = ivb_channel_wait(ch)) != 0)
 			break;
 	}
-	ivb_channel_free(ch);
 	if (rc) {
 		snprintf(ini->status, sizeof(ini->status), "%s waiting for the responder to finish a "
-			 "%s stream of %u-byte messages (message %llu)", rc == -EINTR ? "interrupted" :
-			 "timeout", ivb_stream_kind_name(ch->params->kind), ch->len,
-			 (unsigned long long)ch->rx.local);
+			 "%s stream of %u-byte messages (message %llu)", ivb_channel_error(rc),
+			 ivb_stream_kind_name(ch->params->kind), ch->len, (unsigned long long)ch->rx.local);
+		ivb_channel_abort(ch);
 		return -1;
 	}
+	ivb_channel_free(ch);
 	if (ivb_wait_ack(ini, ch->post_seq, ch->post_t0, "stream", &a) &&
 	    ivb_wait_ack(ini, ch->post_seq, ivb_now_ns(), "stream", &a))
 		return -1;
@@ -276,7 +327,24 @@ int ivb_channel_close(struct ivb_channel *ch)
 			snprintf(ini->status, sizeof(ini->status), "the responder answered a %s stream "
 				 "of %u-byte messages with ERROR %s", ivb_stream_kind_name(ch->params->kind),
 				 ch->len, ivb_error_name(a.error));
-		return 1;
+		/* Bad messages are a result (the row says how many); any other
+		 * error means the point's figures cannot be trusted. */
+		return ch->result->errors && (a.error == IVB_ERR_DIGEST || a.error == IVB_ERR_TOO_MANY_BAD) ?
+		       1 : -1;
+	}
+	/* Ring 0's tail must have come to what we sent, and the responder's own
+	 * counts must agree with what moved: anything else did not happen. */
+	if (ivb_ring_consumed(&ch->tx) != ch->tx.local || ivb_ring_broken(&ch->tx) ||
+	    ch->result->consumed != ch->tx.local || ch->result->produced != ch->rx.local) {
+		snprintf(ini->status, sizeof(ini->status), "the counts of a %s stream of %u-byte "
+			 "messages do not add up: sent %llu, the responder's index says %llu consumed%s, "
+			 "its result %llu consumed and %llu produced, received %llu",
+			 ivb_stream_kind_name(ch->params->kind), ch->len,
+			 (unsigned long long)ch->tx.local, (unsigned long long)ch->tx.other,
+			 ivb_ring_broken(&ch->tx) ? " (an impossible index)" : "",
+			 (unsigned long long)ch->result->consumed, (unsigned long long)ch->result->produced,
+			 (unsigned long long)ch->rx.local);
+		return -1;
 	}
 	return 0;
 }
@@ -313,7 +381,25 @@ struct serving {
 	uint8_t *src;                    /* a message to send (g2h, bidir) */
 	uint64_t errors, first_bad;
 	int rx_on, tx_on;                /* still consuming, still producing */
+	enum ivb_error error;            /* why the point ended early (IVB_OK: it did not) */
+	int cancelled;                   /* the session changed: a new initiator, answer nothing */
 };
+
+/* Note why a ring call failed (its -errno); returns -1. */
+static int serve_failed(struct serving *s, int rc)
+{
+	if (rc == -ECANCELED)
+		s->cancelled = 1;
+	else if (rc == -EPROTO)
+		s->error = IVB_ERR_BAD_INDEX;
+	else if (rc == -EBADMSG)
+		s->error = IVB_ERR_TOO_MANY_BAD;
+	else if (rc == -EIO)
+		s->error = IVB_ERR_CRYPTO;
+	else
+		s->error = IVB_ERR_STALLED;
+	return -1;
+}
 
 /* Consume what ring 0 holds (a few dozen at most, to give tx its turn). */
 static int serve_rx(struct serving *s, uint64_t timeout_ns)
@@ -323,20 +409,32 @@ static int serve_rx(struct serving *s, uint64_t timeout_ns)
 
 	while (n < 64 && (m = ivb_ring_peek(&s->rx))) {
 		uint64_t seq = s->rx.local;
+		int bad = ivb_message_read(m, s->rx.slot_size, seq, s->p.msg_len, s->p.verify, s->buf,
+					   s->p.msg_len);
 
-		if (ivb_message_read(m, s->rx.slot_size, seq, s->p.msg_len, s->p.verify, s->buf,
-				     s->p.msg_len) && s->errors++ == 0)
+		if (bad && s->errors++ == 0)
 			s->first_bad = seq;
 		ivb_ring_release(&s->rx);
 		n++;
+		if (s->errors > IVB_CHANNEL_MAX_BAD)
+			return serve_failed(s, -EBADMSG);
 		if (s->p.kind == IVB_STREAM_ECHO) {
 			struct ivb_slot_header *out;
+			int rc;
 
-			while (!(out = ivb_ring_reserve(&s->tx)))
-				if (ivb_ring_wait_room(&s->tx, ivb_now_ns() + timeout_ns))
-					return -1;
+			while (!(out = ivb_ring_reserve(&s->tx))) {
+				if (ivb_ring_broken(&s->tx))
+					return serve_failed(s, -EPROTO);
+				if ((rc = ivb_ring_wait_room(&s->tx, ivb_now_ns() + timeout_ns)) != 0)
+					return serve_failed(s, rc);
+			}
 			if (ivb_message_write(out, seq, s->buf, s->p.msg_len, s->p.verify))
-				return -1;
+				return serve_failed(s, -EIO);
+			/* A bad message is echoed with a sequence number that cannot
+			 * pass, so the initiator counts it too and never times a
+			 * round trip on it. */
+			if (bad)
+				out->seq = ~seq;
 			ivb_ring_commit(&s->tx);
 			ivb_ring_flush(&s->tx);
 		}
@@ -363,7 +461,7 @@ static int serve_tx(struct serving *s)
 			break;
 		stamp(s->src, s->p.msg_len, s->tx.local);
 		if (ivb_message_write(m, s->tx.local, s->src, s->p.msg_len, s->p.verify))
-			return -1;
+			return serve_failed(s, -EIO);
 		ivb_ring_commit(&s->tx);
 		n++;
 	}
@@ -384,8 +482,10 @@ static int serve_wait(struct serving *s, uint64_t deadline)
 		uint64_t soon = ivb_now_ns() + CHANNEL_BIDIR_WAIT_NS;
 
 		until = soon < deadline ? soon : deadline;
-		if (ivb_ring_wait_message(&s->rx, until) == -EINTR)
-			return -EINTR;
+		int rc = ivb_ring_wait_message(&s->rx, until);
+
+		if (rc == -EINTR || rc == -EPROTO || rc == -ECANCELED)
+			return rc;
 		return ivb_now_ns() > deadline ? -ETIMEDOUT : 0;
 	}
 	if (s->rx_on)
@@ -401,7 +501,6 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	uint64_t cpu0 = thread_cpu_ns(), rings0, sleeps0, spin0 = r->waiter->spin_ns;
 	uint64_t idle_since = 0;
 	enum ivb_error e;
-	int broken = 0;
 
 	(void)m, (void)reply;
 	if (r->map_size < IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES)
@@ -424,6 +523,9 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 		      s.p.kind == IVB_STREAM_ECHO ? 1 : s.p.batch, 0);
 	ivb_ring_init(&s.tx, r->hdr, &s.p.ring[1], r->waiter, r->peer,
 		      s.p.kind == IVB_STREAM_ECHO ? 1 : s.p.batch, 0);
+	/* A new session ends every wait of the point: its initiator wins. */
+	ivb_ring_watch(&s.rx, &r->hdr->session_id, r->session);
+	ivb_ring_watch(&s.tx, &r->hdr->session_id, r->session);
 	s.rx_on = s.p.kind != IVB_STREAM_G2H;
 	s.tx_on = s.p.kind == IVB_STREAM_G2H || s.p.kind == IVB_STREAM_BIDIR;
 	if (s.p.kind == IVB_STREAM_H2G)
@@ -449,21 +551,30 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 			moved += n;
 		}
 		if (ivb_ring_broken(&s.rx) || ivb_ring_broken(&s.tx)) {
-			broken = 1;
+			serve_failed(&s, -EPROTO);
 			break;
 		}
 		if (moved) {
 			idle_since = 0;
 			continue;
 		}
-		/* Nothing moved: wait, and give up once nothing has for the timeout. */
+		/* Nothing moved: a new session ends the point, and so does silence for the timeout. */
+		if (ivb_load_acquire(&r->hdr->session_id) != r->session) {
+			s.cancelled = 1;
+			break;
+		}
 		now = ivb_now_ns();
 		if (!idle_since)
 			idle_since = now;
 		else if (now - idle_since > s.p.timeout_ns)
 			break;
-		if (serve_wait(&s, idle_since + s.p.timeout_ns) == -EINTR)
+		n = serve_wait(&s, idle_since + s.p.timeout_ns);
+		if (n == -EINTR)
 			break;
+		if (n == -EPROTO || n == -ECANCELED) {
+			serve_failed(&s, n);
+			break;
+		}
 	}
 	if (s.tx_on || s.p.kind == IVB_STREAM_ECHO)
 		ivb_ring_finish(&s.tx, s.tx.local);
@@ -478,8 +589,10 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	snprintf(s.res->verify_impl, sizeof(s.res->verify_impl), "%s", ivb_verify_impl());
 	snprintf(s.res->copy_impl, sizeof(s.res->copy_impl), "%s", ivb_copy_impl());
 	free(s.src);
-	if (broken)
-		return IVB_ERR_BAD_HEADER;
+	if (s.cancelled)
+		return IVB_ERR_STALLED; /* not answered: the session is gone (session.c) */
+	if (s.error != IVB_OK)
+		return s.error;
 	if (s.rx_on || s.tx_on)
 		return IVB_ERR_STALLED;
 	return s.errors ? IVB_ERR_DIGEST : IVB_OK;

@@ -15,7 +15,11 @@
  * Every message carries its sequence number (its index in the ring) and a
  * check (verify.h); the receiver copies it out of shared memory and checks
  * both. A single bad message is counted, with the sequence number of the
- * first, and fails the point.
+ * first, and fails the point; after IVB_CHANNEL_MAX_BAD of them either side
+ * ends the point, the rest being garbage. A ring index no real peer could
+ * have written (ring.h) ends it at once, with no figures. The responder
+ * leaves a point as soon as the session id changes (a new initiator wins
+ * over a dead one).
  */
 #ifndef IVB_CHANNEL_H
 #define IVB_CHANNEL_H
@@ -74,6 +78,7 @@ _Static_assert(offsetof(struct ivb_stream_params, stop) == 80, "stop");
 _Static_assert(offsetof(struct ivb_stream_params, stall_after) == 88, "stall_after");
 
 #define IVB_CHANNEL_SETUP_BYTES 4096u /* params and result, before the rings */
+#define IVB_CHANNEL_MAX_BAD 64 /* bad messages after which a point ends */
 
 const char *ivb_stream_kind_name(uint32_t kind);
 
@@ -92,6 +97,7 @@ struct ivb_channel {
 	uint8_t *dst;               /* where received messages are copied */
 	uint64_t errors;            /* bad messages we received */
 	uint64_t first_bad_seq;     /* the first of them */
+	char why[160];              /* ivb_channel_responder_error()'s text */
 };
 
 /*
@@ -117,27 +123,33 @@ int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
 			   enum ivb_verify v, uint64_t responder_spin_ns,
 			   const struct ivb_channel_fault *fault);
 
-/* Send the next message on ring 0 if there is room: 1 sent, 0 full, -EIO (check failed). */
+/* Send the next message on ring 0 if there is room: 1 sent, 0 full, -EIO (check failed), -EPROTO (broken ring). */
 int ivb_channel_try_send(struct ivb_channel *ch);
 
 /*
  * Send the next message on ring 0, waiting for room. 0, -ETIMEDOUT, -EINTR,
- * -EIO (check failed), -EPIPE (the responder has answered: it stopped;
- * ivb_channel_responder_error() says why).
+ * -EIO (check failed), -EPROTO (an impossible index on ring 0), -EPIPE
+ * (the responder has answered: it stopped; ivb_channel_responder_error()
+ * says why).
  */
 int ivb_channel_send(struct ivb_channel *ch);
 
 /*
  * Take the next message of ring 1 if there is one, without waiting:
- * 1 taken (a bad one is counted), 0 none yet, -1 the responder finished.
+ * 1 taken and whole, 2 taken and bad (counted in ch->errors), 0 none yet,
+ * -EPIPE the responder announced its end, -EPROTO an impossible index or
+ * end marker on ring 1, -EBADMSG more than IVB_CHANNEL_MAX_BAD bad ones.
  */
 int ivb_channel_poll(struct ivb_channel *ch);
 
-/* Wait for a message on ring 1: 0, -ETIMEDOUT, -EINTR, -EPIPE (the responder stopped). */
+/* Wait for a message on ring 1: 0, -ETIMEDOUT, -EINTR, -EPROTO, -EPIPE (the responder stopped). */
 int ivb_channel_wait(struct ivb_channel *ch);
 
-/* The error the responder answered the point with, once it has ("still running" before). */
-const char *ivb_channel_responder_error(const struct ivb_channel *ch);
+/* What a negative return of the calls above means, for a status line. */
+const char *ivb_channel_error(int rc);
+
+/* The error the responder answered the point with, once it has (before: a forged end marker). */
+const char *ivb_channel_responder_error(struct ivb_channel *ch);
 
 /*
  * End the point: announce the end of ring 0, tell the responder to stop
@@ -150,6 +162,13 @@ int ivb_channel_close(struct ivb_channel *ch);
 
 /* Free the point's buffers when it is given up without ivb_channel_close() (which frees them). */
 void ivb_channel_free(struct ivb_channel *ch);
+
+/*
+ * Give a point up: announce the end of ring 0, tell the responder to stop,
+ * ring it, and free the buffers, so a responder never waits out its
+ * timeout on a point nobody will finish. Does not wait.
+ */
+void ivb_channel_abort(struct ivb_channel *ch);
 
 /* The responder's half, for every workload that uses a channel. */
 enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_message *m,

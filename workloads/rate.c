@@ -435,13 +435,14 @@ static int idle(struct ivb_channel *ch, uint64_t next_due, int more_to_send, uin
 		return 0;
 	until = next_due - RATE_WAKE_EARLY_NS;
 	rc = ivb_ring_wait_message(&ch->rx, until < stale_at ? until : stale_at);
-	return rc == -EINTR ? rc : 0;
+	return rc == -EINTR || rc == -EPROTO ? rc : 0;
 }
 
 /*
  * Send d->total messages on schedule s and take their echoes, in one loop
  * that never blocks on an answer. Returns 0, or -ETIMEDOUT (no echo for the
- * timeout while some were due), -EINTR, -EPIPE (the responder stopped), -EIO.
+ * timeout while some were due), -EINTR, -EPIPE (the responder stopped), -EIO,
+ * -EPROTO (an impossible ring index), -EBADMSG (too many bad echoes).
  */
 static int drive_point(struct ivb_channel *ch, struct schedule *s, struct drive *d,
 		       uint64_t timeout_ns, uint64_t span_ns)
@@ -510,7 +511,7 @@ static int drive_point(struct ivb_channel *ch, struct schedule *s, struct drive 
 			ivb_hist_record(d->lat, t > carried ? t - carried : 0);
 		}
 		if (got < 0)
-			return -EPIPE; /* it said it finished before echoing them all */
+			return got; /* -EPIPE: it said it finished before echoing them all */
 		if (d->received == d->sent && (d->sent == d->total || ivb_now_ns() >= stop_sending))
 			return 0;
 		if (ivb_interrupted)
@@ -615,11 +616,11 @@ static int measure(struct rate *r, struct ivb_wl_ctx *ctx, uint64_t rate, uint64
 	rc = drive_point(&ch, &s, &d, ini->timeout_ns, span);
 	if (rc) {
 		snprintf(ctx->status, ctx->status_len, "%s at %llu messages/s (message %llu of %llu, "
-			 "%llu echoed)", rc == -EINTR ? "interrupted" : rc == -ETIMEDOUT ?
-			 "timeout waiting for an echo" : rc == -EPIPE ? "the responder stopped early" :
-			 "a check failed", (unsigned long long)rate, (unsigned long long)d.sent,
+			 "%llu echoed)", rc == -ETIMEDOUT ? "timeout waiting for an echo" :
+			 rc == -EPIPE ? "the responder stopped early" : ivb_channel_error(rc),
+			 (unsigned long long)rate, (unsigned long long)d.sent,
 			 (unsigned long long)d.total, (unsigned long long)d.received);
-		ivb_channel_free(&ch);
+		ivb_channel_abort(&ch);
 		free(d.when);
 		free(d.samples);
 		return -1;

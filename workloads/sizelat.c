@@ -77,7 +77,8 @@ static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, s
 	struct ivb_channel ch;
 	struct ivb_summary s;
 	uint64_t *v;
-	int rc;
+	size_t nv = 0;
+	int rc, got;
 
 	if (n < 10)
 		n = 10;
@@ -92,21 +93,26 @@ static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, s
 		free(v);
 		return 0;
 	}
-	for (i = 0; rc == 0 && i < warm + n; i++) {
+	/* A round trip counts only once its echo, with the right sequence
+	 * number and check, has been read: an end marker or an index from
+	 * the other side is never taken for one, and a bad echo is counted
+	 * as an error, not timed. */
+	for (i = 0, got = 0; rc == 0 && i < warm + n; i++) {
 		uint64_t t0 = ivb_now_ns();
 
 		rc = ivb_channel_send(&ch);
-		while (rc == 0 && ivb_channel_poll(&ch) == 0)
+		while (rc == 0 && (got = ivb_channel_poll(&ch)) == 0)
 			rc = ivb_channel_wait(&ch);
-		if (i >= warm)
-			v[i - warm] = ivb_now_ns() - t0;
+		if (rc == 0 && got < 0)
+			rc = got;
+		if (rc == 0 && got == 1 && i >= warm)
+			v[nv++] = ivb_now_ns() - t0;
 	}
 	if (rc) {
 		snprintf(ctx->status, ctx->status_len, "%s during the round trip of a %u-byte message "
-			 "(%ld of %ld)%s%s", rc == -EINTR ? "interrupted" : rc == -ETIMEDOUT ? "timeout" :
-			 rc == -EPIPE ? "the responder stopped" : "failure", size, i, warm + n,
+			 "(%ld of %ld)%s%s", ivb_channel_error(rc), size, i, warm + n,
 			 rc == -EPIPE ? ": " : "", rc == -EPIPE ? ivb_channel_responder_error(&ch) : "");
-		ivb_channel_free(&ch);
+		ivb_channel_abort(&ch);
 		free(v);
 		return -1;
 	}
@@ -116,7 +122,12 @@ static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, s
 		free(v);
 		return -1;
 	}
-	ivb_summarize(v, (size_t)n, &s);
+	if (nv == 0) { /* every echo was bad: nothing to time */
+		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
+		free(v);
+		return -1;
+	}
+	ivb_summarize(v, nv, &s);
 	free(v);
 	sl->rows++;
 	if (ivb_csv_row(csv, "%u,%s,%s,%zu,%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.0f,%llu", size,

@@ -151,13 +151,17 @@ struct point {
 	uint64_t errors;
 };
 
-/* Received so far: ring 0 by the responder (its tail), ring 1 by us. */
-static uint64_t received(const struct ivb_channel *ch, enum ivb_stream_kind k)
+/*
+ * Received so far: ring 0 by the responder (its tail, checked: never past
+ * what we published nor backwards; an impossible one breaks the ring and
+ * the point), ring 1 by us.
+ */
+static uint64_t received(struct ivb_channel *ch, enum ivb_stream_kind k)
 {
 	uint64_t n = 0;
 
 	if (k != IVB_STREAM_G2H)
-		n += ivb_load_acquire(&ch->tx.ctl->tail);
+		n += ivb_ring_consumed(&ch->tx);
 	if (k != IVB_STREAM_H2G)
 		n += ch->rx.local;
 	return n;
@@ -185,7 +189,7 @@ static int move(const struct stream *s, struct ivb_channel *ch, enum ivb_stream_
 			for (i = 0; !rc && i < (int)s->batch && (n = ivb_channel_poll(ch)) > 0; i++)
 				moved++;
 			if (!rc && n < 0)
-				rc = -EPIPE; /* the responder finished before we asked it to */
+				rc = n; /* -EPIPE: the responder finished before we asked it to */
 			if (!rc && !moved)
 				rc = ivb_channel_wait(ch);
 		}
@@ -196,10 +200,11 @@ static int move(const struct stream *s, struct ivb_channel *ch, enum ivb_stream_
 				 ivb_channel_responder_error(ch));
 			return -1;
 		}
+		if (!rc && (ivb_ring_broken(&ch->tx) || ivb_ring_broken(&ch->rx)))
+			rc = -EPROTO; /* an impossible index seen while counting */
 		if (rc) {
 			snprintf(status, len, "%s moving %u-byte messages %s (message %llu)",
-				 rc == -EINTR ? "interrupted" : rc == -ETIMEDOUT ? "timeout" :
-				 "a check failed", ch->len, ivb_stream_kind_name(k),
+				 ivb_channel_error(rc), ch->len, ivb_stream_kind_name(k),
 				 (unsigned long long)(ch->tx.local + ch->rx.local));
 			return -1;
 		}
@@ -246,7 +251,7 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 	}
 	if (move(s, &ch, k, &pt, ini->status, sizeof(ini->status))) {
 		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
-		ivb_channel_free(&ch);
+		ivb_channel_abort(&ch);
 		return -1;
 	}
 	rc = ivb_channel_close(&ch);
