@@ -2,7 +2,8 @@
 # stream_host - the stream and size-latency workloads host-only: a short
 # sweep with every message checked, bad options refused with one line, a
 # ring corrupted by a third process (detected, with the sequence number,
-# exit 1), and a receiver that dies mid-stream (a timeout naming the point).
+# exit 1), a receiver that dies mid-stream (a timeout naming the point), and
+# sizes that cannot fit the shared memory refused at start (the largest that fits runs).
 # timeout: 180
 # shellcheck disable=SC2016 # awk programs are single-quoted on purpose
 set -euo pipefail
@@ -47,6 +48,16 @@ expect2 "--sizes: '0' is not a size" --sizes 0
 expect2 "--sizes: '65M' is not a size" --sizes 64,65M
 expect2 "--verify: 'md5' is not xxh3" --verify md5
 expect2 "--direction: 'up' is not h2g" --direction up
+# The largest message a ring can hold in 64 MiB: half of it after the set-up page, less a
+# control block and a slot header; one byte more is refused before anything starts.
+expect2 "--sizes: a 33550017-byte message cannot fit a ring in" --sizes 64,33550017
+expect2 "--lat-sizes: a 64000000-byte message cannot fit a ring in" -t sizelat --lat-sizes 64000000
+start_reader
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/largest" -t sizelat --lat-sizes 33550016 --lat-iterations 10 \
+	--cpu none -q >"$tmp/largest.out" 2>&1 || rc=$?
+check "the largest message that fits: measured, exit 0" bash -c '[ "$1" = 0 ] && grep -q "^33550016," "$2"' _ "$rc" "$tmp/largest/size_latency_results.csv"
+stop_reader
 expect2 "--wait sleep needs a doorbell" --wait sleep
 expect2 "--wait: 'nap' is not spin" --wait nap
 expect2 "--duration: '0' is not a duration" --duration 0

@@ -607,7 +607,8 @@ void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s)
 	char buf[512], *tok, *save;
 
 	s->n = 0;
-	if (!strcmp(list, "ladder")) {
+	s->ladder = !strcmp(list, "ladder");
+	if (s->ladder) {
 		uint32_t v;
 
 		for (v = 8; v <= (8u << 20); v *= 4)
@@ -625,4 +626,31 @@ void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s)
 	}
 	if (!s->n)
 		ivb_die_usage("%s: empty list (sizes such as 64,4k,1M, or ladder)", opt);
+}
+
+uint64_t ivb_channel_max_message(uint64_t map_size)
+{
+	uint64_t base = IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES, half;
+
+	/* ivb_channel_open()'s layout: each ring gets half the rest, in whole
+	 * pages, and holds at least one slot of header and message. */
+	if (map_size < base + 2 * (IVB_RING_CTL_SIZE + 4096))
+		return 0;
+	half = ((map_size - base) / 2) & ~4095ull;
+	return ((half - IVB_RING_CTL_SIZE) & ~(uint64_t)(IVB_CACHE_LINE - 1)) - IVB_SLOT_HEADER;
+}
+
+void ivb_sizes_check(const char *opt, const struct ivb_sizes *s, uint64_t capacity,
+		     const char *shm_name)
+{
+	uint64_t most = ivb_channel_max_message(capacity + IVB_PAYLOAD_OFFSET);
+	int i;
+
+	if (s->ladder) /* the sweep is ours: what does not fit is skipped and said so */
+		return;
+	for (i = 0; i < s->n; i++)
+		if (s->v[i] > most)
+			ivb_die_usage("%s: a %u-byte message cannot fit a ring in %s (at most %llu "
+				      "bytes there); use a larger IVSHMEM_SHM_SIZE", opt, s->v[i],
+				      shm_name, (unsigned long long)most);
 }

@@ -160,6 +160,9 @@ const char *ivb_channel_responder_error(struct ivb_channel *ch);
  */
 int ivb_channel_close(struct ivb_channel *ch);
 
+/* The largest message a channel's rings can hold in a mapping of map_size bytes (0: none). */
+uint64_t ivb_channel_max_message(uint64_t map_size);
+
 /* Free the point's buffers when it is given up without ivb_channel_close() (which frees them). */
 void ivb_channel_free(struct ivb_channel *ch);
 

@@ -349,7 +349,10 @@ static void rate_check(const void *st, uint64_t capacity, const char *shm_name)
 	uint64_t lowest = r->sweep ? r->sweep_from : r->rate;
 	char path[4096];
 
-	(void)capacity, (void)shm_name;
+	if (r->size > ivb_channel_max_message(capacity + IVB_PAYLOAD_OFFSET))
+		ivb_die_usage("--rate-size: a %u-byte message cannot fit a ring in %s (at most %llu "
+			      "bytes there); use a larger IVSHMEM_SHM_SIZE", r->size, shm_name,
+			      (unsigned long long)ivb_channel_max_message(capacity + IVB_PAYLOAD_OFFSET));
 	if (r->sweep && r->rate_given)
 		ivb_die_usage("--rate and --rate-sweep exclude each other");
 	if (r->sweep && r->sweep_from > r->sweep_to)

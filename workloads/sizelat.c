@@ -69,6 +69,11 @@ static void sizelat_defaults(void *st)
 	set_iterations(st, DEFAULT_ITERATIONS);
 }
 
+static void sizelat_check(const void *st, uint64_t capacity, const char *shm_name)
+{
+	ivb_sizes_check("--lat-sizes", &((const struct sizelat *)st)->sizes, capacity, shm_name);
+}
+
 /* One size: n round trips after a warm-up. 0, or -1 (ctx->status set). */
 static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, struct ivb_csv *csv)
 {
@@ -198,6 +203,7 @@ const struct ivb_workload ivb_wl_sizelat = {
 	.opts = sizelat_opts,
 	.state_size = sizeof(struct sizelat),
 	.defaults = sizelat_defaults,
+	.check = sizelat_check,
 	.run = sizelat_run,
 	.serve = ivb_channel_serve,
 	.json = sizelat_json,

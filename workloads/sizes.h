@@ -14,9 +14,18 @@
 struct ivb_sizes {
 	uint32_t v[IVB_MAX_SIZES]; /* bytes, in the order given */
 	int n;
+	int ladder;                /* the list was "ladder" */
 };
 
 /* Parse list for option opt into s; exits 2 naming the option when it is bad. */
 void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s);
+
+/*
+ * Exit 2 naming opt when a size the user gave cannot fit the shared memory
+ * (capacity payload bytes, in shm_name); a ladder's sizes that do not fit
+ * are skipped at run time instead.
+ */
+void ivb_sizes_check(const char *opt, const struct ivb_sizes *s, uint64_t capacity,
+		     const char *shm_name);
 
 #endif

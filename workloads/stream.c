@@ -125,7 +125,7 @@ static void stream_check(const void *st, uint64_t capacity, const char *shm_name
 {
 	const struct stream *s = st;
 
-	(void)capacity, (void)shm_name;
+	ivb_sizes_check("--sizes", &s->sizes, capacity, shm_name);
 	if (s->batch > s->slots)
 		ivb_die_usage("--batch: %u is more than --slots %llu: a batch must fit the ring",
 			      s->batch, (unsigned long long)s->slots);
