@@ -35,7 +35,7 @@ GUEST_LIB := $(BUILD)/libivb-static.a
 GUEST_OBJ := $(patsubst %.c,$(BUILD)/obj-static/%.o,$(wildcard common/*.c workloads/*.c) \
              server/ivshmem_client.c)
 PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader $(BUILD)/guest/host_writer \
-             $(BUILD)/eventfd_pingpong
+             $(BUILD)/eventfd_pingpong $(BUILD)/transport_bench $(BUILD)/guest/transport_bench
 ifneq ($(wildcard server/main.c),)
 PROGRAMS  += $(BUILD)/ivshmem_server
 endif
@@ -43,7 +43,7 @@ endif
 # Keep the objects of chained rules (tests, tools) between runs.
 .SECONDARY:
 
-.PHONY: all test check bench soak analyze initramfs deps clean help stop status fuzz fuzz-build
+.PHONY: all test check bench soak analyze initramfs deps clean help stop status fuzz fuzz-build FORCE
 
 all: $(PROGRAMS) $(TEST_BIN) $(HELPER_BIN)
 
@@ -98,6 +98,14 @@ $(GUEST_LIB): $(GUEST_OBJ)
 $(BUILD)/guest_reader: $(BUILD)/obj-static/guest_reader.o $(GUEST_LIB)
 	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
 $(BUILD)/guest/host_writer: $(BUILD)/obj-static/host_writer.o $(GUEST_LIB)
+	@mkdir -p $(@D)
+	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
+
+# The other channels' benchmark (transport_bench.c): on the host, and
+# linked statically for the guest, where it serves.
+$(BUILD)/transport_bench: $(BUILD)/obj/transport_bench.o $(LIB)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
+$(BUILD)/guest/transport_bench: $(BUILD)/obj-static/transport_bench.o $(GUEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
 
