@@ -72,9 +72,21 @@ Run it with any of:
     /usr/bin/python3 analyze_results.py      # Debian: python3-pandas python3-matplotlib
     make analyze
 
+Every value is checked against what host_writer can write (see Column and
+SCHEMAS): nothing negative, integers (counts, sizes, rates) at most 2^53 - 1
+so that they stay exact as doubles and never wrap as int64 (tighter where an
+option sets the limit: a message at most 64 MiB, a rate at most 100M/s),
+everything finite; and each row's figures must agree with one another as
+host_writer computes them (stream: bytes = messages x message_bytes,
+msgs_per_s = messages / seconds, gbps = bytes / seconds; frames and rate
+points likewise), or the row is refused, never plotted. Any numpy
+floating-point error or RuntimeWarning behind these checks stops the
+analysis with one line (exit 1) instead of passing silently.
+
 Exit status: 0 success, 1 bad or unusable data (one line on stderr naming
-the file and the problem; also, after the outputs are written, a run whose
-every frame transfer failed or whose messages failed their check), 2 bad
+the file and the problem, for a bad value also its line, column and the
+range accepted; also, after the outputs are written, a run whose every
+frame transfer failed or whose messages failed their check), 2 bad
 command-line usage, 3 partial or mixed results refused (see --allow-partial).
 """
 
@@ -132,7 +144,28 @@ PERCENTILE_NOTE = (
 # clear error instead of a traceback, an infinite mean or an exhausted memory.
 MAX_LINE = 64 * 1024          # bytes in one CSV line; a real row is under 300
 MAX_VALUE = 2.0 ** 64         # a 64-bit nanosecond counter (584 years), bytes
-MAX_ITERATION = 2 ** 53       # iterations stay exact as doubles
+# Every integer column is read as a double (numpy, pandas) and then used as
+# one or as an int64. Below 2^53 every integer is exact as a double; at 2^53
+# and above, the text "9007199254740993" already reads as ...992, and from
+# 2^63 an int64 wraps (2^63 messages became -9,223,372,036,854,775,808). So
+# no integer column accepts more than 2^53 - 1: 9e15 messages, 104 days in
+# ns. No run counts that far (a stream point lasts at most 10 minutes; at a
+# billion messages a second that is 6e11), so a larger count is a corrupt or
+# forged figure (a peer's ring index wrapped round), never a measurement.
+MAX_COUNT = 2 ** 53 - 1
+MAX_ITERATION = MAX_COUNT     # iterations: the same
+# What the C side can write, from its option limits (see each column).
+MAX_MESSAGE = 64 << 20        # workloads/sizes.h IVB_MAX_MESSAGE: a message's bytes
+MAX_SLOTS = 1 << 20           # --slots, --batch, --rate-slots: at most 2^20
+MAX_RATE = 100_000_000        # workloads/rate.c RATE_MAX: offered messages/s
+RATE_MIN_SIZE, RATE_MAX_SIZE = 16, 1 << 20   # --rate-size: 16 B .. 1 MiB
+MAX_FRAME_SIDE = 65536        # --frames WxH: 1..65536 each, 3 bytes a pixel
+MAX_ERROR_CODE = 2 ** 32 - 1  # error_code: a uint32_t (enum ivb_error)
+# A rate computed from other figures of its row (msgs_per_s, gbps, achieved)
+# must agree with them within the rounding of what host_writer prints, and
+# a part in 10^4 more: room for a writer that rounds otherwise, far too
+# little for a forged or wrapped count, which is off by orders of magnitude.
+AGREE = 1e-4
 MAX_RUN_JSON = 1 << 20        # host_writer's run.json is a few KiB
 MAX_JSON_DEPTH = 32           # run.json nests two levels
 SCAN_CHUNK = 1 << 24          # bytes per step of the line scan (bounded memory)
@@ -229,20 +262,43 @@ def fmt_number(value: float) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """What one CSV column may hold."""
+    """What one CSV column may hold. Every number host_writer writes is
+    unsigned (%llu, %u) or a non-negative double, so the smallest value
+    allowed is 0 unless said otherwise; the largest is MAX_COUNT for an
+    integer column and MAX_VALUE for the others unless said otherwise."""
 
     numeric: bool = True            # parsed as a float; else text, stripped
     required: bool = False          # the header must have it
     allow_empty: bool = False       # an empty cell is allowed (NaN / "")
     integer: bool = False           # whole numbers only
-    minimum: float | None = None    # smallest value allowed
-    maximum: float = MAX_VALUE      # largest absolute value allowed
+    minimum: float = 0              # smallest value allowed
+    maximum: float | None = None    # largest value allowed (None: by the kind)
+    why: str = ""                   # where the range comes from, for the message
+
+    @property
+    def top(self) -> float:
+        """The largest value allowed."""
+        if self.maximum is not None:
+            return self.maximum
+        return MAX_COUNT if self.integer else MAX_VALUE
+
+    @property
+    def accepted(self) -> str:
+        """The accepted range as an error message gives it: '0..2^53-1 (an
+        integer exact as a double)', '0..2^64'."""
+        why = self.why or ("an integer exact as a double" if self.integer else "")
+        span = f"{limit_text(self.minimum)}..{limit_text(self.top)}"
+        return f"{span} ({why})" if why else span
 
 
-NON_NEGATIVE = Column(minimum=0)                         # a time, rate or share
-OPTIONAL = Column(allow_empty=True, minimum=0)           # the same, may be left empty
-COUNT = Column(integer=True, minimum=0)                  # doorbells, sleeps
+NON_NEGATIVE = Column()                                  # a time, rate or share
+OPTIONAL = Column(allow_empty=True)                      # the same, may be left empty
+COUNT = Column(integer=True)                             # doorbells, sleeps, messages
 TEXT = Column(numeric=False)
+MESSAGE_BYTES = Column(required=True, integer=True, minimum=1, maximum=MAX_MESSAGE,
+                       why="IVB_MAX_MESSAGE, 64 MiB")
+OFFERED = Column(required=True, integer=True, minimum=1, maximum=MAX_RATE,
+                 why="host_writer --rate: at most RATE_MAX, 100M/s")
 
 
 @dataclass(frozen=True)
@@ -257,8 +313,8 @@ class Schema:
 
 
 LATENCY = Schema("latency", "latency_results.csv", dict(
-    iteration=Column(required=True, integer=True, minimum=0, maximum=MAX_ITERATION),
-    latency_ns=Column(required=True, minimum=0),
+    iteration=Column(required=True, integer=True, maximum=MAX_ITERATION),
+    latency_ns=Column(required=True),
     latency_us=NON_NEGATIVE,
     received_ns=OPTIONAL,
     received_us=OPTIONAL,
@@ -271,17 +327,21 @@ BANDWIDTH_TIME_COLUMNS = (
 BANDWIDTH_RATE_COLUMNS = ("transfer_gbps", "bandwidth_gbps")
 BANDWIDTH = Schema("frames", "bandwidth_results.csv", dict(
     frame=Column(numeric=False, required=True),
-    width=Column(allow_empty=True, integer=True, minimum=0),
-    height=Column(allow_empty=True, integer=True, minimum=0),
-    bytes=Column(required=True, integer=True, minimum=1),
-    iteration=Column(allow_empty=True, integer=True, minimum=0, maximum=MAX_ITERATION),
+    width=Column(allow_empty=True, integer=True, minimum=1, maximum=MAX_FRAME_SIDE,
+                 why="--frames WxH"),
+    height=Column(allow_empty=True, integer=True, minimum=1, maximum=MAX_FRAME_SIDE,
+                  why="--frames WxH"),
+    bytes=Column(required=True, integer=True, minimum=1, maximum=3 * MAX_FRAME_SIDE ** 2,
+                 why="--frames WxH: 3 bytes a pixel"),
+    iteration=Column(allow_empty=True, integer=True, maximum=MAX_ITERATION),
     success=Column(numeric=False, required=True),
-    error_code=Column(allow_empty=True, integer=True),
+    error_code=Column(allow_empty=True, integer=True, maximum=MAX_ERROR_CODE,
+                      why="a uint32_t enum ivb_error"),
     error_name=Column(numeric=False, allow_empty=True),
     copy_ns=OPTIONAL,
     handoff_ns=OPTIONAL,
     verify_ns=OPTIONAL,
-    total_ns=Column(required=True, allow_empty=True, minimum=0),
+    total_ns=Column(required=True, allow_empty=True),
     guest_read_ns=OPTIONAL,
     guest_hash_ns=OPTIONAL,
     transfer_gbps=OPTIONAL,
@@ -293,23 +353,23 @@ BANDWIDTH = Schema("frames", "bandwidth_results.csv", dict(
 STREAM_DIRECTIONS = ("h2g", "g2h", "bidir")
 STREAM = Schema("stream", "stream_results.csv", dict(
     direction=Column(numeric=False, required=True),
-    message_bytes=Column(required=True, integer=True, minimum=1),
-    slots=Column(integer=True, minimum=1),
-    batch=Column(integer=True, minimum=1),
+    message_bytes=MESSAGE_BYTES,
+    slots=Column(integer=True, minimum=1, maximum=MAX_SLOTS, why="--slots, a power of two"),
+    batch=Column(integer=True, minimum=1, maximum=MAX_SLOTS, why="--batch"),
     verify=TEXT,
     wait=TEXT,
-    messages=Column(required=True, integer=True, minimum=0),
-    bytes=Column(integer=True, minimum=0),
-    seconds=Column(required=True, minimum=0),
-    msgs_per_s=Column(required=True, minimum=0),
-    gbps=Column(required=True, minimum=0),
-    errors=Column(required=True, integer=True, minimum=0),
-    host_cpu_us_per_msg=Column(required=True, minimum=0),
-    guest_cpu_us_per_msg=Column(required=True, minimum=0),
+    messages=Column(required=True, integer=True),
+    bytes=COUNT,
+    seconds=Column(required=True),
+    msgs_per_s=Column(required=True),
+    gbps=Column(required=True),
+    errors=Column(required=True, integer=True),
+    host_cpu_us_per_msg=Column(required=True),
+    guest_cpu_us_per_msg=Column(required=True),
     vcpu_cpu_us_per_msg=OPTIONAL,  # only with --watch-thread
     host_cpu_percent=NON_NEGATIVE,
     guest_cpu_percent=NON_NEGATIVE,
-    doorbells_per_msg=Column(required=True, minimum=0),
+    doorbells_per_msg=Column(required=True),
     host_doorbells=COUNT,
     guest_doorbells=COUNT,
     host_sleeps=COUNT,
@@ -320,12 +380,12 @@ STREAM = Schema("stream", "stream_results.csv", dict(
 # host_writer over every round trip (the same definition as here).
 SIZELAT_TIMES = ("min_ns", "mean_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns")
 SIZELAT = Schema("sizelat", "size_latency_results.csv", dict(
-    message_bytes=Column(required=True, integer=True, minimum=1),
+    message_bytes=MESSAGE_BYTES,
     verify=TEXT,
     wait=TEXT,
     count=Column(required=True, integer=True, minimum=1),
-    **{name: Column(required=True, minimum=0) for name in SIZELAT_TIMES},
-    errors=Column(required=True, integer=True, minimum=0),
+    **{name: Column(required=True) for name in SIZELAT_TIMES},
+    errors=Column(required=True, integer=True),
 ))
 
 # Rate (latency under load): one row per offered rate and interference set
@@ -340,24 +400,25 @@ QUIET = "none"                          # the interference set of the quiet run
 RATE = Schema("rate", "rate_results.csv", dict(
     interference=Column(numeric=False, required=True),
     arrivals=TEXT,
-    offered_per_s=Column(required=True, integer=True, minimum=1),
-    achieved_per_s=Column(required=True, minimum=0),
-    message_bytes=Column(integer=True, minimum=1),
+    offered_per_s=OFFERED,
+    achieved_per_s=Column(required=True),
+    message_bytes=Column(integer=True, minimum=RATE_MIN_SIZE, maximum=RATE_MAX_SIZE,
+                         why="--rate-size"),
     verify=TEXT,
     wait=TEXT,
     duration_s=NON_NEGATIVE,
-    messages=Column(required=True, integer=True, minimum=0),
-    sent=Column(required=True, integer=True, minimum=0),
-    received=Column(required=True, integer=True, minimum=0),
-    unsent=Column(required=True, integer=True, minimum=0),
-    late=Column(required=True, integer=True, minimum=0),
+    messages=Column(required=True, integer=True),
+    sent=Column(required=True, integer=True),
+    received=Column(required=True, integer=True),
+    unsent=Column(required=True, integer=True),
+    late=Column(required=True, integer=True),
     sender_lag_p99_ns=NON_NEGATIVE,
     sender_lag_max_ns=NON_NEGATIVE,
     percentiles=Column(numeric=False, required=True),
-    **{name: Column(required=True, minimum=0) for name in RATE_TIMES},
-    errors=Column(required=True, integer=True, minimum=0),
-    p99_bound_ns=Column(integer=True, minimum=0),
-    sustained=Column(required=True, integer=True, minimum=0, maximum=1),
+    **{name: Column(required=True) for name in RATE_TIMES},
+    errors=Column(required=True, integer=True),
+    p99_bound_ns=COUNT,
+    sustained=Column(required=True, integer=True, maximum=1, why="a yes or no"),
     p50_ratio=NON_NEGATIVE,
     p99_ratio=NON_NEGATIVE,
     p999_ratio=NON_NEGATIVE,
@@ -370,12 +431,14 @@ HIST_MAX_NS = (1 << 37) - 1              # the largest value binned exactly
 HIST_REL_ERROR = 1 / 256                 # a percentile's stated error bound
 RATE_HIST = Schema("rate", "rate_histograms.csv", dict(
     interference=Column(numeric=False, required=True),
-    offered_per_s=Column(required=True, integer=True, minimum=1),
-    bucket_low_ns=Column(required=True, integer=True, minimum=0, maximum=HIST_MAX_NS),
-    bucket_high_ns=Column(required=True, integer=True, minimum=0, maximum=HIST_MAX_NS),
+    offered_per_s=OFFERED,
+    bucket_low_ns=Column(required=True, integer=True, maximum=HIST_MAX_NS,
+                         why="hist.h IVB_HIST_MAX_NS"),
+    bucket_high_ns=Column(required=True, integer=True, maximum=HIST_MAX_NS,
+                          why="hist.h IVB_HIST_MAX_NS"),
     count=Column(required=True, integer=True, minimum=1),
     cumulative_count=Column(required=True, integer=True, minimum=1),
-    percentile=Column(required=True, minimum=0, maximum=100),
+    percentile=Column(required=True, maximum=100, why="a percentile"),
 ))
 
 SCHEMAS = (LATENCY, BANDWIDTH, STREAM, SIZELAT, RATE, RATE_HIST)
@@ -447,7 +510,7 @@ def read_table(path: Path, spec: dict[str, Column]) -> Table:
     if table is None:
         table = careful_table(path, data, end, spec)
     table.cut = cut
-    validate(table, spec)
+    validate(table, spec, data)
     return table
 
 
@@ -622,38 +685,86 @@ def careful_table(path: Path, data: bytes, end: int, spec: dict[str, Column]) ->
     return Table(path, header, columns, len(lines), np.frombuffer(lines, dtype=np.int64))
 
 
-def validate(table: Table, spec: dict[str, Column]) -> None:
+def validate(table: Table, spec: dict[str, Column], data: bytes) -> None:
     """Check every cell of every known column against its Column rule; the
-    first bad cell of a column raises DataError with its line."""
+    first bad cell of a column raises DataError with its line, the value as
+    written (data is the file) and the range accepted."""
     for name, values in table.columns.items():
         column = spec[name]
         if not column.numeric:
             if not column.allow_empty:
                 first_bad(table, name, values == "", lambda _: "empty value")
             continue
+
+        def written(i: int, name=name, values=values) -> str:
+            # The cell as written: a double misstates a large number (the C
+            # parser reads 2^63 as 9.223372036854778e+18).
+            text = cell_text(data, table.header, table.line(i), name, values[i])
+            return text if text is not None else fmt_number(values[i])
+
         empty = np.isnan(values)
         if not column.allow_empty:
             first_bad(table, name, empty, lambda _: "empty value")
         first_bad(table, name, np.isinf(values),
-                  lambda v: f"not a finite number: {fmt_number(v)}")
+                  lambda i: f"not a finite number: {shown(written(i))}", by_row=True)
+        # NaN (an empty cell) compares False: only numbers are judged here.
         with np.errstate(invalid="ignore"):
-            first_bad(table, name, np.abs(values) > column.maximum,
-                      lambda v: f"{fmt_number(v)} is out of range (more than "
-                                f"{limit_text(column.maximum)})")
-            if column.minimum is not None:
-                first_bad(table, name, values < column.minimum,
-                          lambda v: f"value {fmt_number(v)} is below {column.minimum:g}")
+            first_bad(table, name, values > column.top,
+                      lambda i: f"{written(i)} is out of range (more than "
+                                f"{limit_text(column.top)}): accepted {column.accepted}",
+                      by_row=True)
+            first_bad(table, name, values < column.minimum,
+                      lambda i: f"value {written(i)} is below "
+                                f"{limit_text(column.minimum)}: accepted {column.accepted}",
+                      by_row=True)
             if column.integer:
                 first_bad(table, name, ~empty & (values % 1 != 0),
-                          lambda v: f"expected an integer, got {fmt_number(v)}")
+                          lambda i: f"expected an integer, got {written(i)}", by_row=True)
+
+
+def cell_text(data: bytes, header: list[str], line: int, name: str,
+              value: float) -> str | None:
+    """The cell of column name on line (1-based) as written, stripped and
+    cut to 40 characters; None unless it is a number that reads as value
+    (give or take the parser's last bits): a quoted field over several
+    lines, say, leaves the line numbers of the file and the reader apart."""
+    offset = 0
+    for _ in range(line - 1):
+        offset = data.find(b"\n", offset) + 1
+        if offset == 0:
+            return None
+    end = data.find(b"\n", offset)
+    text = data[offset:end if end >= 0 else len(data)].decode("utf-8", "replace")
+    fields = next(csv.reader([text.rstrip("\r")]), [])
+    index = header.index(name)
+    if len(fields) != len(header) or not NUMBER.fullmatch(fields[index].strip()):
+        return None
+    text = fields[index].strip()
+    if float(text) != value and not math.isclose(float(text), value, rel_tol=1e-12):
+        return None
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def limit_text(limit: float) -> str:
-    """A column's largest value as its message gives it: 2^64 for the
-    counter limits, 1 or 100 for small ones."""
-    exponent = math.log2(limit)
-    return f"2^{int(exponent)}" if limit >= 1 << 16 and exponent == int(exponent) \
-        else fmt_number(limit)
+    """A column's smallest or largest value as its message gives it: 2^64
+    or 2^53-1 for the counter limits, 100 or 67,108,864 for the others."""
+    if limit != int(limit):
+        return fmt_number(limit)
+    n = int(limit)
+    if n >= 1 << 32 and n & (n - 1) == 0:
+        return f"2^{n.bit_length() - 1}"
+    if n >= 1 << 32 and n & (n + 1) == 0:
+        return f"2^{n.bit_length()}-1"
+    return f"{n:,}"
+
+
+def impossible(table: Table, name: str, bad: np.ndarray, problem) -> None:
+    """first_bad by row for a figure that disagrees with the others of its
+    row (each as host_writer rounds it): no measurement gives such a row (a
+    corrupt file, or counts a forged ring index made up), so it is refused,
+    never plotted. problem(i) says what it should have been."""
+    first_bad(table, name, bad, lambda i: f"{problem(i)}: a row no measurement can give",
+              by_row=True)
 
 
 def first_bad(table: Table, name: str, bad: np.ndarray, problem, by_row: bool = False) -> None:
@@ -737,7 +848,37 @@ def load_bandwidth(path: Path) -> Loaded:
         keys = (df["frame"] + "#" + df["iteration"].astype(np.int64).astype(str)).to_numpy()
         check_unique(table, keys, "transfer")
     check_frame_sizes(path, df)
+    check_frame_rows(table)
     return Loaded(path, df, table.rows, table.cut)
+
+
+def check_frame_rows(table: Table) -> None:
+    """Each transfer's figures as frames.c computes them from one another:
+    bytes = width x height x 3, total_ns = copy_ns + handoff_ns + verify_ns,
+    transfer_gbps = bytes / copy_ns and bandwidth_gbps = bytes / total_ns
+    (GB/s = bytes per ns, printed to 4 decimals; within that and AGREE).
+    Empty cells are not judged."""
+    cols = table.columns
+    size = cols["bytes"]
+    with np.errstate(invalid="ignore"):
+        if "width" in cols and "height" in cols:
+            pixels = cols["width"] * cols["height"]
+            impossible(table, "bytes", ~np.isnan(pixels) & (size != 3 * pixels),
+                       lambda i: f"{fmt_number(size[i])} is not width x height x 3 "
+                                 f"({fmt_number(3 * pixels[i])})")
+        if all(c in cols for c in ("copy_ns", "handoff_ns", "verify_ns")):
+            parts = cols["copy_ns"] + cols["handoff_ns"] + cols["verify_ns"]
+            total = cols["total_ns"]
+            impossible(table, "total_ns", np.abs(total - parts) > 0.5 + parts * 2.0 ** -50,
+                       lambda i: f"{fmt_number(total[i])} is not copy_ns + handoff_ns + "
+                                 f"verify_ns ({fmt_number(parts[i])})")
+        for rate, time in (("transfer_gbps", "copy_ns"), ("bandwidth_gbps", "total_ns")):
+            if rate in cols and time in cols:
+                want = size / np.maximum(cols[time], 1)
+                got = cols[rate]
+                impossible(table, rate, np.abs(got - want) > 5e-5 + want * AGREE,
+                           lambda i, got=got, want=want, time=time:
+                               f"{fmt_number(got[i])} is not bytes / {time} ({want[i]:.4f})")
 
 
 def fill_rates(df: pd.DataFrame) -> None:
@@ -783,10 +924,46 @@ def load_stream(path: Path) -> Loaded:
     first_bad(table, "direction", ~np.isin(table.columns["direction"], STREAM_DIRECTIONS),
               lambda v: f"expected {', '.join(STREAM_DIRECTIONS[:-1])} or "
                         f"{STREAM_DIRECTIONS[-1]}, got {shown(v)}")
+    check_stream_rows(table)
     df = row_frame(table)
     for name in ("message_bytes", "messages", "errors"):
         df[name] = df[name].astype(np.int64)
     return Loaded(path, df, table.rows, table.cut)
+
+
+def check_stream_rows(table: Table) -> None:
+    """Each point's figures as stream.c computes them from one another: a
+    power-of-two ring, bytes = messages x message_bytes (exactly), msgs_per_s
+    = messages / seconds and gbps = bytes / (seconds x 10^9), within the
+    rounding of what host_writer prints (seconds %.6f, msgs_per_s %.1f, gbps
+    %.4f) and AGREE. A forged or wrapped count fails these even inside its
+    range."""
+    cols = table.columns
+    messages, secs = cols["messages"], cols["seconds"]
+    rate, gbps = cols["msgs_per_s"], cols["gbps"]
+    moved = messages * cols["message_bytes"]  # the same double product as stream.c's
+    with np.errstate(invalid="ignore"):
+        if "slots" in cols:
+            slots = np.nan_to_num(cols["slots"], nan=1).astype(np.int64)
+            first_bad(table, "slots", slots & (slots - 1) != 0,
+                      lambda v: f"{fmt_number(v)} is not a power of two (a ring's slots)")
+        if "bytes" in cols:
+            size = cols["bytes"]
+            impossible(table, "bytes", np.abs(size - moved) > 0.5 + moved * 2.0 ** -52,
+                       lambda i: f"{fmt_number(size[i])} is not messages x message_bytes "
+                                 f"({moved[i]:.0f})")
+        else:
+            size = moved
+        # |rate x secs - messages| <= 0.05 secs + 5e-7 rate: the two roundings.
+        slack = 0.05 * secs + 5e-7 * (rate + 0.05) + AGREE * messages
+        impossible(table, "msgs_per_s", np.abs(rate * secs - messages) > slack,
+                   lambda i: f"{fmt_number(rate[i])} is not messages / seconds "
+                             f"({fmt_number(messages[i])} in {fmt_number(secs[i])} s)")
+        ns = secs * 1e9
+        slack = 5e-5 * ns + 5e-7 * 1e9 * (gbps + 5e-5) + AGREE * size
+        impossible(table, "gbps", np.abs(gbps * ns - size) > slack,
+                   lambda i: f"{fmt_number(gbps[i])} is not bytes / seconds / 10^9 "
+                             f"({fmt_number(size[i])} bytes in {fmt_number(secs[i])} s)")
 
 
 def load_sizelat(path: Path) -> Loaded:
@@ -868,6 +1045,7 @@ def load_rate(path: Path) -> Loaded:
     first_bad(table, "unsent", cols["unsent"] != cols["messages"] - cols["sent"],
               lambda i: f"{fmt_number(cols['unsent'][i])} is not messages - sent "
                         f"({fmt_number(cols['messages'][i] - cols['sent'][i])})", by_row=True)
+    check_rate_rows(table)
     keys = np.array([point_name(n, r) for n, r in zip(cols["interference"],
                                                       cols["offered_per_s"])], dtype=object)
     check_unique(table, keys, "point")
@@ -876,6 +1054,44 @@ def load_rate(path: Path) -> Loaded:
         if column.integer and name in df and not df[name].isna().any():
             df[name] = df[name].astype(np.int64)
     return Loaded(path, df, table.rows, table.cut)
+
+
+def check_rate_rows(table: Table) -> None:
+    """Each point's figures as rate.c computes them from one another (within
+    the rounding of what it prints, and AGREE): late <= sent (only measured
+    sends are counted late); the sender lag's p99 <= its max; messages =
+    offered_per_s x duration_s (llround of the schedule); nothing achieved
+    without a message received; and, with constant or closed arrivals,
+    achieved_per_s <= offered_per_s x received / messages (the rate is
+    taken over at least the planned schedule)."""
+    cols = table.columns
+    offered, received, messages = cols["offered_per_s"], cols["received"], cols["messages"]
+    achieved = cols["achieved_per_s"]
+    with np.errstate(invalid="ignore"):
+        impossible(table, "late", cols["late"] > cols["sent"],
+                   lambda i: f"{fmt_number(cols['late'][i])} is more than sent "
+                             f"({fmt_number(cols['sent'][i])})")
+        if "sender_lag_p99_ns" in cols and "sender_lag_max_ns" in cols:
+            p99, top = cols["sender_lag_p99_ns"], cols["sender_lag_max_ns"]
+            impossible(table, "sender_lag_p99_ns", p99 > top,
+                       lambda i: f"{fmt_number(p99[i])} is above sender_lag_max_ns "
+                                 f"({fmt_number(top[i])})")
+        if "duration_s" in cols:
+            # duration_s is printed to 1 ms: messages within offered x 0.5 ms.
+            planned = offered * cols["duration_s"]
+            impossible(table, "messages",
+                       np.abs(messages - planned) > 5e-4 * offered + 0.5 + AGREE * planned,
+                       lambda i: f"{fmt_number(messages[i])} is not offered_per_s x "
+                                 f"duration_s ({fmt_number(planned[i])})")
+        impossible(table, "achieved_per_s", (received == 0) & (achieved > 0),
+                   lambda i: f"{fmt_number(achieved[i])} with no message received")
+        if "arrivals" in cols:
+            paced = np.isin(cols["arrivals"], ("constant", "closed")) & (messages > 0)
+            most = offered * received * (1 + AGREE) + 0.05 * messages
+            impossible(table, "achieved_per_s", paced & (achieved * messages > most),
+                       lambda i: f"{fmt_number(achieved[i])} is more than offered_per_s x "
+                                 f"received / messages "
+                                 f"({offered[i] * received[i] / messages[i]:.1f})")
 
 
 def bucket_width(low: np.ndarray) -> np.ndarray:
@@ -3478,11 +3694,24 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: warning: {text}\n")
 
     try:
-        if len(dirs) > 1:
-            return compare(dirs, args.output or Path("."), not args.no_plots,
+        # Every numpy floating-point error (overflow, an invalid cast such as
+        # 2^63 to int64, a division by zero) and every RuntimeWarning raises:
+        # the input checks are meant to leave none, and one that slips past
+        # them stops the analysis with one line instead of a wrong figure.
+        # (Underflow is left alone: a tiny value rounded towards 0 is no
+        # wrong count, and plots meet it in their own arithmetic.)
+        with np.errstate(all="raise", under="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            if len(dirs) > 1:
+                return compare(dirs, args.output or Path("."), not args.no_plots,
+                               args.allow_partial, say, warn)
+            return analyze(dirs[0], args.output or dirs[0], not args.no_plots,
                            args.allow_partial, say, warn)
-        return analyze(dirs[0], args.output or dirs[0], not args.no_plots,
-                       args.allow_partial, say, warn)
+    except (ArithmeticError, RuntimeWarning) as e:
+        sys.stderr.write(f"{PROG}: {', '.join(map(str, dirs))}: stopped on a numeric error "
+                         f"({e}): a value the input checks let through; please report it "
+                         "with the results\n")
+        return EXIT_BAD_DATA
     except DataError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return EXIT_BAD_DATA

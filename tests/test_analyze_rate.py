@@ -322,6 +322,78 @@ def malformed_cases(single):
          "gives p50", "further apart than the histogram's error bound (1/256)"),
         ("hist-alone", None, hist, "histograms without the rows of rate_results.csv"),
         ("empty-column", edit(rate, 0, late=""), hist, "line 2: column late: empty value"),
+    ] + out_of_range_cases(rate, hist)
+
+
+COUNT_RANGE = "accepted 0..2^53-1 (an integer exact as a double)"
+
+
+def out_of_range_cases(rate, hist):
+    """Values outside what host_writer can write in either file (a count
+    from 2^53 on, a negative one, a rate or a size past its option's limit,
+    NaN, infinity), and rows whose figures cannot come from one point: one
+    line with the file, line, column and the range accepted."""
+    row = rate[0]
+    messages, sent, received = (int(row[k]) for k in ("messages", "sent", "received"))
+    offered = int(row["offered_per_s"])
+    return [
+        ("offered-over-max", edit(rate, 0, offered_per_s=100_000_001), hist,
+         "line 2: column offered_per_s: 100000001 is out of range (more than 100,000,000): "
+         "accepted 1..100,000,000"),
+        ("messages-2^63", edit(rate, 0, messages=2 ** 63), hist,
+         "line 2: column messages: 9223372036854775808 is out of range (more than 2^53-1): "
+         + COUNT_RANGE),
+        ("sent-2^64-1", edit(rate, 0, sent=2 ** 64 - 1), hist,
+         "line 2: column sent: 18446744073709551615 is out of range", COUNT_RANGE),
+        ("received-2^64", edit(rate, 0, received=2 ** 64), hist,
+         "line 2: column received: 18446744073709551616 is out of range", COUNT_RANGE),
+        ("unsent-2^53", edit(rate, 0, unsent=2 ** 53), hist,
+         "line 2: column unsent: 9007199254740992 is out of range", COUNT_RANGE),
+        ("late-negative", edit(rate, 0, late=-1), hist,
+         "line 2: column late: value -1 is below 0: " + COUNT_RANGE),
+        # Issue 20: such errors were reported as -9,223,372,036,854,775,808 bad messages.
+        ("errors-2^63", edit(rate, 0, errors=2 ** 63), hist,
+         "line 2: column errors: 9223372036854775808 is out of range", COUNT_RANGE),
+        ("bound-2^63", edit(rate, 0, p99_bound_ns=2 ** 63), hist,
+         "line 2: column p99_bound_ns: 9223372036854775808 is out of range", COUNT_RANGE),
+        ("size-1e19", edit(rate, 0, message_bytes="1e19"), hist,
+         "line 2: column message_bytes: 1e19 is out of range (more than 1,048,576): accepted "
+         "16..1,048,576 (--rate-size)"),
+        ("achieved-nan", edit(rate, 0, achieved_per_s="nan"), hist,
+         "line 2: column achieved_per_s: non-numeric value 'nan'"),
+        ("max-inf", edit(rate, 0, max_ns="inf"), hist,
+         "line 2: column max_ns: not a finite number: 'inf'"),
+        ("lag-past-2^64", edit(rate, 0, sender_lag_max_ns="1e20"), hist,
+         "line 2: column sender_lag_max_ns: 1e20 is out of range (more than 2^64): accepted "
+         "0..2^64"),
+        ("late-over-sent", edit(rate, 0, late=sent + 1), hist,
+         f"line 2: column late: {sent + 1} is more than sent ({sent}): a row no measurement "
+         "can give"),
+        ("lag-order", edit(rate, 0, sender_lag_p99_ns=float(row["sender_lag_max_ns"]) + 1),
+         hist, "line 2: column sender_lag_p99_ns: ", "is above sender_lag_max_ns"),
+        ("schedule", edit(rate, 0, messages=messages + 1000,
+                          unsent=int(row["unsent"]) + 1000), hist,
+         f"line 2: column messages: {messages + 1000} is not offered_per_s x duration_s"),
+        ("achieved-nothing-received", edit(rate, 0, received=0), hist,
+         "line 2: column achieved_per_s: ", "with no message received"),
+        ("achieved-over-offered",
+         edit(rate, 0, arrivals="constant", achieved_per_s=2 * offered), hist,
+         f"line 2: column achieved_per_s: {2 * offered} is more than offered_per_s x "
+         f"received / messages ({offered * received / messages:.1f})"),
+        ("hist-count-2^63", rate, edit(hist, 0, count=2 ** 63),
+         "line 2: column count: 9223372036854775808 is out of range (more than 2^53-1): "
+         "accepted 1..2^53-1"),
+        ("hist-cumulative-2^64", rate, edit(hist, 0, cumulative_count=2 ** 64),
+         "line 2: column cumulative_count: 18446744073709551616 is out of range"),
+        ("hist-offered-2^64-1", rate, edit(hist, 0, offered_per_s=2 ** 64 - 1),
+         "line 2: column offered_per_s: 18446744073709551615 is out of range (more than "
+         "100,000,000)"),
+        ("hist-bucket-negative", rate, edit(hist, 0, bucket_low_ns=-1),
+         "line 2: column bucket_low_ns: value -1 is below 0: accepted 0..2^37-1"),
+        ("hist-percentile-nan", rate, edit(hist, 0, percentile="NaN"),
+         "line 2: column percentile: non-numeric value 'NaN'"),
+        ("hist-percentile-inf", rate, edit(hist, 0, percentile="inf"),
+         "line 2: column percentile: not a finite number: 'inf'"),
     ]
 
 
@@ -344,7 +416,14 @@ def malformed(runs, tmp_path_factory):
 MALFORMED = ["interference", "arrivals", "percentiles", "rate-zero", "sustained", "order",
              "sent", "received", "unsent", "twice", "bucket-start", "bucket-end",
              "bucket-order", "count-zero", "running", "percentile", "split", "total",
-             "no-row", "no-histogram", "disagree", "hist-alone", "empty-column"]
+             "no-row", "no-histogram", "disagree", "hist-alone", "empty-column",
+             # values out of range, rows that cannot have happened
+             "offered-over-max", "messages-2^63", "sent-2^64-1", "received-2^64",
+             "unsent-2^53", "late-negative", "errors-2^63", "bound-2^63", "size-1e19",
+             "achieved-nan", "max-inf", "lag-past-2^64", "late-over-sent", "lag-order",
+             "schedule", "achieved-nothing-received", "achieved-over-offered",
+             "hist-count-2^63", "hist-cumulative-2^64", "hist-offered-2^64-1",
+             "hist-bucket-negative", "hist-percentile-nan", "hist-percentile-inf"]
 
 
 @pytest.mark.parametrize("name", MALFORMED)
@@ -352,6 +431,7 @@ def test_malformed_rate_files_one_line_exit_1(malformed, name):
     directory, proc, messages = malformed[name]
     assert_one_line_error(proc, str(directory), *messages)
     assert not (directory / "performance_report.txt").exists()
+    assert not (directory / "summary.json").exists()
 
 
 def test_every_malformed_case_is_run(malformed):

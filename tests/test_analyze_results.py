@@ -9,6 +9,7 @@ Run: /usr/bin/python3 -m pytest -q tests/test_analyze_results.py
 The script is always run as a separate process with this interpreter.
 """
 
+import importlib.util
 import json
 import os
 import statistics
@@ -581,7 +582,7 @@ def test_bad_run_json(bad_run_json_runs, case):
 LAT_ROWS = "".join(f"{i},{300 + i},0.3,{150 + i},0.15\n" for i in range(4))
 ODD_LATENCY = [
     ("1e308 latency", f"{LAT_HEADER}\n0,1e308,1,1,1\n",
-     "line 2: column latency_ns: 1e+308 is out of range (more than 2^64)"),
+     "line 2: column latency_ns: 1e308 is out of range (more than 2^64): accepted 0..2^64"),
     ("1e999 latency", f"{LAT_HEADER}\n0,1e999,1,1,1\n",
      "line 2: column latency_ns: not a finite number: '1e999'"),
     ("NUL in a number", f"{LAT_HEADER}\n{LAT_ROWS}4,3\x0070,1,1,1\n",
@@ -597,7 +598,8 @@ ODD_LATENCY = [
     ("empty iteration", f"{LAT_HEADER}\n{LAT_ROWS},5,1,1,1\n",
      "line 6: column iteration: empty value"),
     ("huge iteration", f"{LAT_HEADER}\n{LAT_ROWS}1e20,5,1,1,1\n",
-     "line 6: column iteration: 1e+20 is out of range (more than 2^53)"),
+     "line 6: column iteration: 1e20 is out of range (more than 2^53-1): accepted "
+     "0..2^53-1"),
     ("duplicated iteration", f"{LAT_HEADER}\n{LAT_ROWS}2,5,1,1,1\n",
      "line 6: iteration 2 appears twice (first on line 4)"),
     ("two files joined", f"{LAT_HEADER}\n{LAT_ROWS}{LAT_HEADER}\n{LAT_ROWS}",
@@ -687,6 +689,182 @@ def test_odd_but_valid_latency_file(tmp_path, name, content):
     assert rt["count"] == 4
     assert rt["p50_ns"] == pytest.approx(np.percentile([300, 301, 302, 303], 50))
     assert rt["p99_ns"] == pytest.approx(np.percentile([300, 301, 302, 303], 99))
+
+
+# ------------------------------------- values out of range, impossible rows
+
+# Every integer column takes 0..2^53-1 at most (exact as a double): from
+# 2^53 a count no longer reads back exactly, from 2^63 an int64 wraps
+# (issue 20: 2^63 errors became "-9,223,372,036,854,775,808 bad messages").
+COUNT_RANGE = "accepted 0..2^53-1 (an integer exact as a double)"
+BW_ROW = "64x64,64,64,12288,0,1,0,ok,1000,500,8000,9500,4000,3000,12.2880,1.2935"
+LAT_CSV, BW_CSV = "latency_results.csv", "bandwidth_results.csv"
+
+
+def lat_row(**cells):
+    """A latency file of four good rows, the last with cells replaced."""
+    row = dict(zip(LAT_HEADER.split(","), ["3", "303", "0.303", "151", "0.151"]))
+    row.update({k: str(v) for k, v in cells.items()})
+    return f"{LAT_HEADER}\n{LAT_ROWS[:LAT_ROWS.rindex('3,303')]}{','.join(row.values())}\n"
+
+
+def bw_row(**cells):
+    """A frames file of one good row and a second with cells replaced."""
+    names = BW_HEADER.split(",")
+    row = dict(zip(names, BW_ROW.split(",")), iteration="1")
+    row.update({k: str(v) for k, v in cells.items()})
+    return f"{BW_HEADER}\n{BW_ROW}\n{','.join(row.values())}\n"
+
+
+OUT_OF_RANGE = [
+    # (name, file, content, fragments of the one error line)
+    ("iteration 2^63", LAT_CSV, lat_row(iteration=2 ** 63),
+     "line 5: column iteration: 9223372036854775808 is out of range (more than 2^53-1): "
+     + COUNT_RANGE),
+    ("iteration 2^64-1", LAT_CSV, lat_row(iteration=2 ** 64 - 1),
+     "line 5: column iteration: 18446744073709551615 is out of range", COUNT_RANGE),
+    ("iteration 2^64", LAT_CSV, lat_row(iteration=2 ** 64),
+     "line 5: column iteration: 18446744073709551616 is out of range", COUNT_RANGE),
+    ("iteration 2^53", LAT_CSV, lat_row(iteration=2 ** 53),
+     "line 5: column iteration: 9007199254740992 is out of range", COUNT_RANGE),
+    ("iteration -1", LAT_CSV, lat_row(iteration=-1),
+     "line 5: column iteration: value -1 is below 0: " + COUNT_RANGE),
+    ("latency 1e20", LAT_CSV, lat_row(latency_ns="1e20"),
+     "line 5: column latency_ns: 1e20 is out of range (more than 2^64): accepted 0..2^64"),
+    ("latency past 2^64", LAT_CSV, lat_row(latency_ns=18_500_000_000_000_000_000),
+     "line 5: column latency_ns: 18500000000000000000 is out of range (more than 2^64)"),
+    ("latency -inf", LAT_CSV, lat_row(latency_ns="-inf"),
+     "line 5: column latency_ns: not a finite number: '-inf'"),
+    ("received NaN", LAT_CSV, lat_row(received_ns="NaN"),
+     "line 5: column received_ns: non-numeric value 'NaN'"),
+    ("received_us -1", LAT_CSV, lat_row(received_us=-1),
+     "line 5: column received_us: value -1 is below 0: accepted 0..2^64"),
+    ("frame bytes 1e19", BW_CSV, bw_row(bytes="1e19"),
+     "line 3: column bytes: 1e19 is out of range (more than 12,884,901,888): accepted "
+     "1..12,884,901,888 (--frames WxH: 3 bytes a pixel)"),
+    ("frame bytes 2^64", BW_CSV, bw_row(bytes=2 ** 64),
+     "line 3: column bytes: 18446744073709551616 is out of range"),
+    ("frame width 65537", BW_CSV, bw_row(width=65537),
+     "line 3: column width: 65537 is out of range (more than 65,536): accepted 1..65,536"),
+    ("frame height 0", BW_CSV, bw_row(height=0),
+     "line 3: column height: value 0 is below 1: accepted 1..65,536"),
+    ("frame iteration 2^63", BW_CSV, bw_row(iteration=2 ** 63),
+     "line 3: column iteration: 9223372036854775808 is out of range", COUNT_RANGE),
+    ("error code -1", BW_CSV, bw_row(error_code=-1),
+     "line 3: column error_code: value -1 is below 0: accepted 0..4,294,967,295"),
+    ("error code 2^32", BW_CSV, bw_row(error_code=2 ** 32),
+     "line 3: column error_code: 4294967296 is out of range"),
+    ("copy past 2^64", BW_CSV, bw_row(copy_ns=18_500_000_000_000_000_000),
+     "line 3: column copy_ns: 18500000000000000000 is out of range (more than 2^64)"),
+    ("total NaN", BW_CSV, bw_row(total_ns="nan"),
+     "line 3: column total_ns: non-numeric value 'nan'"),
+    ("rate inf", BW_CSV, bw_row(transfer_gbps="inf"),
+     "line 3: column transfer_gbps: not a finite number: 'inf'"),
+    # Rows whose figures disagree: no transfer gives them.
+    ("bytes not WxHx3", BW_CSV, bw_row(frame="odd", bytes=12289,
+                                         transfer_gbps="12.2890", bandwidth_gbps="1.2936"),
+     "line 3: column bytes: 12289 is not width x height x 3 (12288): a row no measurement "
+     "can give"),
+    ("total not the phases", BW_CSV, bw_row(total_ns=9501),
+     "line 3: column total_ns: 9501 is not copy_ns + handoff_ns + verify_ns (9500)"),
+    ("transfer rate", BW_CSV, bw_row(transfer_gbps=99),
+     "line 3: column transfer_gbps: 99 is not bytes / copy_ns (12.2880)"),
+    ("bandwidth rate", BW_CSV, bw_row(bandwidth_gbps="1.3"),
+     "line 3: column bandwidth_gbps: 1.3 is not bytes / total_ns (1.2935)"),
+]
+
+
+@pytest.fixture(scope="module")
+def out_of_range_runs(tmp_path_factory):
+    return run_cases(tmp_path_factory.mktemp("range"), OUT_OF_RANGE,
+                     lambda d, _, name, content, *__: write_any(d / name, content),
+                     "--no-plots", "--allow-partial")
+
+
+@pytest.mark.parametrize("case", range(len(OUT_OF_RANGE)), ids=[c[0] for c in OUT_OF_RANGE])
+def test_out_of_range_or_impossible(out_of_range_runs, case):
+    """A value outside what host_writer can write (a count from 2^53, a
+    negative one, a size or a frame side past its option's limit, NaN,
+    infinity) or a row whose figures disagree: one line naming the file,
+    the line, the column and the range accepted; exit 1, no traceback, no
+    output; even with --allow-partial."""
+    _, name, _, *fragments = OUT_OF_RANGE[case]
+    directory, proc = out_of_range_runs[case]
+    assert_one_line_error(proc, f"{directory / name}: ", *fragments)
+    assert not (directory / "summary.json").exists()
+    assert not (directory / "performance_report.txt").exists()
+
+
+def test_largest_values_accepted(tmp_path):
+    """The edges of the ranges are data: iteration 2^53-1, a latency of
+    2^64 ns (what 2^64-1 reads as), a 65536x65536 frame and an error code
+    of 2^32-1 go through, exactly."""
+    (tmp_path / "latency_results.csv").write_text(
+        lat_row(iteration=2 ** 53 - 1, latency_ns=2 ** 64 - 1))
+    side, size = 65536, 3 * 65536 ** 2
+    (tmp_path / "bandwidth_results.csv").write_text(
+        f"{BW_HEADER}\n{BW_ROW}\n"
+        f"{side}x{side},{side},{side},{size},0,0,{2 ** 32 - 1},x,,,,,,,,\n")
+    write_run_json(tmp_path)
+    proc = run(tmp_path, "--no-plots", "-q")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["latency"]["round_trip"]["max_ns"] == 2.0 ** 64
+    frames = {f["frame"]: f for f in summary["bandwidth"]["frames"]}
+    assert frames["65536x65536"]["bytes"] == size
+    assert (frames["65536x65536"]["width"], frames["65536x65536"]["height"]) == (side, side)
+
+
+def load_module():
+    """analyze_results.py imported into this process."""
+    spec = importlib.util.spec_from_file_location("analyze_results", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["analyze_results"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_column_has_a_range_host_writer_can_write():
+    """Every number host_writer writes is unsigned or a non-negative
+    double: no column accepts a negative value, none more than 2^64, and
+    no integer column more than 2^53-1 (exact as a double, far from an
+    int64's wrap)."""
+    module = load_module()
+    for schema in module.SCHEMAS:
+        for name, column in schema.columns.items():
+            if not column.numeric:
+                continue
+            assert column.minimum >= 0, (schema.file, name)
+            assert column.top <= 2.0 ** 64, (schema.file, name)
+            if column.integer:
+                assert column.top <= 2 ** 53 - 1, (schema.file, name)
+    assert module.MAX_MESSAGE == 64 << 20  # workloads/sizes.h IVB_MAX_MESSAGE
+
+
+@pytest.mark.parametrize("fault,message", [
+    (lambda: np.float64(1e308) * 10, "overflow encountered in"),
+    (lambda: np.array([2.0 ** 63]).astype(np.int64), "invalid value encountered in cast"),
+    (lambda: np.mean(np.array([])), "Mean of empty slice"),
+    (lambda: np.float64(1) / 0, "divide by zero"),
+])
+def test_a_numeric_error_past_the_checks_is_one_line(tmp_path, capsys, monkeypatch, fault,
+                                                       message):
+    """The safety net behind the checks: any numpy floating-point error or
+    RuntimeWarning during the analysis (here made to happen in the
+    statistics) stops it with one line and exit 1, never a silent wrong
+    figure or a traceback; numpy's error settings are left as they were."""
+    module = load_module()
+    write_latency(tmp_path, latency=np.arange(1, 11), received=np.arange(1, 11))
+    write_run_json(tmp_path)
+    before = np.geterr()
+    real = module.latency_stats
+    monkeypatch.setattr(module, "latency_stats", lambda v: (fault(), real(v))[1])
+    assert module.main([str(tmp_path), "--no-plots", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(PROG + f"{tmp_path}: stopped on a numeric "
+                                                           "error (")
+    assert message in err and "Traceback" not in err
+    assert np.geterr() == before
 
 
 def test_output_that_cannot_be_written(tmp_path):

@@ -351,6 +351,10 @@ def swap(row, index, value):
     return ",".join(cells)
 
 
+# A point that moved nothing: no messages, no bytes, no rate.
+ZERO_ROW = swap(swap(swap(swap(STREAM_ROW, 6, "0"), 7, "0"), 9, "0.0"), 10, "0.0000")
+
+
 BAD_FILES = [
     (STREAM_CSV, stream(swap(STREAM_ROW, 0, "up")),
      "line 3: column direction: expected h2g, g2h or bidir, got 'up'"),
@@ -413,6 +417,155 @@ def test_malformed_file_one_line_exit_1(bad_file_runs, case):
     assert not (directory / "performance_report.txt").exists()
 
 
+# --------------------------------------- values out of range, impossible rows
+
+# Columns of STREAM_ROW and SIZELAT_ROW by name, for the cases below.
+S = {name: i for i, name in enumerate(STREAM_HEADER.split(","))}
+Z = {name: i for i, name in enumerate(SIZELAT_HEADER.split(","))}
+COUNT_RANGE = "accepted 0..2^53-1 (an integer exact as a double)"
+SIZE_RANGE = "accepted 1..67,108,864 (IVB_MAX_MESSAGE, 64 MiB)"
+
+
+def stream_with(**cells):
+    row = STREAM_ROW
+    for name, value in cells.items():
+        row = swap(row, S[name], str(value))
+    return stream(row)
+
+
+def sizelat_with(**cells):
+    row = SIZELAT_ROW
+    for name, value in cells.items():
+        row = swap(row, Z[name], str(value))
+    return sizelat(row)
+
+
+OUT_OF_RANGE = [
+    # (name, file, content, fragments of the one error line)
+    ("messages 2^63", STREAM_CSV, stream_with(messages=2 ** 63),
+     "line 3: column messages: 9223372036854775808 is out of range (more than 2^53-1): "
+     + COUNT_RANGE),
+    ("messages 2^64-1", STREAM_CSV, stream_with(messages=2 ** 64 - 1),
+     "line 3: column messages: 18446744073709551615 is out of range", COUNT_RANGE),
+    ("messages 2^64", STREAM_CSV, stream_with(messages=2 ** 64),
+     "line 3: column messages: 18446744073709551616 is out of range", COUNT_RANGE),
+    ("messages 2^53", STREAM_CSV, stream_with(messages=2 ** 53),
+     "line 3: column messages: 9007199254740992 is out of range", COUNT_RANGE),
+    ("messages -1", STREAM_CSV, stream_with(messages=-1),
+     "line 3: column messages: value -1 is below 0: " + COUNT_RANGE),
+    # Issue 20: these errors were reported as -9,223,372,036,854,775,808 bad messages.
+    ("errors 2^63", STREAM_CSV, stream_with(errors=2 ** 63),
+     "line 3: column errors: 9223372036854775808 is out of range", COUNT_RANGE),
+    ("doorbells 2^64-1", STREAM_CSV, stream_with(host_doorbells=2 ** 64 - 1),
+     "line 3: column host_doorbells: 18446744073709551615 is out of range", COUNT_RANGE),
+    ("sleeps -1", STREAM_CSV, stream_with(guest_sleeps=-1),
+     "line 3: column guest_sleeps: value -1 is below 0"),
+    ("bytes 2^63", STREAM_CSV, stream_with(bytes=2 ** 63),
+     "line 3: column bytes: 9223372036854775808 is out of range", COUNT_RANGE),
+    # Issue 20: a size of 10^19 raised a traceback.
+    ("size 1e19", STREAM_CSV, stream_with(message_bytes="1e19"),
+     "line 3: column message_bytes: 1e19 is out of range (more than 67,108,864): "
+     + SIZE_RANGE),
+    ("size 10^19", STREAM_CSV, stream_with(message_bytes=10 ** 19),
+     "line 3: column message_bytes: 10000000000000000000 is out of range", SIZE_RANGE),
+    ("size 64 MiB + 1", STREAM_CSV, stream_with(message_bytes=(64 << 20) + 1),
+     "line 3: column message_bytes: 67108865 is out of range", SIZE_RANGE),
+    ("slots 2^21", STREAM_CSV, stream_with(slots=1 << 21),
+     "line 3: column slots: 2097152 is out of range (more than 1,048,576): accepted "
+     "1..1,048,576 (--slots, a power of two)"),
+    ("batch 2^64", STREAM_CSV, stream_with(batch=2 ** 64),
+     "line 3: column batch: 18446744073709551616 is out of range"),
+    ("seconds past 2^64", STREAM_CSV, stream_with(seconds="1e20"),
+     "line 3: column seconds: 1e20 is out of range (more than 2^64): accepted 0..2^64"),
+    ("rate inf", STREAM_CSV, stream_with(msgs_per_s="inf"),
+     "line 3: column msgs_per_s: not a finite number: 'inf'"),
+    ("cpu -inf", STREAM_CSV, stream_with(host_cpu_us_per_msg="-inf"),
+     "line 3: column host_cpu_us_per_msg: not a finite number: '-inf'"),
+    ("doorbells NaN", STREAM_CSV, stream_with(doorbells_per_msg="NaN"),
+     "line 3: column doorbells_per_msg: non-numeric value 'NaN'"),
+    ("percent -0.5", STREAM_CSV, stream_with(guest_cpu_percent=-0.5),
+     "line 3: column guest_cpu_percent: value -0.5 is below 0"),
+    # Rows whose figures disagree (each within host_writer's rounding): a
+    # forged or wrapped count that stays inside its range is caught here.
+    ("slots not 2^k", STREAM_CSV, stream_with(slots=3),
+     "line 3: column slots: 3 is not a power of two"),
+    ("bytes not messages x size", STREAM_CSV, stream_with(bytes=294913),
+     "line 3: column bytes: 294913 is not messages x message_bytes (294912): a row no "
+     "measurement can give"),
+    ("rate not messages / seconds", STREAM_CSV, stream_with(msgs_per_s="95000.0"),
+     "line 3: column msgs_per_s: 95000 is not messages / seconds (4608 in 0.05069 s)"),
+    ("forged count, bytes to match", STREAM_CSV, stream_with(messages=2 ** 52, bytes=2 ** 58),
+     "line 3: column bytes: 288230376151711744 is out of range", COUNT_RANGE),
+    ("forged count in range", STREAM_CSV, stream_with(messages=10 ** 12, bytes=64 * 10 ** 12),
+     "line 3: column msgs_per_s: 90905.2 is not messages / seconds (1000000000000 in "
+     "0.05069 s)"),
+    ("gbps not bytes / seconds", STREAM_CSV, stream_with(gbps="0.0059"),
+     "line 3: column gbps: 0.0059 is not bytes / seconds / 10^9 (294912 bytes in 0.05069 s)"),
+    ("count 2^63", SIZELAT_CSV, sizelat_with(count=2 ** 63),
+     "line 3: column count: 9223372036854775808 is out of range (more than 2^53-1): accepted "
+     "1..2^53-1"),
+    ("sizelat errors 2^64-1", SIZELAT_CSV, sizelat_with(errors=2 ** 64 - 1),
+     "line 3: column errors: 18446744073709551615 is out of range", COUNT_RANGE),
+    ("sizelat errors 2^64", SIZELAT_CSV, sizelat_with(errors=2 ** 64),
+     "line 3: column errors: 18446744073709551616 is out of range", COUNT_RANGE),
+    ("sizelat errors -1", SIZELAT_CSV, sizelat_with(errors=-1),
+     "line 3: column errors: value -1 is below 0: " + COUNT_RANGE),
+    ("sizelat size 1e19", SIZELAT_CSV, sizelat_with(message_bytes="1e19"),
+     "line 3: column message_bytes: 1e19 is out of range", SIZE_RANGE),
+    ("sizelat max past 2^64", SIZELAT_CSV, sizelat_with(max_ns="2e19"),
+     "line 3: column max_ns: 2e19 is out of range (more than 2^64)"),
+    ("sizelat min inf", SIZELAT_CSV, sizelat_with(min_ns="Infinity"),
+     "line 3: column min_ns: not a finite number: 'Infinity'"),
+    ("sizelat p50 nan", SIZELAT_CSV, sizelat_with(p50_ns="nan"),
+     "line 3: column p50_ns: non-numeric value 'nan'"),
+]
+
+
+@pytest.fixture(scope="module")
+def out_of_range_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("range-streams")
+    dirs = []
+    for i, (_, name, content, *_) in enumerate(OUT_OF_RANGE):
+        directory = root / f"case{i}"
+        directory.mkdir()
+        (directory / name).write_text(content)
+        dirs.append(directory)
+    return list(zip(dirs, run_all(dirs, "-q")))
+
+
+@pytest.mark.parametrize("case", range(len(OUT_OF_RANGE)), ids=[c[0] for c in OUT_OF_RANGE])
+def test_out_of_range_or_impossible(out_of_range_runs, case):
+    """A value outside what host_writer can write, or a row whose figures
+    cannot come from one measurement: one line naming the file, the line,
+    the column and the range accepted; exit 1, no traceback, nothing
+    written (not a report with a wrapped count, not a plot)."""
+    _, name, _, *fragments = OUT_OF_RANGE[case]
+    directory, proc = out_of_range_runs[case]
+    assert_one_line_error(proc, f"{directory / name}: ", *fragments)
+    assert sorted(p.name for p in directory.iterdir()) == [name]
+
+
+def test_largest_values_accepted(tmp_path):
+    """The edges of the ranges are data and come out exact: a 64 MiB
+    message, 2^53-1 doorbells, a ring of 2^20 slots."""
+    size = 64 << 20
+    big = stream_with(message_bytes=size, slots=1 << 20, messages=1000, bytes=1000 * size,
+                      seconds="1.000000", msgs_per_s="1000.0", gbps="67.1089",
+                      host_doorbells=2 ** 53 - 1)
+    (tmp_path / STREAM_CSV).write_text(big)
+    (tmp_path / SIZELAT_CSV).write_text(sizelat_with(message_bytes=size, count=2 ** 53 - 1))
+    proc = run(tmp_path, "-q")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    point = summary["stream"]["points"][-1]
+    assert (point["message_bytes"], point["slots"]) == (size, 1 << 20)
+    assert point["bytes"] == 1000 * size
+    assert point["host_doorbells"] == 2 ** 53 - 1
+    assert summary["size_latency"]["sizes"][-1]["count"] == 2 ** 53 - 1
+    assert "64 MiB" in (tmp_path / "performance_report.txt").read_text()
+    png(tmp_path / "stream_throughput.png")
+
+
 # ----------------------------------------------------------------- comparison
 
 
@@ -422,6 +575,9 @@ def slower_copy(out, directory):
     directory.mkdir()
     rows = read_rows(out / STREAM_CSV)
     for r in rows:
+        # The same messages in twice the time: half the rate, a row that
+        # can have happened (msgs_per_s = messages / seconds).
+        r["seconds"] = repr(float(r["seconds"]) * 2)
         r["msgs_per_s"] = repr(float(r["msgs_per_s"]) / 2)
         r["gbps"] = repr(float(r["gbps"]) / 2)
         r["host_cpu_us_per_msg"] = repr(float(r["host_cpu_us_per_msg"]) * 2)
@@ -490,7 +646,7 @@ def test_repeated_and_zero_points_are_kept(tmp_path):
     """host_writer --sizes 64,64 measures a size twice: both rows are kept
     (a repeat is compared as such); a point that moved nothing is reported
     and left off the log axes with a note, not an error."""
-    zero = swap(swap(swap(STREAM_ROW, 6, "0"), 9, "0.0"), 10, "0.0000")
+    zero = ZERO_ROW
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / STREAM_CSV).write_text(stream(STREAM_ROW) + zero + "\n")
     proc = run(tmp_path / "a", "-q")
@@ -510,7 +666,7 @@ def test_repeated_and_zero_points_are_kept(tmp_path):
 def test_nothing_above_zero_is_drawn_as_no_data(tmp_path):
     """A stream where no point moved a message: a log axis has nothing to
     show; the plot says so instead of failing."""
-    zero = swap(swap(swap(STREAM_ROW, 6, "0"), 9, "0.0"), 10, "0.0000")
+    zero = ZERO_ROW
     (tmp_path / STREAM_CSV).write_text(f"{STREAM_HEADER}\n{zero}\n")
     proc = run(tmp_path, "-q")
     assert proc.returncode == 0, proc.stderr
