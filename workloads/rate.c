@@ -667,6 +667,19 @@ static int measure(struct rate *r, struct ivb_wl_ctx *ctx, uint64_t rate, uint64
 			took = planned;
 		pt->achieved = took > 0 ? (double)pt->received * 1e9 / took : 0;
 	}
+	if (lat->count == 0) {
+		/* No measured round trip: there is no latency to report, not a latency of 0. */
+		snprintf(ctx->status, ctx->status_len, "no measured message was echoed at %llu "
+			 "messages/s: %llu of %llu went out in the point's %.1f s, the first %llu of "
+			 "them warm-up%s", (unsigned long long)rate, (unsigned long long)d.sent,
+			 (unsigned long long)d.total, (double)(ivb_now_ns() - d.t0) / 1e9,
+			 (unsigned long long)warm, r->arrivals == ARRIVALS_CLOSED ?
+			 " (a closed loop waits for each echo: round trips were too slow for the "
+			 "point; a longer --rate-duration or a lower rate)" : "");
+		free(d.when);
+		free(d.samples);
+		return -1;
+	}
 	pt->min = pct(&d, 0);
 	pt->max = pct(&d, 100);
 	pt->mean = ivb_hist_mean(lat);
