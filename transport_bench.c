@@ -450,6 +450,8 @@ static void tune_socket(int fd, struct chan *c)
  */
 static int serve_serial(const char *dev)
 {
+	int announced = 0;
+
 	while (!ivb_interrupted) {
 		int fd = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 		uint64_t idle_from = ivb_now_ns();
@@ -458,6 +460,10 @@ static int serve_serial(const char *dev)
 		if (fd < 0) {
 			ivb_warn("cannot open %s: %s", dev, strerror(errno));
 			return 1;
+		}
+		if (!announced++) {
+			printf("TRANSPORT-READY %s\n", cfg.serve);
+			fflush(stdout);
 		}
 		rc = serve_conn(fd, fd);
 		if (rc < 0) {
