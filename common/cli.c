@@ -20,6 +20,9 @@ static const char *prog_name = "ivshmem-bench";
 void ivb_cli_init(const char *prog)
 {
 	prog_name = prog;
+	/* Progress lines reach a pipe or a log as they are printed (`| tee log`),
+	 * not in blocks when the program exits. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
 const char *ivb_cli_prog(void)

@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 /* Name the program for every message; call first in main(). */
-void ivb_cli_init(const char *prog);
+void ivb_cli_init(const char *prog); /* also makes stdout line-buffered */
 const char *ivb_cli_prog(void);
 
 /* "prog: MESSAGE" and "Try 'prog --help'." on stderr, exit 2. */
