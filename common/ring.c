@@ -113,6 +113,8 @@ int ivb_ring_broken(const struct ivb_ring *r)
 
 struct ivb_slot_header *ivb_ring_reserve(struct ivb_ring *r)
 {
+	if (r->broken)
+		return NULL;
 	if (r->local - r->other > r->mask) {
 		if (load_tail(r))
 			return NULL;
@@ -203,6 +205,8 @@ void ivb_ring_release(struct ivb_ring *r)
 
 const struct ivb_slot_header *ivb_ring_peek(struct ivb_ring *r)
 {
+	if (r->broken)
+		return NULL;
 	if (r->local == r->other) {
 		if (load_head(r))
 			return NULL;

@@ -20,6 +20,7 @@ const char *ivb_outcome_name(uint32_t error)
 	case IVB_ERR_TIMEOUT: return "timeout";
 	case IVB_ERR_INTERRUPTED: return "interrupted";
 	case IVB_ERR_BAD_PROOF: return "bad_proof";
+	case IVB_ERR_BAD_ACK: return "bad_ack";
 	}
 	return ivb_error_name(error);
 }
@@ -126,6 +127,7 @@ struct ack_wait {
 	uint64_t t0;          /* start of the interval */
 	uint64_t received_ns; /* first sight of RECEIVED, 0 until then */
 	uint64_t ack;         /* last ack word read */
+	int ahead;            /* it acknowledged a message not yet posted */
 };
 
 static int ack_final(void *arg)
@@ -134,6 +136,8 @@ static int ack_final(void *arg)
 	enum ivb_state st;
 
 	a->ack = ivb_load_acquire(&a->hdr->ack);
+	if (ivb_ack_seq(a->ack) > a->seq)
+		return a->ahead = 1; /* no responder answers what it has not been sent */
 	if (ivb_ack_seq(a->ack) != a->seq)
 		return 0;
 	st = ivb_ack_state(a->ack);
@@ -154,6 +158,14 @@ int ivb_wait_ack(struct ivb_initiator *ini, uint64_t seq, uint64_t t0, const cha
 	memset(r, 0, sizeof(*r));
 	r->state = ivb_ack_state(a.ack);
 	r->seen_seq = ivb_ack_seq(a.ack);
+	if (rc == 0 && a.ahead) {
+		r->error = IVB_ERR_BAD_ACK;
+		snprintf(ini->status, sizeof(ini->status), "an acknowledgement of message %llu (%s) "
+			 "while %s message %llu was the last one posted: a forged or corrupt ack",
+			 (unsigned long long)r->seen_seq, ivb_state_name(r->state), what,
+			 (unsigned long long)seq);
+		return -1;
+	}
 	if (rc == 0) {
 		r->done_ns = now - t0;
 		r->received_ns = a.received_ns ? a.received_ns : r->done_ns;

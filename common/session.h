@@ -21,6 +21,7 @@
 #define IVB_ERR_TIMEOUT 100     /* no final ack before the deadline */
 #define IVB_ERR_INTERRUPTED 101 /* SIGINT, SIGTERM or SIGHUP while waiting */
 #define IVB_ERR_BAD_PROOF 102   /* PROCESSED, but the digest returned is not the payload's */
+#define IVB_ERR_BAD_ACK 103     /* an ack of a message not yet posted: forged or corrupt */
 
 /* ---- initiator ---------------------------------------------------------- */
 
@@ -64,8 +65,9 @@ uint64_t ivb_post(struct ivb_initiator *ini, enum ivb_command cmd);
 
 /*
  * Wait until the ack of message seq reaches a final state; t0 is when the
- * interval began. Returns 0 when it did, -1 on timeout or signal (a->error
- * says which; ini->status describes it, naming what).
+ * interval began. Returns 0 when it did, -1 on timeout, signal, or an ack
+ * of a later message than seq (a->error says which; ini->status describes
+ * it, naming what).
  */
 int ivb_wait_ack(struct ivb_initiator *ini, uint64_t seq, uint64_t t0, const char *what,
 		 struct ivb_ack *a);

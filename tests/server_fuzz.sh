@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# server_fuzz: libFuzzer on the doorbell server's and client's message handling and on the responder's handling of whatever shared memory holds: every kept input replays clean, then a bounded fuzzing run of each target finds nothing.
-# timeout: 180
+# server_fuzz: libFuzzer on the doorbell server's and client's message handling, on the responder's handling of whatever shared memory holds, on the ring with a hostile peer rewriting its indices and slots between calls, and on the initiator's receive path against a scripted responder: every kept input replays clean, then a bounded fuzzing run of each target finds nothing.
+# timeout: 240
 #
 # The targets (tests/fuzz/fuzz_*.c) are built by `make fuzz-build` with
 # clang, ASan and UBSan. First every input kept in tests/fuzz/corpus/TARGET/

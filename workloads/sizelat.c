@@ -110,8 +110,19 @@ static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, s
 			rc = ivb_channel_wait(&ch);
 		if (rc == 0 && got < 0)
 			rc = got;
-		if (rc == 0 && got == 1 && i >= warm)
-			v[nv++] = ivb_now_ns() - t0;
+		if (rc == 0 && got == 1) {
+			uint64_t t = ivb_now_ns() - t0;
+
+			/* The echo must be the message sent, byte for byte: the
+			 * responder's check covers only what it sends back. Compared
+			 * after the clock read, so the figure is the channel's. */
+			if (memcmp(ch.dst, ch.src, size)) {
+				if (ch.errors++ == 0)
+					ch.first_bad_seq = ch.rx.local - 1;
+			} else if (i >= warm) {
+				v[nv++] = t;
+			}
+		}
 	}
 	if (rc) {
 		snprintf(ctx->status, ctx->status_len, "%s during the round trip of a %u-byte message "
