@@ -31,6 +31,12 @@ cd "$(dirname "$0")"
 VM_PROG=run_test # the prefix of every message
 # shellcheck source=vm/vm.sh
 . vm/vm.sh
+# SIGINT, SIGTERM and SIGHUP end a run the same way (vm/signals.bash): the
+# signal is passed on to host_writer (in vm-vm, guest A is asked to stop
+# it), which ends the run, keeps what it measured and says in run.json that
+# it was interrupted; the host's guest_reader and the temporary files go;
+# the exit status is 128+N.
+sig_catch
 
 : "${IVSHMEM_RESULTS:=results}"
 : "${IVSHMEM_ITERATIONS:=1000}"
@@ -70,6 +76,26 @@ p50_ns() {
 		"$1/run.json"
 }
 
+# run_writer OUT ARGS... : host_writer with ARGS, its results into OUT, as a
+# child that a signal is passed on to (vm/signals.bash); its status in
+# WRITER_RC. After a signal, a run.json it could not finish says so.
+run_writer() {
+	local out=$1 tmp why
+	shift
+	# Nothing is written through a link planted in the results directory.
+	why=$(vm_results_links "$out")
+	[ -z "$why" ] || die "$why"
+	# host_writer makes OUT itself, once its options are good.
+	mkdir -p "$(dirname "$out")"
+	sig_mktemp tmp -d "${TMPDIR:-/tmp}/ivshmem-bench-run.XXXXXX"
+	: >"$tmp/start" # what run.json must be newer than to be this run's
+	WRITER_RC=0
+	sig_run "$BIN/host_writer" --output "$out" "$@" || WRITER_RC=$?
+	sig_mark_run_json "$out/run.json" "$tmp/start" || true
+	rm -rf "$tmp"
+	sig_forget "$tmp"
+}
+
 # Run host_writer against the running VM into results dir $1; extra args follow.
 run_vm() {
 	local out=$1 pid missing rc=0
@@ -94,13 +120,14 @@ run_vm() {
 	fi
 	# The first vCPU thread's CPU use while the guest waits for a message.
 	[ -z "${VM_VCPU_TIDS:-}" ] || WRITER_ARGS+=(--watch-thread "${VM_VCPU_TIDS%% *}")
-	mkdir -p "$out"
-	"$BIN/host_writer" --output "$out" "${WRITER_ARGS[@]}" \
+	run_writer "$out" "${WRITER_ARGS[@]}" \
 		--meta target=vm --meta topology=host-vm --meta guest="$VM_GUEST" --meta accel="$VM_ACCEL" \
 		--meta qemu_version="$VM_QEMU_VERSION" --meta guest_kernel="$VM_GUEST_KERNEL" \
 		--meta vcpu_cpu="$VM_VCPU_CPU" --meta vcpus="$VM_VCPUS" \
-		--meta guest_memory="$VM_MEM" --meta boot_seconds="$VM_BOOT_SECONDS" "$@" || rc=$?
-	if [ "$VM_GUEST" = cloud ] && [ -n "$(vm_pid)" ]; then
+		--meta guest_memory="$VM_MEM" --meta boot_seconds="$VM_BOOT_SECONDS" "$@"
+	rc=$WRITER_RC
+	sig_exit_if_stopped
+	if [ "$VM_GUEST" = cloud ] && [ -n "$(vm_pid)" ] && [ $rc -ne 2 ]; then
 		cloud_fetch_log "$VM_STATE_DIR" "$out/guest_reader.log" >/dev/null 2>&1 || true
 	fi
 	if [ $rc -ne 0 ] && [ -z "$(vm_pid)" ]; then
@@ -114,36 +141,41 @@ run_vm() {
 # Run host_writer against a guest_reader on the host (a file in /dev/shm of
 # the same size as the VM's), into results dir $1; extra args follow. The
 # reader must announce itself first (10 s at most): if it cannot start, its
-# own error is what run_test says, not a host_writer timeout.
+# own error is what run_test says, not a host_writer timeout. Bad options
+# (host_writer's exit status 2) are host_writer's one line, nothing more.
+# The shared memory and the reader's log are removed on every exit, and
+# the reader stopped (vm/signals.bash).
 run_host_only() {
-	local out=$1 shm log reader_pid rc=0
+	local out=$1 shm tmp reader_pid rc=0
 	shift
-	shm=$(mktemp /dev/shm/ivshmem-bench-host.XXXXXX)
-	log=$(mktemp "${TMPDIR:-/tmp}/ivshmem-bench-reader.XXXXXX")
+	sig_mktemp shm /dev/shm/ivshmem-bench-host.XXXXXX
+	sig_mktemp tmp -d "${TMPDIR:-/tmp}/ivshmem-bench-reader.XXXXXX"
 	truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$shm"
-	"$BIN/guest_reader" --shm "$shm" --cpu "$IVSHMEM_VCPU_CPU" --once --idle-exit 60 \
-		>"$log" 2>&1 &
-	reader_pid=$!
-	if ! wait_line --pid "$reader_pid" "$log" "$VM_READY_TOKEN" 10; then
-		kill "$reader_pid" 2>/dev/null || true
-		wait "$reader_pid" 2>/dev/null || true
-		rm -f "$shm"
-		vm_warn "guest_reader on the host did not start: $(grep . "$log" | tail -n 1)"
-		rm -f "$log"
+	# The reader stands for the guest, which no Ctrl-C reaches: only
+	# host_writer ends the run; the reader is stopped after it.
+	sig_start --apart reader_pid "$BIN/guest_reader" --shm "$shm" --cpu "$IVSHMEM_VCPU_CPU" --once --idle-exit 60 \
+		>"$tmp/reader.log" 2>&1
+	if ! wait_line --pid "$reader_pid" "$tmp/reader.log" "$VM_READY_TOKEN" 10; then
+		sig_exit_if_stopped
+		vm_warn "guest_reader on the host did not start: $(grep . "$tmp/reader.log" | tail -n 1)"
 		return 1
 	fi
 	writer_args
-	mkdir -p "$out"
-	"$BIN/host_writer" --shm "$shm" --output "$out" "${WRITER_ARGS[@]}" \
+	run_writer "$out" --shm "$shm" "${WRITER_ARGS[@]}" \
 		--meta target=host --meta guest=host --meta accel=none \
-		--meta reader_cpu="$IVSHMEM_VCPU_CPU" "$@" || rc=$?
-	kill "$reader_pid" 2>/dev/null || true
-	wait "$reader_pid" 2>/dev/null || true
-	if [ $rc -ne 0 ] && grep -q . "$log"; then
+		--meta reader_cpu="$IVSHMEM_VCPU_CPU" "$@"
+	rc=$WRITER_RC
+	sig_stop "$reader_pid"
+	# What the reader said beyond its readiness line, if the run failed:
+	# host_writer's own line says the rest (bad options, a full disk).
+	if [ $rc -ne 0 ] && ! sig_stopped && grep -qv "^$VM_READY_TOKEN " "$tmp/reader.log"; then
 		vm_warn "guest_reader on the host said:"
-		tail -n 5 "$log" | sed 's/^/    | /' >&2
+		grep -v "^$VM_READY_TOKEN " "$tmp/reader.log" | tail -n 5 | sed 's/^/    | /' >&2
 	fi
-	rm -f "$shm" "$log"
+	rm -rf "$shm" "$tmp"
+	sig_forget "$shm"
+	sig_forget "$tmp"
+	sig_exit_if_stopped
 	return $rc
 }
 
@@ -156,7 +188,7 @@ run_host_only() {
 # collects the results (vm/intervm.bash says how). The same CSV files and
 # run.json as a host-vm run, with the pair's topology, CPUs and peer ids.
 run_intervm() {
-	local out=$1 args=() i
+	local out=$1 args=() i rc=0
 	shift
 	[ -d "$VM_STATE_DIR" ] || die "no VM pair running: start it with IVSHMEM_TOPOLOGY=vm-vm ./setup.sh (or IVSHMEM_TOPOLOGY=vm-vm make test)"
 	vm_lock "a run"
@@ -168,7 +200,9 @@ run_intervm() {
 		if [ "${WRITER_ARGS[i]}" = --cpu ]; then i=$((i + 1)); else args+=("${WRITER_ARGS[i]}"); fi
 	done
 	intervm_meta
-	intervm_run "$out" "${args[@]}" --cpu 0 "${INTERVM_META[@]}" "$@"
+	intervm_run "$out" "${args[@]}" --cpu 0 "${INTERVM_META[@]}" "$@" || rc=$?
+	sig_exit_if_stopped
+	return "$rc"
 }
 
 # One line of the benchmark table from a results directory's run.json.
@@ -183,27 +217,32 @@ PY
 }
 
 # Boot a VM of mode $1 in state directory $3, run the latency test into
-# results directory $2, stop it. The user's VM, if any, is left alone.
+# results directory $2, stop it. The user's VM, if any, is left alone. Run
+# through sig_run (a subshell that passes a signal on to the run_test.sh or
+# setup.sh it waits for, and stops its VM on every exit).
 bench_vm() {
-	local mode=$1 out=$2 state=$3
+	local mode=$1 out=$2 state=$3 wait=() half
 	mkdir -p "$state"
-	(
-		export IVSHMEM_MODE=$mode IVSHMEM_STATE_DIR=$state IVSHMEM_RESULTS=$out
-		export IVSHMEM_SHM_PATH=/dev/shm/ivshmem-bench-$mode-$$
-		export IVSHMEM_SERVER_SOCKET=$state/ivshmem.sock
-		trap './setup.sh stop >/dev/null 2>&1; rm -f "$IVSHMEM_SHM_PATH"' EXIT
-		./setup.sh | grep -E 'Guest ready|KVM' || exit 1
-		./run_test.sh --test latency --quiet
-		wait=()
-		[ "$mode" = plain ] || wait=(--wait hybrid:50us)
-		IVSHMEM_RESULTS=$out-stream ./run_test.sh "${BENCH_STREAM[@]}" "${wait[@]}" --quiet
-		if [ "$mode" = plain ]; then
-			IVSHMEM_RESULTS=$out-rate ./run_test.sh --rate-sweep "${BENCH_RATE[@]}" --quiet
-			half=$(bench_half_knee "$out-rate")
-			[ -z "$half" ] || IVSHMEM_RESULTS=$out-rate-load ./run_test.sh --rate "$half" \
-				--interference cpu,membw,cache "${BENCH_RATE[@]}" --quiet
-		fi
-	)
+	export IVSHMEM_MODE=$mode IVSHMEM_STATE_DIR=$state IVSHMEM_RESULTS=$out
+	export IVSHMEM_SHM_PATH=/dev/shm/ivshmem-bench-$mode-$$
+	export IVSHMEM_SERVER_SOCKET=$state/ivshmem.sock
+	SIG_AT_EXIT=(bench_vm_stop)
+	sig_run ./setup.sh > >(grep -E 'Guest ready|KVM') || exit 1
+	sig_run ./run_test.sh --test latency --quiet
+	[ "$mode" = plain ] || wait=(--wait hybrid:50us)
+	IVSHMEM_RESULTS=$out-stream sig_run ./run_test.sh "${BENCH_STREAM[@]}" "${wait[@]}" --quiet
+	if [ "$mode" = plain ]; then
+		IVSHMEM_RESULTS=$out-rate sig_run ./run_test.sh --rate-sweep "${BENCH_RATE[@]}" --quiet
+		half=$(bench_half_knee "$out-rate")
+		[ -z "$half" ] || IVSHMEM_RESULTS=$out-rate-load sig_run ./run_test.sh --rate "$half" \
+			--interference cpu,membw,cache "${BENCH_RATE[@]}" --quiet
+	fi
+}
+
+# bench_vm's VM goes with it, however it ends.
+bench_vm_stop() {
+	./setup.sh stop >/dev/null 2>&1 || true
+	rm -f "$IVSHMEM_SHM_PATH"
 }
 
 # Half the knee a rate sweep found (its quiet set), or nothing.
@@ -302,20 +341,29 @@ bench() {
 	[ -z "$half" ] || run_host_only "$base/host-rate-load" --test rate --rate "$half" \
 		--interference cpu,membw,cache "${BENCH_RATE[@]}" --quiet
 	echo "== eventfd ping-pong between two host threads (CPUs $IVSHMEM_WRITER_CPU and $IVSHMEM_VCPU_CPU)"
-	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_VCPU_CPU" -o "$base/eventfd"
+	sig_run "$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_VCPU_CPU" -o "$base/eventfd"
 	echo "== the same, both threads on CPU $IVSHMEM_WRITER_CPU (no cross-CPU wake-up)"
-	"$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_WRITER_CPU" -o "$base/eventfd-same-cpu"
+	sig_run "$BIN/eventfd_pingpong" -n "$IVSHMEM_ITERATIONS" -a "$IVSHMEM_WRITER_CPU" -b "$IVSHMEM_WRITER_CPU" -o "$base/eventfd-same-cpu"
 	for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
 		echo "== VM, $mode mode: boot, then host_writer <-> guest_reader in the guest"
-		IVSHMEM_SHM_SIZE=$BENCH_SHM_SIZE bench_vm "$mode" "$(cd "$base" && pwd)/$mode" "$(cd "$base" && pwd)/vm-$mode"
+		IVSHMEM_SHM_SIZE=$BENCH_SHM_SIZE sig_run bench_vm "$mode" "$(cd "$base" && pwd)/$mode" "$(cd "$base" && pwd)/vm-$mode"
+		sig_exit_if_stopped
 	done
 	for mode in ${IVSHMEM_BENCH_MODES:-plain doorbell}; do
 		echo "== VM pair, $mode mode: guest A (host_writer) <-> guest B (guest_reader)"
 		intervm_bench_run "$mode" "$(cd "$base" && pwd)/vm-vm-$mode" "$(cd "$base" && pwd)/vmvm-$mode" ||
-			vm_warn "the $mode VM pair did not run; its row is left out"
+			{ sig_exit_if_stopped; vm_warn "the $mode VM pair did not run; its row is left out"; }
 	done
 	host_p50=$(p50_ns "$base/host")
 	floor_p50=$(p50_ns "$base/eventfd")
+	files_write "$base/summary.txt" < <(bench_summary "$base" "$host_p50" "$floor_p50")
+	cat "$base/summary.txt"
+}
+
+# The benchmark's summary, from the results directories under $1 and the
+# host-only and eventfd p50s $2 and $3.
+bench_summary() {
+	local base=$1 host_p50=$2 floor_p50=$3 mode
 	{
 		echo
 		echo "Latency round trip, $IVSHMEM_ITERATIONS samples each (us; ratio = p50 / host-only p50)"
@@ -347,7 +395,7 @@ bench() {
 		echo
 		bench_rate_table "$base"
 		echo "Results: $base/{host,eventfd,plain,doorbell}/ and $base/{host,plain,doorbell}-stream/"
-	} | tee "$base/summary.txt"
+	}
 }
 
 # --rate and --rate-sweep are options of the rate workload: run it alone.
@@ -396,7 +444,7 @@ case ${1:-} in
 	run_vm "$IVSHMEM_RESULTS" "${STREAM_SWEEP[@]}" "$@"
 	;;
 -h | --help)
-	sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
 	settings_check_run

@@ -15,6 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=vm/vm.sh
 . vm/vm.sh
+# SIGINT, SIGTERM and SIGHUP end any command the same way: what it started
+# (apt-get, make) is stopped and waited for, a boot cut short is undone,
+# temporary files go, and the exit status is 128+N (vm/signals.bash).
+sig_catch
 
 cmd=${1:-start}
 case $cmd in
@@ -27,10 +31,10 @@ start)
 	vm_build
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
 	if [ "$IVSHMEM_TOPOLOGY" = vm-vm ]; then
-		trap intervm_interrupted INT TERM HUP
+		SIG_AT_EXIT=(intervm_boot_abandoned)
 		intervm_start
 	else
-		trap vm_interrupted INT TERM HUP
+		SIG_AT_EXIT=(vm_boot_abandoned)
 		vm_start
 	fi
 	;;

@@ -16,6 +16,28 @@
 #   vm_test_begin NAME    a private VM for this test: state directory, shared
 #                         memory, socket and results under a temporary
 #                         directory ($tmp), stopped and removed on exit
+#   stop_run NAME SIGNAL HOW FILE REGEX CMD...
+#                         a run cut short by a signal: CMD (a run_test.sh
+#                         run) in a session of its own, its output in
+#                         $tmp/NAME.out; once a line of FILE (its output,
+#                         run.json, a CSV) matches REGEX (60 s at most; an
+#                         empty FILE: at once), a random moment later:
+#                         $stop_after_ms (100) plus up to $stop_ms ms (800),
+#                         or without FILE 0 to $startup_ms ms (50)
+#                         its descendants are noted in stopped_procs (the
+#                         shared memory of a host guest_reader among them
+#                         in stopped_shm) and SIGNAL goes to it alone
+#                         (HOW=pid) or to its whole process group
+#                         (HOW=group, as a Ctrl-C or timeout(1) sends it);
+#                         rc is its exit status, secs how long it took to
+#                         end after the signal
+#   procs_left WORD...    those of stopped_procs' words still running
+#   stopped_checks NAME SIGNAL DIR [early]
+#                         what stop_run left: exit status 128+N within
+#                         30 s; nothing it started still running; no
+#                         temporary file (TMPDIR empty, its shared memory
+#                         gone); DIR/run.json saying the run was
+#                         interrupted (early: or no run.json at all)
 #   host_test_begin NAME  a host-only protocol test: $tmp, a 64 MiB shared-
 #                         memory file $shm and $BIN, removed on exit with the
 #                         reader; start_reader [ARGS] starts guest_reader on
@@ -109,4 +131,88 @@ stop_reader() {
 	kill "$reader_pid" 2>/dev/null || true
 	wait "$reader_pid" 2>/dev/null || true
 	reader_pid=''
+}
+
+# proc_start PID : field 22 of /proc/PID/stat (its start time), or fail.
+proc_start() {
+	local stat fields
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	read -r -a fields <<<"${stat##*)}"
+	echo "${fields[19]}"
+}
+
+# descendants PID : "pid:start:comm" of every process below PID.
+descendants() {
+	local p
+	for p in $(ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ kids[$2] = kids[$2] " " $1 }
+		END { n = split(kids[root], q, " "); for (i = 1; i <= n; i++) { print q[i]; m = split(kids[q[i]], r, " "); for (j = 1; j <= m; j++) q[++n] = r[j] } }'); do
+		echo "$p:$(proc_start "$p" || echo gone):$(cat "/proc/$p/comm" 2>/dev/null || echo gone)"
+	done
+}
+
+procs_left() {
+	local w pid start
+	for w; do
+		pid=${w%%:*} start=${w#*:} start=${start%%:*}
+		[ "$(proc_start "$pid" 2>/dev/null)" = "$start" ] || continue
+		[ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ] || continue
+		echo "$w"
+	done
+}
+
+stop_run() {
+	local name=$1 sig=$2 how=$3 file=$4 event=$5 pid w t0
+	shift 5
+	# With the default dispositions: a background command of a script has
+	# SIGINT ignored, and a shell cannot trap what it was started ignoring.
+	setsid env --default-signal=INT,TERM,HUP "$@" >"$tmp/$name.out" 2>&1 &
+	pid=$!
+	stopped_procs=() stopped_shm=""
+	if [ -z "$file" ]; then
+		# A moment of the start-up: 0 to startup_ms ms after it.
+		sleep "$(awk -v ms="$((RANDOM % (${startup_ms:-50} + 1)))" 'BEGIN { printf "%.3f", ms / 1000 }')"
+	else
+		if ! wait_line --pid "$pid" "$file" "$event" 60; then
+			echo "$name: no line matching '$event' in $file before it ended or within 60 s:"
+			sed 's/^/    | /' "$tmp/$name.out"
+		fi
+		# The moment is chosen at random, not waited for: any moment of
+		# the run must end the same way.
+		sleep "$(awk -v ms="$((${stop_after_ms:-100} + RANDOM % ${stop_ms:-800}))" 'BEGIN { printf "%.3f", ms / 1000 }')"
+	fi
+	mapfile -t stopped_procs < <(descendants "$pid")
+	for w in "${stopped_procs[@]}"; do
+		[ "${w##*:}" = guest_reader ] || continue
+		stopped_shm=$(tr '\0' '\n' <"/proc/${w%%:*}/cmdline" 2>/dev/null | sed -n '/^--shm$/{n;p;q}')
+	done
+	t0=$(date +%s%N)
+	if [ "$how" = group ]; then
+		kill -s "$sig" -- "-$pid" || echo "$name: it had already ended"
+	else
+		kill -s "$sig" "$pid" || echo "$name: it had already ended"
+	fi
+	rc=0
+	wait "$pid" || rc=$?
+	secs=$((($(date +%s%N) - t0) / 1000000000))
+}
+
+stopped_checks() {
+	local name=$1 sig=$2 dir=$3 early=${4:-} n left
+	n=$((128 + $(kill -l "$sig")))
+	tail -n 4 "$tmp/$name.out" | sed 's/^/    | /'
+	check "$name: SIG$sig: exit $n ($rc) within 30 s ($secs s)" test "$rc" = "$n" -a "$secs" -lt 30
+	left=$(procs_left "${stopped_procs[@]}")
+	check "$name: SIG$sig: nothing it started still runs (of ${#stopped_procs[@]}: ${stopped_procs[*]##*:})${left:+; left: $left}" test -z "$left"
+	check "$name: SIG$sig: no temporary file left" test -z "$(ls -A "${TMPDIR:-/tmp}")" -a ! -e "${stopped_shm:-/nonexistent}"
+	if [ -n "$early" ] && [ ! -e "$dir/run.json" ]; then
+		ok "$name: SIG$sig: no run.json (stopped before host_writer wrote one)"
+		return
+	fi
+	check "$name: SIG$sig: run.json says interrupted" /usr/bin/python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["status"]
+print("    status: " + s)
+assert "interrupt" in s and s not in ("running", "complete"), s
+' "$dir/run.json"
 }

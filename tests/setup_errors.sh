@@ -80,8 +80,14 @@ expect 3 "VM: not running" ./setup.sh status
 expect 1 "no VM running: start it with ./setup.sh" ./run_test.sh
 check "nothing was started" [ ! -e "$tmp/vm/qemu.pid" ]
 
-# Good settings pass the checks: a short host-only run completes.
+# Good settings pass the checks: a short host-only run completes. A bad
+# option of host_writer's through --host-only is its own lines (the error,
+# "Try ... --help"), none of run_test's or of the host's guest_reader.
 if [ -x build/guest_reader ] && [ -x build/host_writer ]; then
+	run badopt ./run_test.sh --host-only --bogus
+	check "a bad option through --host-only: exit 2, host_writer's lines only" bash -c "[ $rc = 2 ] &&
+		grep -q \"unrecognized option '--bogus'\" '$tmp/badopt.out' && ! grep -vqE '(^|/)host_writer: |^Try .host_writer --help' '$tmp/badopt.out'"
+	check "a bad option through --host-only: nothing written" [ ! -e "$tmp/results" ]
 	expect 0 "Bandwidth: frames verified 1" env IVSHMEM_TESTS=default IVSHMEM_ITERATIONS=200 IVSHMEM_WARMUP=10 \
 		IVSHMEM_FRAME_ITERATIONS=1 IVSHMEM_FRAMES=1080p IVSHMEM_WRITER_CPU=none ./run_test.sh --host-only
 	check "host-only run.json written" [ -s "$tmp/results/run.json" ]

@@ -65,7 +65,7 @@ kill -TERM "$setup"
 rc=0
 wait "$setup" || rc=$?
 sed 's/^/    | /' "$tmp/killed.out"
-check "interrupted boot: exit 130, says so" bash -c "[ $rc = 130 ] && grep -q 'interrupted: stopping the VM that was booting' '$tmp/killed.out'"
+check "interrupted boot: exit 143 (128+SIGTERM), says so" bash -c "[ $rc = 143 ] && grep -q 'interrupted (SIGTERM): stopping the VM that was booting' '$tmp/killed.out'"
 check "interrupted boot: its QEMU is gone" bash -c "! kill -0 $qemu 2>/dev/null"
 check "interrupted boot: no shared memory left" [ ! -e "$shm" ]
 run after ./setup.sh status

@@ -4,7 +4,8 @@
 # link, another user's, or writable by others (one line, exit 2); a new one
 # is made 0700; links planted at every name setup.sh, QEMU and the server
 # write (console.log, qemu.err, qemu.pid, server.pid(.tmp), server.log,
-# vm.env(.tmp), the shared-memory path) are replaced, never written through;
+# vm.env, the shared-memory path) are replaced, never written through (one
+# at vm.env.tmp, a name no longer written, is left alone);
 # and vm.env is read as data, so code planted in it never runs. Boots one
 # doorbell micro guest under TCG.
 # timeout: 240
@@ -56,6 +57,9 @@ for n in "${names[@]}" shm; do
 	check "target of $n untouched" [ "$(cat "$tmp/targets/$n")" = "precious $n" ]
 done
 for n in "${names[@]}"; do
+	# vm.env is staged in a private directory (vm/files.bash): nothing
+	# writes vm.env.tmp any more, and its link is left as it is.
+	[ "$n" != vm.env.tmp ] || continue
 	check "$n is not a link" [ ! -L "$state/$n" ]
 done
 check "the shared memory is a file of its own" bash -c "[ ! -L '$IVSHMEM_SHM_PATH' ] && [ -f '$IVSHMEM_SHM_PATH' ]"

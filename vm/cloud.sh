@@ -39,14 +39,20 @@
 #
 # Files in a state directory: overlay.qcow2, base-id, instance-id,
 # ssh/id_ed25519{,.pub}, seed/{user-data,meta-data}, seed.iso, ssh-port;
-# console.log is where the caller points QEMU's serial port. A file is
-# removed before it is written, so a link planted at its name is replaced,
-# not followed (the directory is made 0700).
+# console.log is where the caller points QEMU's serial port. Every file is
+# made through vm/files.bash (staged in a private directory, renamed onto
+# its name): a link planted at its name is replaced, not followed (the
+# directory is made 0700); one planted in the cache or at a results file
+# is refused. Files that a tool makes itself (qemu-img, ssh-keygen,
+# genisoimage) have their name cleared first.
 #
 # Messages go to stderr, prefixed "cloud: "; stdout carries only data
 # (command output from the guest, a PID). Functions return non-zero on
 # failure after printing why; they do not rely on `set -e`, which bash
 # turns off inside a function called from `if` or `||`.
+
+# shellcheck source=vm/files.bash
+. "$(dirname "${BASH_SOURCE[0]}")/files.bash"
 
 : "${IVSHMEM_CLOUD_URL:=https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2}"
 : "${IVSHMEM_CLOUD_SUMS_URL:=${IVSHMEM_CLOUD_URL%/*}/SHA512SUMS}"
@@ -164,6 +170,9 @@ cloud_download() {
 	name=${url##*/}
 	name=${name%%\?*}
 	part=$dest.part
+	# curl appends to the partial file by name (it resumes it): nothing
+	# may stand there but a file of ours.
+	files_refuse_link "$dest" && files_refuse_link "$part" || return 1
 	mkdir -p "$(dirname "$dest")" || return 1
 
 	sums=$(curl -fsSL --connect-timeout 15 --max-time 120 "$sums_url") || {
@@ -183,7 +192,7 @@ cloud_download() {
 			return 0
 		fi
 		cloud__log "$dest does not match its checksum: resuming it as a partial download"
-		mv -f "$dest" "$part" || return 1
+		mv -Tf -- "$dest" "$part" || return 1
 	fi
 
 	progress=$(cloud__curl_progress)
@@ -198,6 +207,7 @@ cloud_download() {
 			cloud__log "downloading $url"
 		fi
 		rc=0
+		files_refuse_link "$part" || return 1
 		curl -fL -C - --connect-timeout 15 --retry 2 --speed-limit 1024 --speed-time 60 \
 			"$progress" -o "$part" "$url" || rc=$?
 		if [ "$rc" != 0 ]; then
@@ -226,7 +236,7 @@ cloud_download() {
 		cloud__err "SHA512 checksum mismatch for $name (expected $want from $sums_url); the download was deleted"
 		return 1
 	fi
-	mv -f "$part" "$dest" || return 1
+	files_refuse_link "$dest" && mv -Tf -- "$part" "$dest" || return 1
 	cloud__log "$dest: downloaded, checksum verified"
 }
 
@@ -339,8 +349,8 @@ cloud__offline_build() {
 	rm -f "$tmp/root.raw" "$tmp/customize.sh"
 	printf '%s\n' "$stamp" >"$tmp/stamp"
 	rm -rf "$dir.old"
-	if [ -e "$dir" ]; then mv "$dir" "$dir.old" || return 1; fi
-	mv "$tmp" "$dir" || return 1
+	if [ -e "$dir" ] || [ -L "$dir" ]; then mv -T -- "$dir" "$dir.old" || return 1; fi
+	mv -T -- "$tmp" "$dir" || return 1
 	rm -rf "$dir.old"
 	cloud__log "offline image built in $((SECONDS - start)) s: $dir/base.qcow2 ($(du -h "$dir/base.qcow2" | cut -f1))"
 }
@@ -430,6 +440,9 @@ cloud_prepare_base() {
 		fi
 	else
 		cache=$(cloud__cache) || return 1
+		# Made once through vm/files.bash, then locked in place.
+		if [ ! -e "$cache/.lock" ]; then files_new "$cache/.lock" || return 1; fi
+		files_refuse_link "$cache/.lock" || return 1
 		exec {lockfd}>>"$cache/.lock" || return 1
 		if ! flock -n "$lockfd"; then
 			cloud__log "waiting for another process preparing the image in $cache"
@@ -458,7 +471,7 @@ cloud__fill() {
 	text=${text//@HOSTNAME@/$hostname}
 	text=${text//@INSTANCE_ID@/$instance_id}
 	text=${text//@SSH_PUBLIC_KEY@/$pubkey}
-	rm -f "$2" && printf '%s\n' "$text" >"$2"
+	files_write --replace "$2" <<<"$text"
 }
 
 # cloud_prepare_instance STATE_DIR
@@ -485,7 +498,7 @@ cloud_prepare_instance() {
 			cloud__err "cannot create the overlay $state/overlay.qcow2"
 			return 1
 		}
-		rm -f "$state/base-id" && printf '%s\n' "$base_id" >"$state/base-id"
+		files_write --replace "$state/base-id" <<<"$base_id" || return 1
 	fi
 
 	key=$state/ssh/id_ed25519
@@ -497,8 +510,7 @@ cloud_prepare_instance() {
 	fi
 	chmod 0600 "$key" || return 1
 	if [ "$new_key" = 1 ] || [ ! -s "$state/instance-id" ]; then
-		rm -f "$state/instance-id" || return 1
-		printf 'ivb-%s\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$state/instance-id" || return 1
+		files_write --replace "$state/instance-id" <<<"ivb-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" || return 1
 	fi
 
 	hostname=$IVSHMEM_CLOUD_HOSTNAME
@@ -510,7 +522,7 @@ cloud_prepare_instance() {
 	rm -f "$state/seed.iso.new"
 	genisoimage -quiet -output "$state/seed.iso.new" -volid cidata -joliet -rock \
 		"$state/seed/user-data" "$state/seed/meta-data" || { cloud__err "genisoimage failed"; return 1; }
-	mv -f "$state/seed.iso.new" "$state/seed.iso"
+	mv -Tf -- "$state/seed.iso.new" "$state/seed.iso"
 }
 
 # cloud_qemu_args STATE_DIR
@@ -535,7 +547,7 @@ cloud_qemu_args() {
 		cloud__err "TCP port $port is in use on this host: set IVSHMEM_SSH_PORT to a free port"
 		return 1
 	fi
-	rm -f "$state/ssh-port" && printf '%s\n' "$port" >"$state/ssh-port" || return 1
+	files_write --replace "$state/ssh-port" <<<"$port" || return 1
 	# shellcheck disable=SC2054 # commas are QEMU's option syntax
 	CLOUD_QEMU_ARGS=(
 		-drive "if=virtio,format=qcow2,file=$(cloud__qemu_path "$state/overlay.qcow2"),discard=unmap,detect-zeroes=unmap"
@@ -598,7 +610,7 @@ cloud_wait_ready() {
 	local state=$1 deadline=$2 qpid=${3:-} cfd tail_pid rc=0
 	[ $# -ge 2 ] || { cloud__err "usage: cloud_wait_ready STATE_DIR DEADLINE_SECONDS [QEMU_PID]"; return 1; }
 	[[ $deadline =~ ^[0-9]+$ ]] || { cloud__err "cloud_wait_ready: deadline '$deadline' is not a number of seconds"; return 1; }
-	touch "$state/console.log" 2>/dev/null || true
+	[ -e "$state/console.log" ] || files_new --replace "$state/console.log" 2>/dev/null || true
 	exec {cfd}< <(exec tail -n 0 -F "$state/console.log" 2>/dev/null)
 	tail_pid=$!
 	cloud__wait_ready_loop "$state" "$deadline" "$qpid" "$cfd" || rc=$?
@@ -611,7 +623,7 @@ cloud_wait_ready() {
 # waiting part of cloud_wait_ready.
 cloud__wait_ready_loop() {
 	local state=$1 deadline=$2 qpid=$3 cfd=$4
-	local start=$SECONDS end attempts=0 n left rc port f
+	local start=$SECONDS end attempts=0 n left rc port f sfd
 	end=$((SECONDS + deadline))
 	port=$(cat "$state/ssh-port" 2>/dev/null) || port=$IVSHMEM_SSH_PORT
 	cloud__log "waiting for SSH on 127.0.0.1:$port (deadline ${deadline} s)"
@@ -644,10 +656,11 @@ cloud__wait_ready_loop() {
 	left=$((end - SECONDS))
 	[ "$left" -gt 0 ] || left=1
 	rc=0
-	rm -f "$state/cloud-init-status"
+	files_open --replace sfd "$state/cloud-init-status" || return 1
 	cloud__ssh_cmd "$state" 20
 	timeout "$left" "${CLOUD__SSH_CMD[@]}" cloud-init status --wait \
-		</dev/null >"$state/cloud-init-status" 2>&1 || rc=$?
+		</dev/null 1>&"$sfd" 2>&1 || rc=$?
+	exec {sfd}>&-
 	if [ "$rc" != 0 ]; then
 		cloud__log "cloud-init status --wait: exit $rc$([ "$rc" = 124 ] && echo ' (deadline reached)'):"
 		sed 's/^/    | /' "$state/cloud-init-status" >&2
@@ -734,12 +747,13 @@ cloud_program_log() {
 cloud_fetch_log() {
 	local state=$1 dest=$2
 	[ $# -eq 2 ] || { cloud__err "usage: cloud_fetch_log STATE_DIR DEST"; return 1; }
-	if ! cloud_program_log "$state" >"$dest.tmp"; then
-		rm -f "$dest.tmp"
+	files_refuse_link "$dest" && files_stage "$dest" || return 1
+	if ! cloud_program_log "$state" >>"$FILES_STAGED"; then
+		files_discard "$FILES_STAGED"
 		cloud__err "cannot fetch the guest program's log"
 		return 1
 	fi
-	mv -f "$dest.tmp" "$dest"
+	files_place "$FILES_STAGED" "$dest"
 }
 
 # cloud_stop_program STATE_DIR [GRACE_SECONDS]

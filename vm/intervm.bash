@@ -36,7 +36,9 @@ INTERVM_IDLE=60 # seconds of silence from guest A during a run before giving up
 INTERVM_HEARTBEAT=5 # guest A's heartbeat period (vm/initramfs/init), for messages
 INTERVM_ENV_KEYS=(VM_A_QEMU_PID VM_A_VCPU_CPU VM_A_VCPU_TIDS VM_A_PEER_ID
 	VM_B_QEMU_PID VM_B_VCPU_CPU VM_B_VCPU_TIDS VM_B_PEER_ID)
-INTERVM_STOPPING="" # set by intervm_on_signal during a run
+INTERVM_STOPPING=""  # set by intervm_on_signal during a run
+INTERVM_REQUESTED="" # set once guest A has been asked to run
+INTERVM_STOP_SENT=0  # when the last stop request went ($SECONDS)
 
 # The single-VM paths, which intervm_use points elsewhere for a while.
 INTERVM_TOP_PIDFILE=$VM_PIDFILE INTERVM_TOP_QEMU_ID=$VM_QEMU_ID
@@ -257,17 +259,16 @@ intervm_boot_with() {
 	VM_BOOTING=""
 }
 
-# setup.sh start's handler of SIGINT, SIGTERM and SIGHUP for a pair: a boot
-# cut short leaves nothing behind; a pair that was already up is left alone.
-intervm_interrupted() {
-	local IFS=$' \t\n'
-	trap - INT TERM HUP
-	if [ -n "$VM_BOOTING" ]; then
-		vm_warn "interrupted: stopping the guests that were booting"
-		intervm_use top
-		intervm_teardown >/dev/null 2>&1 || true
+# setup.sh start's hook on every exit for a pair (vm_boot_abandoned's
+# counterpart): a boot cut short, by SIGINT, SIGTERM or SIGHUP or by an
+# error, leaves nothing behind; a pair that was already up is left alone.
+intervm_boot_abandoned() {
+	[ -n "$VM_BOOTING" ] || return 0
+	if sig_stopped; then
+		vm_warn "interrupted (SIG$SIG_NAME): stopping the guests that were booting"
 	fi
-	exit 130
+	intervm_use top
+	intervm_teardown >/dev/null 2>&1 || true
 }
 
 # Start the pair unless it runs (as vm_start does for one VM).
@@ -310,7 +311,7 @@ intervm_start() {
 			return 0
 		fi
 		if [ "$accel" = kvm ] && [ ${#VM_ACCELS[@]} -gt 1 ]; then
-			echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) on kernel $(uname -r)" >"$IVSHMEM_CACHE_DIR/kvm-failed"
+			vm_remember_kvm_failure
 			vm_log "KVM: the guests did not boot (KVM present but unusable here); stopped them, falling back to TCG"
 		fi
 	done
@@ -394,29 +395,40 @@ intervm_request() {
 	exec {fd}>&-
 }
 
-# intervm_on_signal : SIGINT or SIGTERM during a run: ask guest A to stop
-# it (host_writer ends the run and says so in run.json); the wait goes on,
-# with a deadline, for what it writes.
+# intervm_on_signal NAME : SIGINT, SIGTERM or SIGHUP during a run
+# (vm/signals.bash calls it and returns to the wait): ask guest A to stop
+# the run (its /init sends host_writer SIGTERM; host_writer ends the run
+# and says so in run.json); the wait goes on, with a deadline, for what it
+# writes. A request that reaches /init before it has started host_writer
+# finds nothing to stop, so intervm_follow repeats it as guest A speaks.
 intervm_on_signal() {
 	INTERVM_STOPPING=1
+	[ -n "$INTERVM_REQUESTED" ] || return 0
 	intervm_request "stop $INTERVM_RUN_ID" 2>/dev/null || true
+	INTERVM_STOP_SENT=$SECONDS
 }
 
-# intervm_follow ID OFFSET PID LOG OUT : follow guest A's console from byte
-# OFFSET until run ID ends; print host_writer's lines (and keep them in
-# LOG), with the results directory named as OUT, where they end up. Sets INTERVM_RC to the run's status; returns 1 if guest A's QEMU
-# (PID) exited, 2 if it fell silent for INTERVM_IDLE seconds.
+# intervm_follow ID OFFSET PID LOGFD OUT : follow guest A's console from
+# byte OFFSET until run ID ends; print host_writer's lines (and keep them
+# on descriptor LOGFD), with the results directory named as OUT, where
+# they end up. Sets INTERVM_RC to the run's status; returns 1 if guest A's
+# QEMU (PID) exited, 2 if it fell silent for INTERVM_IDLE seconds.
 intervm_follow() {
-	local id=$1 offset=$2 qemu=$3 log=$4 out=$5 fd tail_pid line begun="" rc=0 idle=$INTERVM_IDLE
+	local id=$1 offset=$2 qemu=$3 logfd=$4 out=$5 fd tail_pid line begun="" rc=0 idle=$INTERVM_IDLE
 	local stop_deadline=""
-	# tail ignores the Ctrl-C that stops the run: the wait goes on for
+	# tail ignores the signals that stop the run (a Ctrl-C, or timeout's
+	# SIGTERM, reaches the whole process group): the wait goes on for
 	# guest A's answer (a signal ignored before exec stays ignored).
-	exec {fd}< <(trap '' INT && exec tail -c +$((offset + 1)) -F -s 0.05 --pid="$qemu" "$VM_STATE_DIR/a/console.log" 2>/dev/null)
+	exec {fd}< <(trap '' INT TERM HUP && exec tail -c +$((offset + 1)) -F -s 0.05 --pid="$qemu" "$VM_STATE_DIR/a/console.log" 2>/dev/null)
 	tail_pid=$!
 	INTERVM_RC=""
 	while :; do
 		if IFS= read -r -t "$idle" -u "$fd" line; then
 			line=${line%$'\r'}
+			# Stopping: say it again, at most once a second, until the end.
+			if [ -n "$INTERVM_STOPPING" ] && [ $((SECONDS - INTERVM_STOP_SENT)) -ge 1 ]; then
+				intervm_on_signal
+			fi
 			case $line in
 			"IVB-RUN-BEGIN $id") begun=1 ;;
 			"IVB-RUN-ALIVE $id") ;;
@@ -426,7 +438,11 @@ intervm_follow() {
 				;;
 			*)
 				# host_writer's own output; the results are where the host puts them.
-				[ -n "$begun" ] && printf '%s\n' "${line//\/results\/$id\/out/$out}" | tee -a "$log"
+				if [ -n "$begun" ]; then
+					line=${line//\/results\/$id\/out/$out}
+					printf '%s\n' "$line"
+					{ printf '%s\n' "$line" 1>&"$logfd"; } 2>/dev/null || true
+				fi
 				;;
 			esac
 			continue
@@ -446,32 +462,79 @@ intervm_follow() {
 		if [ "$rc" -gt 128 ]; then rc=2; else rc=1; fi
 		break
 	done
-	kill "$tail_pid" 2>/dev/null || true
+	# SIGKILL: it ignores the others.
+	kill -KILL "$tail_pid" 2>/dev/null || true
 	exec {fd}<&-
 	[ -n "$INTERVM_RC" ] && return 0
 	return "$rc"
 }
 
-# intervm_collect SRC OUT : move a run's results from the share into the
-# results directory OUT, in place of a previous run's files there (as
-# host_writer replaces its own).
+# intervm_collect SRC LOG OUT : copy a run's results (the files host_writer
+# wrote in the share directory SRC, and its output LOG) into the results
+# directory OUT, in place of a previous run's files there (as host_writer
+# replaces its own); whole or not at all. They are copied into a private
+# directory in OUT and compared with the originals, then the earlier run's
+# files are removed and the new ones renamed into place, run.json last, so
+# no run.json ever lists files that are not all there. SRC is left as it
+# is: the caller removes it once this succeeds. On failure OUT is as it
+# was and INTERVM_WHY says why (one line). Only regular files are taken:
+# what guest A put in the share is a claim.
 intervm_collect() {
-	local src=$1 out=$2 f
-	mkdir -p "$out" || return 1
-	rm -f "$out/run.json" "$out/initiator.log"
-	while read -r _ f _; do rm -f "$out/$f"; done < <("$IVSHMEM_BUILD_DIR/host_writer" --schema)
-	for f in "$src"/*; do
-		[ -e "$f" ] || continue
-		mv -f "$f" "$out/" || return 1
+	local src=$1 log=$2 out=$3 stage f name names=() err
+	INTERVM_WHY=""
+	if ! mkdir -p "$out" 2>/dev/null; then
+		INTERVM_WHY="cannot create $out"
+		return 1
+	fi
+	if ! sig_mktemp stage -d "$out/.collect.XXXXXX" 2>/dev/null; then
+		INTERVM_WHY="cannot create a directory in $out"
+		return 1
+	fi
+	for f in "$src"/* "$log"; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		name=${f##*/}
+		[ "$f" != "$log" ] || name=initiator.log
+		if [ -L "$f" ] || [ ! -f "$f" ]; then
+			vm_warn "ignored $f: not a regular file"
+			continue
+		fi
+		if ! err=$(cp -P -- "$f" "$stage/$name" 2>&1); then
+			INTERVM_WHY="cannot copy $name into $out: ${err##*: }"
+			break
+		fi
+		if [ -L "$stage/$name" ] || ! cmp -s -- "$f" "$stage/$name"; then
+			INTERVM_WHY="the copy of $name in $out differs from what guest A wrote"
+			break
+		fi
+		names+=("$name")
 	done
+	[ -n "$INTERVM_WHY" ] || INTERVM_WHY=$(vm_results_links "$out")
+	if [ -z "$INTERVM_WHY" ]; then
+		# A run cut short whose run.json still says "running" says so.
+		[ ! -f "$stage/run.json" ] || sig_mark_run_json "$stage/run.json" "$log" || true
+		# The earlier run's files: run.json first, so none lists a mix.
+		while read -r name; do rm -f -- "$out/$name"; done < <(vm_results_names)
+		for name in "${names[@]}"; do
+			[ "$name" != run.json ] || continue
+			err=$(files_place "$stage/$name" "$out/$name" 2>&1) || { INTERVM_WHY=${err#"$VM_PROG: "}; break; }
+		done
+		if [ -z "$INTERVM_WHY" ] && [ -f "$stage/run.json" ]; then
+			err=$(files_place "$stage/run.json" "$out/run.json" 2>&1) || INTERVM_WHY=${err#"$VM_PROG: "}
+		fi
+	fi
+	rm -rf -- "$stage"
+	sig_forget "$stage"
+	[ -z "$INTERVM_WHY" ]
 }
 
 # intervm_run OUT HOST_WRITER_ARGS... : one run of host_writer in guest A,
 # against guest_reader in guest B, its results into directory OUT. The
 # caller holds the lock and has checked the pair (intervm_check_usable).
-# Returns host_writer's exit status (1 if a guest died, 130 if interrupted).
+# Returns host_writer's exit status (1 if a guest died or the results could
+# not be collected; after SIGINT, SIGTERM or SIGHUP, the caller exits
+# 128+N: sig_exit_if_stopped).
 intervm_run() {
-	local out=$1 id dir offset qemu_a qemu_b rc=0 arg how
+	local out=$1 id dir offset qemu_a qemu_b rc=0 arg how why logfd log
 	shift
 	for arg; do
 		[[ $arg != *$'\n'* ]] || vm_die "a host_writer argument holds a newline: not supported in vm-vm"
@@ -480,28 +543,53 @@ intervm_run() {
 			printf '%s: %s: in vm-vm the results go to IVSHMEM_RESULTS (%s)\n' "$VM_PROG" "$arg" "$out" >&2
 			return 2
 			;;
+		--interference | --interference=*)
+			# The co-runners are host_writer's children: in vm-vm they would
+			# run inside guest A (a micro guest, no stress-ng), sharing the
+			# initiator's vCPU, not beside the responder.
+			printf '%s: %s: not supported in vm-vm: the co-runners would run inside guest A, beside the initiator, not beside the responder (use IVSHMEM_TOPOLOGY=host-vm or --host-only)\n' "$VM_PROG" "$arg" >&2
+			return 2
+			;;
 		esac
 	done
+	# Nothing is written through a link planted in the results directory.
+	why=$(vm_results_links "$out")
+	[ -z "$why" ] || vm_die "$why"
 	qemu_a=$(intervm_pid a) qemu_b=$(intervm_pid b)
-	# What an earlier run left in the share (its host was killed) is stale:
-	# guest A stops that run before it starts this one.
+	# What an earlier run left in the share (its host was killed, or its
+	# results could not be collected) is stale: guest A stops that run
+	# before it starts this one.
 	find "$VM_STATE_DIR/a/share" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 	id=$(od -An -N8 -tx1 /dev/urandom | tr -dc 0-9a-f)
 	dir=$VM_STATE_DIR/a/share/$id
-	if ! mkdir "$dir" || ! { [ $# -eq 0 ] || printf '%s\n' "$@"; } >"$dir/args"; then
+	SIG_TEMPS+=("$dir") # until the run is asked for
+	if ! mkdir "$dir" || ! files_write "$dir/args" < <([ $# -eq 0 ] || printf '%s\n' "$@"); then
 		vm_die "cannot write the run's arguments in $dir"
 	fi
-	mkdir -p "$out" || vm_die "cannot create $out"
-	: >"$out/initiator.log.tmp"
+	# host_writer's output, kept in the state directory (ours alone) until
+	# it is collected with the results.
+	log=$VM_STATE_DIR/a/initiator.log
+	files_open --replace logfd "$log" || vm_die "cannot write in $VM_STATE_DIR/a"
 	offset=$(stat -c %s "$VM_STATE_DIR/a/console.log")
-	INTERVM_RUN_ID=$id INTERVM_STOPPING=""
-	trap intervm_on_signal INT TERM
+	INTERVM_RUN_ID=$id INTERVM_STOPPING="" INTERVM_REQUESTED="" INTERVM_STOP_SENT=0
+	# From here a signal asks guest A to stop the run, and the wait goes on.
+	sig_defer intervm_on_signal
 	intervm_request "run $id" || vm_die "cannot write to guest A's requests ($VM_STATE_DIR/a/request.in)"
-	intervm_follow "$id" "$offset" "$qemu_a" "$out/initiator.log.tmp" "$out" || how=$?
-	trap - INT TERM
-	intervm_collect "$dir/out" "$out" || vm_warn "cannot move the results from $dir/out to $out"
-	mv -f "$out/initiator.log.tmp" "$out/initiator.log"
-	rm -rf "$dir"
+	INTERVM_REQUESTED=1
+	sig_forget "$dir" # its results are kept until collected
+	[ -z "$INTERVM_STOPPING" ] || intervm_on_signal
+	intervm_follow "$id" "$offset" "$qemu_a" "$logfd" "$out" || how=$?
+	exec {logfd}>&-
+	if [ ! -d "$dir/out" ]; then
+		# host_writer wrote nothing (bad options, or it never started): the
+		# results directory stays as it was.
+		rm -rf "$dir" "$log"
+	elif intervm_collect "$dir/out" "$log" "$out"; then
+		rm -rf "$dir" "$log"
+	else
+		vm_warn "cannot collect the results into $out: $INTERVM_WHY; this run's files are kept in $dir/out until the next run"
+		rc=1
+	fi
 	if [ -n "${how:-}" ]; then
 		rc=1
 		if [ "$how" = 1 ] || [ -z "$(intervm_pid a)" ]; then
@@ -511,6 +599,8 @@ intervm_run() {
 			vm_warn "guest A (the initiator, QEMU pid $qemu_a) said nothing for ${INTERVM_IDLE}s (no output, no heartbeat every ${INTERVM_HEARTBEAT}s); gave up; partial results are in $out/"
 			intervm_tail a
 		fi
+	elif [ "$rc" != 0 ]; then
+		: # the results are not where they belong: that is the run's status
 	elif [[ $INTERVM_RC =~ ^[0-9]+$ ]]; then
 		rc=$INTERVM_RC
 	else
@@ -521,7 +611,9 @@ intervm_run() {
 		vm_warn "guest B (the responder, QEMU pid $qemu_b) died during the run; partial results are in $out/"
 		intervm_tail b
 	fi
-	[ -z "$INTERVM_STOPPING" ] || rc=130
+	# Until here a signal only noted (the collection is whole or not at
+	# all); the caller exits 128+N (sig_exit_if_stopped).
+	sig_undefer
 	return "$rc"
 }
 
@@ -566,15 +658,21 @@ intervm_meta() {
 # IVSHMEM_* settings (IVSHMEM_ITERATIONS, ...) apply. Returns run_test.sh's
 # status (1 if the pair did not boot).
 intervm_bench_run() {
-	local mode=$1 out=$2 state=$3 settings
+	local mode=$1 out=$2 state=$3
 	shift 3
 	[ $# -gt 0 ] || set -- --test latency --quiet
-	settings=(IVSHMEM_TOPOLOGY=vm-vm IVSHMEM_MODE="$mode" IVSHMEM_STATE_DIR="$state" IVSHMEM_RESULTS="$out"
+	INTERVM_BENCH_SETTINGS=(IVSHMEM_TOPOLOGY=vm-vm IVSHMEM_MODE="$mode" IVSHMEM_STATE_DIR="$state" IVSHMEM_RESULTS="$out"
 		IVSHMEM_SHM_PATH="/dev/shm/ivshmem-bench-vmvm-$mode-$$" IVSHMEM_SERVER_SOCKET="$state/ivshmem.sock")
 	mkdir -p "$state"
-	(
-		trap 'env "${settings[@]}" "$VM_TOP/setup.sh" stop >/dev/null 2>&1' EXIT
-		env "${settings[@]}" "$VM_TOP/setup.sh" | grep -E 'ready in|KVM' || exit 1
-		env "${settings[@]}" "$VM_TOP/run_test.sh" "$@"
-	)
+	# A subshell that passes a signal on and stops the pair however it ends
+	# (vm/signals.bash).
+	sig_run intervm__bench_pair "$@"
 }
+
+intervm__bench_pair() {
+	SIG_AT_EXIT=(intervm__bench_stop)
+	sig_run env "${INTERVM_BENCH_SETTINGS[@]}" "$VM_TOP/setup.sh" > >(grep -E 'ready in|KVM') || exit 1
+	sig_run env "${INTERVM_BENCH_SETTINGS[@]}" "$VM_TOP/run_test.sh" "$@"
+}
+
+intervm__bench_stop() { env "${INTERVM_BENCH_SETTINGS[@]}" "$VM_TOP/setup.sh" stop >/dev/null 2>&1; }

@@ -37,10 +37,14 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_GUEST_ARGS:=}"                 # extra guest_reader options, e.g. -v
 : "${IVSHMEM_QEMU_ARGS:=}"                  # extra QEMU options (split on spaces)
 
+# shellcheck source=vm/files.bash
+. "$VM_TOP/vm/files.bash"
 # shellcheck source=vm/cloud.sh
 . "$VM_TOP/vm/cloud.sh"
 # shellcheck source=vm/wait.bash
 . "$VM_TOP/vm/wait.bash"
+# shellcheck source=vm/signals.bash
+. "$VM_TOP/vm/signals.bash"
 
 VM_STATE_DIR=$IVSHMEM_STATE_DIR
 VM_PIDFILE=$VM_STATE_DIR/qemu.pid        # QEMU's own pidfile
@@ -82,7 +86,7 @@ vm_die() {
 # there is no build/ yet. apt waits for a dpkg lock held by another
 # install (a second developer, unattended-upgrades) instead of failing.
 vm_install_deps() {
-	local missing=() pkg sudo=() log=$IVSHMEM_BUILD_DIR/apt.log apt_opts
+	local missing=() pkg sudo=() log=$IVSHMEM_BUILD_DIR/apt.log apt_opts fd
 	for pkg in "${VM_PACKAGES[@]}"; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$pkg")
@@ -93,15 +97,17 @@ vm_install_deps() {
 		sudo=(sudo)
 	fi
 	mkdir -p "$IVSHMEM_BUILD_DIR" || vm_die "cannot create $IVSHMEM_BUILD_DIR"
-	: >"$log" || vm_die "cannot write $log"
+	files_open fd "$log" || exit 1
 	apt_opts=(-q -o DPkg::Lock::Timeout=600)
 	vm_log "Installing ${missing[*]} (log: $log)"
 	# apt may start services; they must not inherit the lock (vm_detached).
-	vm_detached "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >>"$log" 2>&1 ||
-		vm_die "apt-get update failed: $(vm_apt_error "$log"); see $log"
-	vm_detached "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends \
-		"${missing[@]}" >>"$log" 2>&1 ||
-		vm_die "apt-get install failed: $(vm_apt_error "$log"); see $log"
+	# A signal is passed on to apt-get, which is waited for (sig_run).
+	vm_detached sig_run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update 1>&"$fd" 2>&1 ||
+		{ sig_exit_if_stopped; vm_die "apt-get update failed: $(vm_apt_error "$log"); see $log"; }
+	vm_detached sig_run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends \
+		"${missing[@]}" 1>&"$fd" 2>&1 ||
+		{ sig_exit_if_stopped; vm_die "apt-get install failed: $(vm_apt_error "$log"); see $log"; }
+	exec {fd}>&-
 }
 
 # The last error apt wrote to log $1 (its "E: " lines), or its last line.
@@ -113,8 +119,8 @@ vm_apt_error() {
 }
 
 vm_build() {
-	make -C "$VM_TOP" -s BUILD="$IVSHMEM_BUILD_DIR" all 2> >(grep -v -e 'statically linked applications' \
-		-e 'in function' >&2) || vm_die "build failed"
+	sig_run make -C "$VM_TOP" -s BUILD="$IVSHMEM_BUILD_DIR" all 2> >(grep -v -e 'statically linked applications' \
+		-e 'in function' >&2) || { sig_exit_if_stopped; vm_die "build failed"; }
 }
 
 # The guest kernel: IVSHMEM_KERNEL, or the newest Debian kernel in /boot.
@@ -160,8 +166,9 @@ vm_build_initramfs() {
 	if [ -f "$VM_INITRAMFS" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$new_stamp" ]; then
 		return 0
 	fi
+	files_refuse_link "$VM_INITRAMFS" && files_refuse_link "$stamp" || exit 1
 	vm_log "Building the micro guest initramfs (kernel $kver)"
-	root=$(mktemp -d)
+	sig_mktemp root -d # removed on every exit
 	mkdir -p "$root"/{bin,dev,proc,sys,etc,tmp} "$(dirname "$VM_INITRAMFS")"
 	cp /bin/busybox "$root/bin/busybox"
 	cp "$IVSHMEM_BUILD_DIR/guest_reader" "$root/bin/guest_reader"
@@ -180,10 +187,15 @@ vm_build_initramfs() {
 		cp "$m" "$root$m"
 		echo "$m" >>"$root/etc/modules-9p.list"
 	done
-	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$VM_INITRAMFS.tmp"
-	mv "$VM_INITRAMFS.tmp" "$VM_INITRAMFS"
-	echo "$new_stamp" >"$stamp"
+	files_stage "$VM_INITRAMFS" || exit 1
+	if ! (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >>"$FILES_STAGED"; then
+		files_discard "$FILES_STAGED"
+		vm_die "cannot build $VM_INITRAMFS"
+	fi
 	rm -rf "$root"
+	sig_forget "$root"
+	files_place "$FILES_STAGED" "$VM_INITRAMFS" || exit 1
+	files_write "$stamp" <<<"$new_stamp" || exit 1
 }
 
 # ---- state -----------------------------------------------------------------
@@ -222,11 +234,12 @@ vm_state_open() {
 	settings_state_dir
 }
 
-# vm_state_new FILE : FILE made anew, empty: whatever had that name (a link
-# planted there included) is removed, not followed, and the file is created
-# exclusively (O_EXCL, through noclobber), so no write lands elsewhere.
+# vm_state_new FILE : FILE made anew, empty (vm/files.bash): whatever had
+# that name (a link planted there included) is replaced, not followed, so no
+# write lands elsewhere. The state directory is ours alone
+# (settings_state_dir): a link in it is stale, not someone else's.
 vm_state_new() {
-	rm -f -- "$1" && (set -C && : >"$1") 2>/dev/null && return 0
+	files_new --replace "$1" 2>/dev/null && return 0
 	vm_warn "cannot create $1"
 	return 1
 }
@@ -236,17 +249,23 @@ vm_state_new() {
 vm_state_file() { [ -f "$1" ] && [ ! -L "$1" ] && [ -O "$1" ]; }
 
 # vm_state_write FILE KEY... : write the variables KEY as KEY=VALUE lines,
-# whole or not at all (a temporary file renamed over FILE; a rename replaces
-# a link, it does not follow it). A newline in a value becomes a space: one
-# line per key.
+# whole or not at all (vm/files.bash: a staged file renamed over FILE; a
+# rename replaces a link, it does not follow it). A newline in a value
+# becomes a space: one line per key.
 vm_state_write() {
-	local file=$1 key val
+	local file=$1
 	shift
-	vm_state_new "$file.tmp" || return 1
+	# Not a pipeline: files_write runs in this shell, whose clean-up on a
+	# signal knows its staging directory.
+	files_write --replace "$file" < <(vm__state_lines "$@")
+}
+
+vm__state_lines() {
+	local key val
 	for key; do
 		val=${!key-}
 		printf '%s=%s\n' "$key" "${val//$'\n'/ }"
-	done >>"$file.tmp" && mv -f "$file.tmp" "$file"
+	done
 }
 
 # vm_proc_start PID : the start time of process PID, or fail.
@@ -341,11 +360,17 @@ VM_LOCK=$VM_STATE_DIR/lock
 # or fail at once with who holds it in VM_BUSY.
 vm_lock_try() {
 	local pid="" what="" started=""
-	[ ! -L "$VM_LOCK" ] || rm -f "$VM_LOCK"
+	# Made through vm/files.bash when missing (or a link: the state
+	# directory is ours alone), then opened in place: every user must lock
+	# the same inode.
+	if [ -L "$VM_LOCK" ] || [ ! -e "$VM_LOCK" ]; then
+		files_new --replace "$VM_LOCK" || vm_die "cannot create $VM_LOCK"
+	fi
 	exec {VM_LOCK_FD}>>"$VM_LOCK" || vm_die "cannot open $VM_LOCK"
 	if flock -n "$VM_LOCK_FD"; then
-		# In place, not through a rename: the lock is on this inode.
-		printf 'pid=%s\nwhat=%s\nstarted=%s\n' "$$" "$1" "$(date '+%Y-%m-%d %H:%M:%S')" >"$VM_LOCK"
+		# In place, not through a rename: the lock is on this inode. Through
+		# the descriptor (/proc/self/fd opens the very file, not the name).
+		printf 'pid=%s\nwhat=%s\nstarted=%s\n' "$$" "$1" "$(date '+%Y-%m-%d %H:%M:%S')" >"/proc/self/fd/$VM_LOCK_FD"
 		return 0
 	fi
 	exec {VM_LOCK_FD}>&-
@@ -366,6 +391,30 @@ vm_lock() { vm_lock_try "$1" || vm_die "$VM_BUSY ($VM_STATE_DIR); try again when
 # starts would hold the lock for as long as it lives).
 vm_detached() {
 	if [ -n "$VM_LOCK_FD" ]; then "$@" {VM_LOCK_FD}>&-; else "$@"; fi
+}
+
+# ---- results ---------------------------------------------------------------
+
+# vm_results_names : the names a run writes in its results directory:
+# run.json, the logs the scripts keep there and every workload's files
+# (host_writer --schema).
+vm_results_names() {
+	local f
+	printf '%s\n' run.json initiator.log guest_reader.log
+	while read -r _ f _; do echo "$f"; done < <("$IVSHMEM_BUILD_DIR/host_writer" --schema)
+}
+
+# vm_results_links OUT : the line refusing the first of vm_results_names
+# that is a symbolic link in OUT, or nothing. A run never writes through a
+# link (vm/files.bash), and says so before it starts.
+vm_results_links() {
+	local name
+	while read -r name; do
+		if [ -L "$1/$name" ]; then
+			echo "$1/$name is a symbolic link (to $(readlink -- "$1/$name")): refusing to write through it; remove it if it is yours"
+			return
+		fi
+	done < <(vm_results_names)
 }
 
 # What vm.env records about the running VM.
@@ -456,12 +505,19 @@ vm_shm_free() {
 }
 
 # Fresh shared-memory file, mode 0600 (stale headers from a previous run go),
-# created exclusively: a link someone plants at the name in the meantime
-# makes this fail instead of being followed.
+# made through vm/files.bash: sized while it is still in its private
+# directory, then renamed onto the path, replacing a link of ours there
+# (settings_shm_path has checked that whatever is there is ours) without
+# following it; another user's file in a sticky /dev/shm cannot be replaced.
 vm_make_shm() {
-	rm -f "$IVSHMEM_SHM_PATH"
-	if ! (umask 077 && set -C && : >"$IVSHMEM_SHM_PATH") 2>/dev/null ||
-		! truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$IVSHMEM_SHM_PATH"; then
+	local mask rc=0
+	mask=$(umask)
+	umask 077
+	files_stage "$IVSHMEM_SHM_PATH" 2>/dev/null || rc=1
+	umask "$mask"
+	if [ $rc != 0 ] || ! truncate -s "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$FILES_STAGED" ||
+		! files_place --replace "$FILES_STAGED" "$IVSHMEM_SHM_PATH" 2>/dev/null; then
+		[ -z "$FILES_STAGED" ] || files_discard "$FILES_STAGED"
 		vm_die "cannot create $IVSHMEM_SHM_PATH"
 	fi
 	vm_shm_record
@@ -601,21 +657,28 @@ vm_pin_vcpus() {
 	done
 }
 
-# Set while a boot is under way: what vm_interrupted must undo.
+# Set while a boot is under way: what vm_boot_abandoned must undo.
 VM_BOOTING=""
 
-# setup.sh start's handler of SIGINT, SIGTERM and SIGHUP: a boot cut short
-# leaves nothing behind (its QEMU, its server, its shared memory); a VM that
-# was already up is left alone.
-vm_interrupted() {
-	# A trap that fires inside "IFS= read" runs with that IFS: restore it.
-	local IFS=$' \t\n'
-	trap - INT TERM HUP
-	if [ -n "$VM_BOOTING" ]; then
-		vm_warn "interrupted: stopping the VM that was booting"
-		vm_stop >/dev/null || true
+# setup.sh start's hook on every exit (vm/signals.bash's SIG_AT_EXIT): a
+# boot cut short, by SIGINT, SIGTERM or SIGHUP or by an error, leaves
+# nothing behind (its QEMU, its server, its shared memory); a VM that was
+# already up is left alone.
+vm_boot_abandoned() {
+	[ -n "$VM_BOOTING" ] || return 0
+	if sig_stopped; then
+		vm_warn "interrupted (SIG$SIG_NAME): stopping the VM that was booting"
 	fi
-	exit 130
+	vm_stop >/dev/null 2>&1 || true
+}
+
+# vm_remember_kvm_failure : KVM is present but a guest did not boot under
+# it: say so in the cache, so later boots go straight to TCG.
+vm_remember_kvm_failure() {
+	if ! mkdir -p "$IVSHMEM_CACHE_DIR" ||
+		! files_write "$IVSHMEM_CACHE_DIR/kvm-failed" <<<"$(date -u +%Y-%m-%dT%H:%M:%SZ) on kernel $(uname -r)"; then
+		vm_warn "cannot record the KVM failure in $IVSHMEM_CACHE_DIR (the next boot tries KVM again)"
+	fi
 }
 
 # Boot under accel $1 with deadline $2. Returns 0 when the guest is ready;
@@ -709,7 +772,7 @@ vm_accels() {
 # Start the VM unless one runs. KVM first when usable (and not known to
 # hang here), TCG otherwise or when KVM misses its deadline.
 vm_start() {
-	local pid missing accels=() accel kvm_failed=$IVSHMEM_CACHE_DIR/kvm-failed
+	local pid missing accels=() accel
 	vm_state_open
 	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
@@ -755,7 +818,7 @@ vm_start() {
 			return 0
 		fi
 		if [ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ]; then
-			echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) on kernel $(uname -r)" >"$kvm_failed"
+			vm_remember_kvm_failure
 			vm_log "KVM: $VM_BOOT_FAILURE (KVM present but unusable here); stopped it, falling back to TCG"
 		else
 			vm_warn "$accel: $VM_BOOT_FAILURE"
