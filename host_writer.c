@@ -72,6 +72,7 @@ struct writer {
 	char status[600];           /* run.json's: "running" until the end, then "complete" or failure */
 	char failure[600];          /* what went wrong first, "" while nothing has */
 	int outcome;                /* worst enum ivb_wl_outcome so far */
+	int save_failed;            /* run.json could not be written: said once */
 };
 
 /* ------------------------------------------------------------------ */
@@ -253,7 +254,8 @@ static int save(struct writer *w)
 {
 	if (ivb_results_write_json(&w->res, run_json, w) == 0)
 		return 0;
-	ivb_warn("cannot write the results: %s", ivb_results_error(&w->res));
+	if (!w->save_failed++) /* once: a full disk is one line, however often it is retried */
+		ivb_warn("cannot write the results: %s", ivb_results_error(&w->res));
 	if (!w->failure[0])
 		snprintf(w->failure, sizeof(w->failure), "cannot write the results: %s",
 			 ivb_results_error(&w->res));
@@ -321,6 +323,9 @@ int main(int argc, char **argv)
 	int i, rc;
 
 	ivb_cli_init(PROG);
+	/* Before anything is attached or removed: a signal from here on ends
+	 * the run through its status, never half-way through a set-up. */
+	ivb_cli_catch_signals();
 	parse_args(argc, argv, &w.cfg);
 	w.idle_cpu_pct = -1;
 	if (w.cfg.server_socket)
@@ -345,7 +350,6 @@ int main(int argc, char **argv)
 	w.res.on_new_file_arg = &w;
 	if (w.cfg.cpu >= 0 && (rc = ivb_pin_self(w.cfg.cpu)) < 0)
 		ivb_warn("cannot pin to CPU %d: %s (continuing unpinned)", w.cfg.cpu, strerror(-rc));
-	ivb_cli_catch_signals();
 	ivb_utc_now(w.start_time, sizeof(w.start_time));
 	snprintf(w.status, sizeof(w.status), "running");
 	if (save(&w))
@@ -373,7 +377,9 @@ int main(int argc, char **argv)
 		printf("\nResults in %s/\n", w.cfg.results_dir);
 	}
 	if (w.outcome != IVB_WL_COMPLETE) {
-		ivb_warn("%s", w.status);
+		/* A results failure was said when it happened. */
+		if (!w.save_failed || strncmp(w.status, "cannot write the results", 24))
+			ivb_warn("%s", w.status);
 		return ivb_interrupted ? 128 + ivb_interrupted : 1;
 	}
 	ivb_detach(&w.ep);

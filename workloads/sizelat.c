@@ -98,6 +98,11 @@ static int run_size(struct sizelat *sl, struct ivb_wl_ctx *ctx, uint32_t size, s
 		free(v);
 		return 0;
 	}
+	if (rc < 0) {
+		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
+		free(v);
+		return -1;
+	}
 	/* A round trip counts only once its echo, with the right sequence
 	 * number and check, has been read: an end marker or an index from
 	 * the other side is never taken for one, and a bad echo is counted

@@ -193,6 +193,8 @@ static int move(const struct stream *s, struct ivb_channel *ch, enum ivb_stream_
 			if (!rc && !moved)
 				rc = ivb_channel_wait(ch);
 		}
+		if (rc && ivb_interrupted)
+			rc = -EINTR; /* the stop signal is why, whatever the responder did since */
 		if (rc == -EPIPE) {
 			snprintf(status, len, "the responder stopped moving %u-byte messages %s at "
 				 "message %llu: %s", ch->len, ivb_stream_kind_name(k),
