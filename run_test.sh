@@ -17,6 +17,13 @@
 #                                         sender at R msgs/s, or a sweep up
 #                                         to the knee, quiet and beside
 #                                         stress-ng co-runners
+#   ./run_test.sh --transports [LIST]     the size-latency ping-pong and the
+#                                         stream over ivshmem and, in the same
+#                                         run, over the micro guest's
+#                                         virtio-serial, TCP over virtio-net and
+#                                         vsock, and the host's UNIX socket,
+#                                         pipe and TCP loopback (LIST: a subset
+#                                         of serial,tcp,vsock,unix,pipe,loopback)
 #   ./run_test.sh --bench                 in one run: latency and streams
 #                                         host-only, the eventfd floor,
 #                                         freshly booted VMs and VM pairs in
@@ -398,6 +405,96 @@ bench_summary() {
 	}
 }
 
+# ---- the other transports (--transports) -------------------------------------
+
+# The transports, their row names, and the sizes both ivshmem and they run.
+TRANSPORTS_ALL=serial,tcp,vsock,unix,pipe,loopback
+TRANSPORT_LAT_SIZES=8,64,512,4k,32k,256k,1M
+TRANSPORT_SIZES=64,4k,64k,1M
+
+# run_transports OUT LIST [host_writer options]: the size-latency ping-pong
+# and the stream over ivshmem (the running micro guest, or host-only when
+# none runs) into OUT, and over each transport of LIST into OUT/transports
+# (transport_bench): the guest's virtio-serial port, TCP over its virtio-net
+# and vsock, and the host's UNIX socket, pipe and TCP loopback. A transport
+# this machine or VM cannot give is a row saying why; the others run.
+run_transports() {
+	local out=$1 list=$2 t specs=() missing=() rc=0 trc=0 vm=""
+	shift 2
+	for t in ${list//,/ }; do
+		if [[ ,$TRANSPORTS_ALL, != *",$t,"* ]]; then
+			echo "run_test: --transports: '$t' is not one of ${TRANSPORTS_ALL//,/, }" >&2
+			exit 2
+		fi
+	done
+	if [ -d "$VM_STATE_DIR" ] && [ -n "$(vm_pid)" ] && vm_load_env && [ "$VM_GUEST" = micro ]; then
+		vm=1
+	fi
+	# ivshmem, the same sizes, the same verification.
+	set -- --test sizelat,stream --lat-sizes "$TRANSPORT_LAT_SIZES" --sizes "$TRANSPORT_SIZES" \
+		--direction h2g "$@"
+	if [ -n "$vm" ]; then
+		run_vm "$out" "$@" || rc=$?
+	else
+		vm_warn "no micro guest running: ivshmem host-only, and no guest transports (./setup.sh starts one)"
+		run_host_only "$out" "$@" || rc=$?
+	fi
+	[ "$rc" != 2 ] || return 2
+	for t in ${list//,/ }; do
+		case $t in
+		unix) specs+=(unix=unix) ;;
+		pipe) specs+=(pipe=pipe) ;;
+		loopback) specs+=(tcp-loopback=tcp) ;;
+		serial | tcp | vsock)
+			local name=virtio-$t want="" var
+			[ "$t" != tcp ] || name=virtio-net-tcp
+			if [ -z "$vm" ]; then
+				missing+=(--unavailable "$name=no micro guest running (./setup.sh)")
+				continue
+			fi
+			case $t in
+			serial) var=$VM_TRANSPORT_SERIAL want="serial:$VM_TRANSPORT_SERIAL" ;;
+			tcp) var=$VM_TRANSPORT_TCP_PORT want="tcp:127.0.0.1:$VM_TRANSPORT_TCP_PORT" ;;
+			vsock) var=$VM_TRANSPORT_VSOCK_CID want="vsock:$VM_TRANSPORT_VSOCK_CID:7777" ;;
+			esac
+			if [ -n "$var" ]; then
+				specs+=("$name=$want")
+			elif [[ ";$VM_TRANSPORT_UNAVAILABLE" == *";$t="* ]]; then
+				local why=${VM_TRANSPORT_UNAVAILABLE#*"$t="}
+				missing+=(--unavailable "$name=${why%%;*}")
+			else
+				missing+=(--unavailable "$name=the VM was started without it (IVSHMEM_TRANSPORTS=$VM_TRANSPORTS)")
+			fi
+			;;
+		esac
+	done
+	# The guest's responders announce themselves on the console when they serve.
+	if [ -n "$vm" ]; then
+		for t in "${specs[@]}"; do
+			case $t in
+			virtio-serial=*) wait_line "$VM_CONSOLE" "TRANSPORT-READY serial:" 30 >/dev/null || true ;;
+			virtio-net-tcp=*) wait_line "$VM_CONSOLE" "TRANSPORT-READY tcp:" 30 >/dev/null || true ;;
+			esac
+		done
+	fi
+	# The options both take, as host_writer got them.
+	local same=() prev=""
+	for t in "$@"; do
+		case $prev in
+		--lat-iterations | --duration | --verify | --timeout) same+=("$prev" "$t") ;;
+		esac
+		prev=$t
+	done
+	echo "== other transports: ${specs[*]%%=*}"
+	sig_run "$BIN/transport_bench" -o "$out/transports" -T "$(IFS=,; echo "${specs[*]}")" "${missing[@]}" \
+		--lat-sizes "$TRANSPORT_LAT_SIZES" --sizes "$TRANSPORT_SIZES" --timeout "$IVSHMEM_TIMEOUT" \
+		--cpu "$IVSHMEM_WRITER_CPU" --peer-cpu "$IVSHMEM_VCPU_CPU" "${same[@]}" \
+		--meta target="${vm:+vm}" --meta accel="${VM_ACCEL:-none}" || trc=$?
+	sig_exit_if_stopped
+	[ "$rc" != 0 ] || rc=$trc
+	return "$rc"
+}
+
 # --rate and --rate-sweep are options of the rate workload: run it alone.
 with_rate() {
 	local a out=()
@@ -437,6 +534,19 @@ case ${1:-} in
 	fi
 	run_host_only "$IVSHMEM_RESULTS" "$@"
 	;;
+--transports | --transports=*)
+	list=$TRANSPORTS_ALL
+	if [[ $1 == --transports=* ]]; then
+		list=${1#--transports=}
+	elif [ -n "${2:-}" ] && [[ $2 != -* ]]; then
+		list=$2
+		shift
+	fi
+	shift
+	settings_check_run
+	settings_state_dir
+	run_transports "$IVSHMEM_RESULTS" "$list" "$@"
+	;;
 --stream)
 	shift
 	settings_check_run
@@ -444,7 +554,7 @@ case ${1:-} in
 	run_vm "$IVSHMEM_RESULTS" "${STREAM_SWEEP[@]}" "$@"
 	;;
 -h | --help)
-	sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,35p' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
 	settings_check_run

@@ -118,7 +118,7 @@ static void usage(FILE *out)
 		"       " PROG " --serve SPEC [options] the responder\n\n"
 		"  -T, --transport LIST      pipe, unix, tcp (host-only, a forked responder), serial:SOCKET\n"
 		"                            (a virtserialport's host chardev), tcp:127.x.x.x:PORT, unix:PATH,\n"
-		"                            vsock:CID:PORT (default %s)\n"
+		"                            vsock:CID:PORT, each as NAME=SPEC to name its rows (default %s)\n"
 		"      --unavailable NAME=WHY  write a row saying NAME is not available, and why\n"
 		"  -o, --output DIR          results directory (default %s)\n"
 		"      --lat-sizes LIST      round-trip message sizes, or ladder (default %s)\n"
@@ -157,6 +157,14 @@ static int known_transport(const char *t)
 	return 0;
 }
 
+/* A transport's spec, after its row name: "NAME=SPEC" names the rows NAME. */
+static const char *spec_of(const char *t)
+{
+	const char *eq = strchr(t, '='), *colon = strchr(t, ':');
+
+	return eq && (!colon || eq < colon) ? eq + 1 : t;
+}
+
 static void parse_transports(const char *list)
 {
 	char *copy = strdup(list), *tok, *save;
@@ -165,6 +173,12 @@ static void parse_transports(const char *list)
 		ivb_die("out of memory");
 	cfg.ntransports = 0;
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		const char *name = tok;
+
+		tok = (char *)spec_of(tok);
+		if (tok != name && (tok - name < 2 || tok - name > 40 ||
+				    strcspn(name, ",\"\n") < (size_t)(tok - name - 1)))
+			ivb_die_usage("--transport: '%.*s' is not a row name", (int)(tok - name - 1), name);
 		if (!known_transport(tok))
 			ivb_die_usage("--transport: '%s' is not pipe, unix, tcp, serial:SOCKET, "
 				      "tcp:ADDR:PORT, unix:PATH or vsock:CID:PORT", tok);
@@ -184,7 +198,7 @@ static void parse_transports(const char *list)
 		}
 		if (cfg.ntransports == MAX_TRANSPORTS)
 			ivb_die_usage("--transport: at most %d", MAX_TRANSPORTS);
-		cfg.transports[cfg.ntransports++] = tok;
+		cfg.transports[cfg.ntransports++] = (char *)name;
 	}
 	if (!cfg.ntransports)
 		ivb_die_usage("--transport: empty list");
@@ -618,6 +632,15 @@ static int chan_open(const char *spec, struct chan *c)
 	int p1[2], p2[2], sv[2];
 
 	*c = (struct chan){ .name = spec, .rfd = -1, .wfd = -1, .sndbuf = -1, .rcvbuf = -1 };
+	if (spec_of(spec) != spec) { /* NAME=SPEC: the rows say NAME */
+		static char names[MAX_TRANSPORTS][48];
+		static int next;
+		char *n = names[next++ % MAX_TRANSPORTS];
+
+		snprintf(n, sizeof(names[0]), "%.*s", (int)(spec_of(spec) - spec - 1), spec);
+		c->name = n;
+		spec = spec_of(spec);
+	}
 	if (!strcmp(spec, "pipe")) {
 		if (pipe2(p1, O_CLOEXEC) || pipe2(p2, O_CLOEXEC)) {
 			snprintf(c->reason, sizeof(c->reason), "pipe: %s", strerror(errno));

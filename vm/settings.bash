@@ -186,6 +186,22 @@ settings_topology() {
 }
 
 # Everything setup.sh start needs, in the order a user would fix them.
+# settings_transports : IVSHMEM_TRANSPORTS is none, or a list of serial, tcp
+# and vsock without repeats.
+settings_transports() {
+	local t seen=","
+	[ "$IVSHMEM_TRANSPORTS" = none ] && return 0
+	[ -n "$IVSHMEM_TRANSPORTS" ] || settings_fail IVSHMEM_TRANSPORTS "empty (none, or a list of serial, tcp, vsock)"
+	for t in ${IVSHMEM_TRANSPORTS//,/ }; do
+		case $t in
+		serial | tcp | vsock) ;;
+		*) settings_fail IVSHMEM_TRANSPORTS "'$t' is not serial, tcp or vsock (or the whole value none)" ;;
+		esac
+		[[ $seen != *",$t,"* ]] || settings_fail IVSHMEM_TRANSPORTS "'$t' given twice"
+		seen+="$t,"
+	done
+}
+
 settings_check_vm() {
 	local mem
 	settings_choice IVSHMEM_MODE plain doorbell
@@ -211,6 +227,7 @@ settings_check_vm() {
 	settings_count IVSHMEM_BOOT_TIMEOUT 1 86400
 	settings_count IVSHMEM_KVM_TIMEOUT 1 86400
 	settings_count IVSHMEM_VECTORS 1 64
+	settings_transports
 	# sun_path holds 107 bytes and a terminating zero.
 	[ ${#IVSHMEM_SERVER_SOCKET} -le 107 ] ||
 		settings_fail IVSHMEM_SERVER_SOCKET "longer than the 107 bytes a socket path can have"

@@ -34,6 +34,7 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_WRITER_CPU:=0}"                # host CPU for host_writer
 : "${IVSHMEM_SERVER_SOCKET:=$IVSHMEM_STATE_DIR/ivshmem.sock}" # doorbell server socket
 : "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
+: "${IVSHMEM_TRANSPORTS:=serial,tcp,vsock}" # the micro guest's other channels (none: no devices)
 : "${IVSHMEM_GUEST_ARGS:=}"                 # extra guest_reader options, e.g. -v
 : "${IVSHMEM_QEMU_ARGS:=}"                  # extra QEMU options (split on spaces)
 
@@ -152,7 +153,7 @@ vm_modules() {
 # their dependencies) for doorbell mode and the virtio-9p ones for guest A's
 # results share. Rebuilt only when one of those inputs changes.
 vm_build_initramfs() {
-	local kernel kver root stamp new_stamp modules m9p m
+	local kernel kver root stamp new_stamp modules m9p mtr m
 	kernel=$(vm_kernel)
 	kver=$(vm_kernel_version "$kernel")
 	[ -d "/lib/modules/$kver" ] || vm_die "no modules for $kver in /lib/modules"
@@ -160,8 +161,12 @@ vm_build_initramfs() {
 	[ ${#modules[@]} -gt 0 ] || vm_die "cannot resolve the vfio-pci module for $kver"
 	mapfile -t m9p < <(vm_modules "$kver" virtio_pci 9pnet_virtio 9p)
 	[ ${#m9p[@]} -gt 0 ] || vm_die "cannot resolve the 9p modules for $kver"
+	# The other channels: virtio-serial, virtio-net, virtio-vsock.
+	mapfile -t mtr < <(vm_modules "$kver" virtio_pci virtio_console virtio_net vmw_vsock_virtio_transport)
+	[ ${#mtr[@]} -gt 0 ] || vm_die "cannot resolve the virtio transport modules for $kver"
 	new_stamp=$(sha256sum /bin/busybox "$IVSHMEM_BUILD_DIR/guest_reader" "$IVSHMEM_BUILD_DIR/guest/host_writer" \
-		"$VM_TOP/vm/initramfs/init" "${modules[@]}" "${m9p[@]}" | sha256sum | cut -d' ' -f1)
+		"$IVSHMEM_BUILD_DIR/guest/transport_bench" "$VM_TOP/vm/initramfs/init" "${modules[@]}" "${m9p[@]}" \
+		"${mtr[@]}" | sha256sum | cut -d' ' -f1)
 	stamp=$VM_INITRAMFS.stamp
 	if [ -f "$VM_INITRAMFS" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$new_stamp" ]; then
 		return 0
@@ -173,10 +178,17 @@ vm_build_initramfs() {
 	cp /bin/busybox "$root/bin/busybox"
 	cp "$IVSHMEM_BUILD_DIR/guest_reader" "$root/bin/guest_reader"
 	cp "$IVSHMEM_BUILD_DIR/guest/host_writer" "$root/bin/host_writer"
+	cp "$IVSHMEM_BUILD_DIR/guest/transport_bench" "$root/bin/transport_bench"
 	cp "$VM_TOP/vm/initramfs/init" "$root/init"
-	chmod 0755 "$root/init" "$root/bin/guest_reader" "$root/bin/host_writer"
+	chmod 0755 "$root/init" "$root/bin/guest_reader" "$root/bin/host_writer" "$root/bin/transport_bench"
 	: >"$root/etc/modules.list"
 	: >"$root/etc/modules-9p.list"
+	: >"$root/etc/modules-transport.list"
+	for m in "${mtr[@]}"; do
+		mkdir -p "$root$(dirname "$m")"
+		cp "$m" "$root$m"
+		echo "$m" >>"$root/etc/modules-transport.list"
+	done
 	for m in "${modules[@]}"; do
 		mkdir -p "$root$(dirname "$m")"
 		cp "$m" "$root$m"
@@ -420,7 +432,8 @@ vm_results_links() {
 # What vm.env records about the running VM.
 VM_ENV_KEYS=(VM_TOPOLOGY VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SHM_SIZE VM_KERNEL
 	VM_GUEST_KERNEL VM_QEMU_VERSION VM_VCPU_CPU VM_VCPUS VM_MEM VM_BOOT_SECONDS
-	VM_STARTED VM_SERVER_SOCKET VM_VECTORS VM_VCPU_TIDS)
+	VM_STARTED VM_SERVER_SOCKET VM_VECTORS VM_VCPU_TIDS VM_TRANSPORTS VM_TRANSPORT_SERIAL
+	VM_TRANSPORT_TCP_PORT VM_TRANSPORT_VSOCK_CID VM_TRANSPORT_UNAVAILABLE)
 
 # Load vm.env (what the running VM was started with) into the VM_* variables
 # of VM_ENV_KEYS; a key it lacks is empty. Parsed, never sourced.
@@ -440,6 +453,7 @@ vm_write_env() {
 	VM_VCPUS=$IVSHMEM_VCPUS VM_MEM=$IVSHMEM_MEM VM_BOOT_SECONDS=$5
 	VM_STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ) VM_SERVER_SOCKET=$IVSHMEM_SERVER_SOCKET
 	VM_VECTORS=$IVSHMEM_VECTORS
+	# VM_TRANSPORT_* were set by vm_transport_args for this boot.
 	vm_state_write "$VM_ENV" "${VM_ENV_KEYS[@]}"
 }
 
@@ -586,6 +600,11 @@ vm_qemu_args() {
 		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$(settings_bytes "$IVSHMEM_SHM_SIZE"),share=on"
 			-device ivshmem-plain,memdev=ivshm)
 	fi
+	vm_transport_args "$VM_STATE_DIR"
+	if [ "$IVSHMEM_GUEST" != cloud ] && [ -n "$VM_TRANSPORTS" ]; then
+		VM_QEMU_ARGS+=("${VM_TRANSPORT_ARGS[@]}")
+		append+=" ivb.transports=$VM_TRANSPORTS"
+	fi
 	if [ "$IVSHMEM_GUEST" = cloud ]; then
 		# Direct kernel boot of the offline image: VFIO needs the IOMMU on.
 		[ "$IVSHMEM_MODE" = doorbell ] && [ -n "$CLOUD_KERNEL" ] &&
@@ -597,6 +616,48 @@ vm_qemu_args() {
 	fi
 	# shellcheck disable=SC2206 # split on purpose
 	[ -z "$IVSHMEM_QEMU_ARGS" ] || VM_QEMU_ARGS+=($IVSHMEM_QEMU_ARGS)
+}
+
+# vm_transport_args DIR : the devices of the other channels the micro guest
+# serves transport_bench on (IVSHMEM_TRANSPORTS), into VM_TRANSPORT_ARGS,
+# and what they are into VM_TRANSPORTS (those given), VM_TRANSPORT_SERIAL
+# (the virtserialport's host socket, in DIR), VM_TRANSPORT_TCP_PORT (a free
+# 127.0.0.1 port forwarded to the guest's 7777 by QEMU's user-mode network,
+# which reaches nothing else: restrict=on), VM_TRANSPORT_VSOCK_CID and
+# VM_TRANSPORT_UNAVAILABLE ("NAME=why;..." for those this machine cannot
+# give). vm-vm guests and the cloud guest get none.
+vm_transport_args() {
+	local dir=$1 t
+	VM_TRANSPORT_ARGS=() VM_TRANSPORTS="" VM_TRANSPORT_SERIAL="" VM_TRANSPORT_TCP_PORT=""
+	VM_TRANSPORT_VSOCK_CID="" VM_TRANSPORT_UNAVAILABLE=""
+	[ "${IVSHMEM_TOPOLOGY:-host-vm}" = host-vm ] && [ "$IVSHMEM_GUEST" = micro ] || return 0
+	[ "$IVSHMEM_TRANSPORTS" != none ] || return 0
+	for t in ${IVSHMEM_TRANSPORTS//,/ }; do
+		case $t in
+		serial)
+			VM_TRANSPORT_SERIAL=$dir/transport-serial.sock
+			rm -f "$VM_TRANSPORT_SERIAL"
+			VM_TRANSPORT_ARGS+=(-device virtio-serial-pci
+				-chardev "socket,id=ivbserial,path=$VM_TRANSPORT_SERIAL,server=on,wait=off"
+				-device virtserialport,chardev=ivbserial,name=ivb.transport)
+			;;
+		tcp)
+			VM_TRANSPORT_TCP_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') ||
+				{ VM_TRANSPORT_UNAVAILABLE+="tcp=no free port on 127.0.0.1;"; continue; }
+			VM_TRANSPORT_ARGS+=(-netdev "user,id=ivbnet,restrict=on,hostfwd=tcp:127.0.0.1:$VM_TRANSPORT_TCP_PORT-:7777"
+				-device virtio-net-pci,netdev=ivbnet)
+			;;
+		vsock)
+			if [ ! -c /dev/vhost-vsock ]; then
+				VM_TRANSPORT_UNAVAILABLE+="vsock=/dev/vhost-vsock missing;"
+				continue
+			fi
+			VM_TRANSPORT_VSOCK_CID=$((1000 + $$ % 100000))
+			VM_TRANSPORT_ARGS+=(-device "vhost-vsock-pci,guest-cid=$VM_TRANSPORT_VSOCK_CID")
+			;;
+		esac
+		VM_TRANSPORTS+=${VM_TRANSPORTS:+,}$t
+	done
 }
 
 # Wait until the console shows the readiness token, QEMU $2 exits, or $1

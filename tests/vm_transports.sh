@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# vm_transports - run_test.sh --transports end to end in a TCG micro guest:
+# the size-latency ping-pong and the stream over ivshmem and, in the same
+# run, over the guest's virtio-serial port and TCP over its virtio-net, and
+# the host's UNIX socket, pipe and TCP loopback, every message verified;
+# vsock a row saying why it is not available (no /dev/vhost-vsock here, or
+# measured where there is one); bad transport names and settings refused
+# with one line before anything starts.
+# timeout: 300
+# shellcheck disable=SC2016 # awk programs are single-quoted on purpose
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/lib.bash
+. tests/lib.bash
+vm_test_begin transports
+
+# Bad input first: one line, exit 2, nothing started.
+rc=0
+./run_test.sh --transports serial,carrier-pigeon >"$tmp/bad.out" 2>&1 || rc=$?
+check "a bad transport name: exit 2, one line listing the valid ones" bash -c \
+	'[ "$1" = 2 ] && [ "$(grep -c . "$2")" = 1 ] && grep -q "serial, tcp, vsock, unix, pipe, loopback" "$2"' _ "$rc" "$tmp/bad.out"
+rc=0
+IVSHMEM_TRANSPORTS=serial,smoke ./setup.sh >"$tmp/badset.out" 2>&1 || rc=$?
+check "IVSHMEM_TRANSPORTS=serial,smoke: exit 2, one line" bash -c \
+	'[ "$1" = 2 ] && [ "$(grep -c . "$2")" = 1 ] && grep -q "IVSHMEM_TRANSPORTS" "$2"' _ "$rc" "$tmp/badset.out"
+check "nothing was started" [ ! -e "$IVSHMEM_STATE_DIR/qemu.pid" ]
+
+./setup.sh >"$tmp/setup.out" 2>&1 || { cat "$tmp/setup.out"; exit 1; }
+check "the guest serves the serial port and TCP" bash -c \
+	'grep -q "TRANSPORT-READY serial:" "$1" && grep -q "TRANSPORT-READY tcp:7777" "$1"' _ "$IVSHMEM_STATE_DIR/console.log"
+rc=0
+./run_test.sh --transports --lat-iterations 100 --duration 50ms >"$tmp/run.out" 2>&1 || rc=$?
+check "run_test.sh --transports: exit 0" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -n 30 "$tmp/run.out"
+csv=$IVSHMEM_RESULTS/transports/transport_results.csv
+for t in virtio-serial virtio-net-tcp unix pipe tcp-loopback; do
+	check "$t: 7 round-trip and 4 stream rows, none with an error" awk -F, -v t="$t" \
+		'$1 == t && $2 == "sizelat" { l++; if ($17 != 0 || $8 <= 0) bad = 1 } $1 == t && $2 == "stream" { s++; if ($17 != 0 || $15 <= 0) bad = 1 } END { exit bad || l != 7 || s != 4 }' "$csv"
+done
+if [ -c /dev/vhost-vsock ]; then
+	check "virtio-vsock: measured" grep -q '^virtio-vsock,stream,' "$csv"
+else
+	check "virtio-vsock: a row saying /dev/vhost-vsock is missing" grep -q '^virtio-vsock,all,.*,0,/dev/vhost-vsock missing$' "$csv"
+fi
+check "ivshmem: the same sizes in the same run" bash -c \
+	'[ "$(($(wc -l <"$1/size_latency_results.csv") - 1))" = 7 ] && [ "$(grep -c "^h2g," "$1/stream_results.csv")" = 4 ]' _ "$IVSHMEM_RESULTS"
+check "transports' run.json: complete, TCP_NODELAY on the TCP channels" bash -c \
+	'grep -q "\"status\": \"complete\"" "$1" && [ "$(grep -c "\"tcp_nodelay\": 1" "$1")" -ge 2 ]' _ "$IVSHMEM_RESULTS/transports/run.json"
+# ivshmem plain answers faster than any channel through QEMU's devices.
+check "ivshmem's 64 B p50 is below virtio-serial's and virtio-net's" bash -c '
+	iv=$(awk -F, "\$1 == 64 { print \$7 }" "$1/size_latency_results.csv")
+	awk -F, -v iv="$iv" "(\$1 == \"virtio-serial\" || \$1 == \"virtio-net-tcp\") && \$2 == \"sizelat\" && \$3 == 64 && \$8 <= iv { bad = 1 } END { exit bad }" "$1/transports/transport_results.csv"' _ "$IVSHMEM_RESULTS"
+grep -E 'round trip p50|msg/s' "$tmp/run.out" | grep -E ' (64|1048576) B' || true
+./setup.sh stop >/dev/null 2>&1
+exit $fail
