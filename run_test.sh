@@ -239,6 +239,7 @@ bench_vm() {
 	[ "$mode" = plain ] || wait=(--wait hybrid:50us)
 	IVSHMEM_RESULTS=$out-stream sig_run ./run_test.sh "${BENCH_STREAM[@]}" "${wait[@]}" --quiet
 	if [ "$mode" = plain ]; then
+		IVSHMEM_RESULTS=$out-transports sig_run ./run_test.sh --transports --quiet
 		IVSHMEM_RESULTS=$out-rate sig_run ./run_test.sh --rate-sweep "${BENCH_RATE[@]}" --quiet
 		half=$(bench_half_knee "$out-rate")
 		[ -z "$half" ] || IVSHMEM_RESULTS=$out-rate-load sig_run ./run_test.sh --rate "$half" \
@@ -401,11 +402,70 @@ bench_summary() {
 		bench_stream_table "$base"
 		echo
 		bench_rate_table "$base"
+		echo
+		bench_transport_table "$base/plain-transports"
 		echo "Results: $base/{host,eventfd,plain,doorbell}/ and $base/{host,plain,doorbell}-stream/"
 	}
 }
 
 # ---- the other transports (--transports) -------------------------------------
+
+# One line per transport of the run in $1 (run_test.sh --transports): p50
+# round trip at 64 B, msgs/s at 64 B and GB/s at 1 MiB, each with its ratio
+# to ivshmem's in the same run.
+bench_transport_table() {
+	[ -f "$1/transports/transport_results.csv" ] || return 0
+	/usr/bin/python3 - "$1" <<'PY'
+import csv, json, os, sys
+base = sys.argv[1]
+def rows(path):
+    return list(csv.DictReader(open(path))) if os.path.exists(path) else []
+def ivshmem(d):
+    lat = {int(r["message_bytes"]): float(r["p50_ns"]) for r in rows(os.path.join(d, "size_latency_results.csv"))}
+    st = {int(r["message_bytes"]): r for r in rows(os.path.join(d, "stream_results.csv")) if r["direction"] == "h2g"}
+    return (lat.get(64), float(st[64]["msgs_per_s"]) if 64 in st else None,
+            float(st[1048576]["gbps"]) if 1048576 in st else None)
+run = json.load(open(os.path.join(base, "run.json")))
+mode = run.get("mode", "?")
+vm = run.get("target") == "vm"
+# Guest channels beside ivshmem in the guest; the host's beside ivshmem on the host.
+vm_ref = "ivshmem %s, VM" % mode
+host_ref = "ivshmem %s, host" % mode
+figs = {}
+if vm:
+    figs[vm_ref] = ivshmem(base)
+    if os.path.exists(os.path.join(base, "host-ivshmem", "run.json")):
+        figs[host_ref] = ivshmem(os.path.join(base, "host-ivshmem"))
+else:
+    figs[host_ref] = ivshmem(base)
+why = {}
+for r in rows(os.path.join(base, "transports", "transport_results.csv")):
+    t = r["transport"]
+    if r["available"] != "1":
+        why[t] = r["reason"]
+        continue
+    f = list(figs.get(t, (None, None, None)))
+    size = int(r["message_bytes"])
+    if r["test"] == "sizelat" and size == 64 and r["p50_ns"]:
+        f[0] = float(r["p50_ns"])
+    if r["test"] == "stream" and size == 64:
+        f[1] = float(r["msgs_per_s"])
+    if r["test"] == "stream" and size == 1048576:
+        f[2] = float(r["gbps"])
+    figs[t] = tuple(f)
+print("Other channels, same guest and run, every message checked (ratio = transport / ivshmem %s on the"
+      " same side: virtio-* to the VM's, the host's channels to host-only)" % mode)
+print("%-20s %12s %7s %14s %7s %12s %7s" % ("", "p50 64 B us", "ratio", "64 B msgs/s", "ratio", "1 MiB GB/s", "ratio"))
+def cell(v, fmt): return fmt % v if v is not None else "%*s" % (len(fmt % 1.0), "-")
+def ratio(v, r): return "%6.2fx" % (v / r) if v is not None and r else "%7s" % "-"
+for t, (p50, mps, gbps) in figs.items():
+    ref = figs.get(vm_ref if t.startswith("virtio") or t == vm_ref else host_ref, (None, None, None))
+    print("%-20s %12s %7s %14s %7s %12s %7s" % (t, cell(p50 / 1e3 if p50 else None, "%12.3f"), ratio(p50, ref[0]),
+          cell(mps, "%14.0f"), ratio(mps, ref[1]), cell(gbps, "%12.3f"), ratio(gbps, ref[2])))
+for t, w in why.items():
+    print("%-18s not available: %s" % (t, w))
+PY
+}
 
 # The transports, their row names, and the sizes both ivshmem and they run.
 TRANSPORTS_ALL=serial,tcp,vsock,unix,pipe,loopback
@@ -435,6 +495,8 @@ run_transports() {
 		--direction h2g "$@"
 	if [ -n "$vm" ]; then
 		run_vm "$out" "$@" || rc=$?
+		# The host's own channels are set beside ivshmem on the host.
+		[ "$rc" != 0 ] || run_host_only "$out/host-ivshmem" "$@" || rc=$?
 	else
 		vm_warn "no micro guest running: ivshmem host-only, and no guest transports (./setup.sh starts one)"
 		run_host_only "$out" "$@" || rc=$?
@@ -483,6 +545,7 @@ run_transports() {
 		case $prev in
 		--lat-iterations | --duration | --verify | --timeout) same+=("$prev" "$t") ;;
 		esac
+		[ "$t" != --quiet ] && [ "$t" != -q ] || same+=(-q)
 		prev=$t
 	done
 	echo "== other transports: ${specs[*]%%=*}"
