@@ -82,9 +82,9 @@ mkdir -p "$tmp/build/guest"
 ln -s "$tmp/precious" "$tmp/build/apt.log"
 in_vm_sh apt "IVSHMEM_BUILD_DIR='$tmp/build'; VM_PACKAGES=(ivb-no-such-package); vm_install_deps"
 refused "setup: a link at build/apt.log" apt "$tmp/build/apt.log"
-if [ -x build/guest_reader ] && [ -x build/guest/host_writer ] && ls /boot/vmlinuz-* >/dev/null 2>&1; then
+if [ -x build/guest_reader ] && [ -x build/guest/host_writer ] && [ -x build/guest/transport_bench ] && ls /boot/vmlinuz-* >/dev/null 2>&1; then
 	cp build/guest_reader "$tmp/build/"
-	cp build/guest/host_writer "$tmp/build/guest/"
+	cp build/guest/host_writer build/guest/transport_bench "$tmp/build/guest/"
 	for name in initramfs.cpio.gz initramfs.cpio.gz.stamp; do
 		ln -s "$tmp/precious" "$tmp/build/guest/$name"
 		in_vm_sh "initramfs-$name" "IVSHMEM_BUILD_DIR='$tmp/build' VM_INITRAMFS='$tmp/build/guest/initramfs.cpio.gz'; vm_build_initramfs"
