@@ -457,42 +457,88 @@ static void tune_socket(int fd, struct chan *c)
 }
 
 /*
- * A virtio-serial port: open it, and when the host side closes (a read of
- * 0 bytes, or a hang-up), open it again, in one-second looks at the stop
- * flag. Garbage loses the stream: what is there is read and dropped until
- * a quiet 100 ms, and serving goes on.
+ * Wait until the host side of virtio-serial port fd is connected. While it
+ * is not, poll() says POLLHUP at once and read() returns 0, so neither can
+ * be slept on; the port's driver sends SIGIO (O_ASYNC) when the host
+ * connects, which is waited for here, with a look every second in case it
+ * was missed. 0 connected, -EINTR on a stop signal, -ETIMEDOUT after idle_ns.
+ */
+static int wait_host(int fd, uint64_t idle_ns)
+{
+	uint64_t start = ivb_now_ns();
+	sigset_t io;
+
+	sigemptyset(&io);
+	sigaddset(&io, SIGIO);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct timespec slice = { 1, 0 };
+
+		if (ivb_interrupted)
+			return -EINTR;
+		if (poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP))
+			return 0;
+		if (idle_ns && ivb_now_ns() - start > idle_ns)
+			return -ETIMEDOUT;
+		sigtimedwait(&io, NULL, &slice); /* SIGIO, a stop signal, or a second */
+	}
+}
+
+/*
+ * A virtio-serial port: opened once; each time the host connects, its
+ * frames are served until it closes. Garbage loses the stream: what is
+ * there is read and dropped until a quiet 100 ms, and serving goes on.
  */
 static int serve_serial(const char *dev)
 {
-	int announced = 0;
+	int fd = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK), fl;
+	sigset_t io;
 
+	if (fd < 0) {
+		ivb_warn("cannot open %s: %s", dev, strerror(errno));
+		return 1;
+	}
+	/* SIGIO stays blocked: it is only ever taken by sigtimedwait(). */
+	sigemptyset(&io);
+	sigaddset(&io, SIGIO);
+	sigprocmask(SIG_BLOCK, &io, NULL);
+	fl = fcntl(fd, F_GETFL);
+	if (fcntl(fd, F_SETOWN, getpid()) || fl < 0 || fcntl(fd, F_SETFL, fl | O_ASYNC))
+		ivb_warn("%s: no SIGIO on host connections (%s): looking once a second", dev,
+			 strerror(errno));
+	printf("TRANSPORT-READY %s\n", cfg.serve);
+	fflush(stdout);
 	while (!ivb_interrupted) {
-		int fd = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK);
-		uint64_t idle_from = ivb_now_ns();
-		int rc;
+		int rc = wait_host(fd, cfg.idle_ns);
 
-		if (fd < 0) {
-			ivb_warn("cannot open %s: %s", dev, strerror(errno));
-			return 1;
+		if (rc == -ETIMEDOUT) {
+			ivb_warn("no connection for %.0f s; exiting", (double)cfg.idle_ns / 1e9);
+			close(fd);
+			return 3;
 		}
-		if (!announced++) {
-			printf("TRANSPORT-READY %s\n", cfg.serve);
-			fflush(stdout);
-		}
-		rc = serve_conn(fd, fd);
-		if (rc < 0) {
+		if (rc)
+			break;
+		if (serve_conn(fd, fd) < 0) {
 			uint8_t junk[4096];
 
 			while (ivb_xport_read_all(fd, junk, 1, ivb_now_ns() + 100000000ull) == 0)
 				while (read(fd, junk, sizeof(junk)) > 0)
 					;
 		}
-		close(fd);
 		if (cfg.once)
-			return 0;
-		if (cfg.idle_ns && ivb_now_ns() - idle_from > cfg.idle_ns)
-			return 3;
+			break;
+		/* The host may still be connected (garbage), or gone: wait_host tells. */
+		if (!ivb_interrupted) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			struct timespec slice = { 0, 100000000 };
+
+			/* A host that just closed is seen by the next poll; a breath
+			 * first keeps a stream of garbage from spinning. */
+			if (poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP))
+				sigtimedwait(&io, NULL, &slice);
+		}
 	}
+	close(fd);
 	return 0;
 }
 

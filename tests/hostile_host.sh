@@ -325,7 +325,9 @@ attack rate-echo-seq-skip may "${RATE[@]}" -- --at moved:100 --set 'ring1.slot[a
 attack latency-session-flip may "${LATENCY[@]}" -- --at seq:500 --set hdr.session_id=random
 attack latency-ack-ahead may "${LATENCY[@]}" -- --at seq:500 --set hdr.ack=ack:processed+1 "${HOLD[@]}"
 attack latency-command may "${LATENCY[@]}" -- --at seq:500 --set hdr.command=0x77 "${HOLD[@]}"
-attack frames-ack-forged must "${FRAMES[@]}" -- --at seq:10 --set hdr.ack=ack:processed "${HOLD[@]}"
+# Frames whose check takes the responder milliseconds: a forged PROCESSED
+# lands inside that window however the attacker is scheduled.
+attack frames-ack-forged must -t frames -f 1080p -b 20 -- --at seq:10 --set hdr.ack=ack:processed "${HOLD[@]}"
 attack frames-payload-size may "${FRAMES[@]}" -- --at seq:10 --set hdr.payload_size=0xffffffffff "${HOLD[@]}"
 
 killed_initiator

@@ -43,7 +43,8 @@ grep -A3 'RTT us' "$tmp/run.out" || true
 ./build/host_writer --shm "$IVSHMEM_SHM_PATH" -o "$tmp/dead" -n 100000000 -w 0 --timeout 1s \
 	--cpu none >"$tmp/dead.out" 2>&1 &
 writer=$!
-wait_line --pid "$writer" "$tmp/dead.out" attached 10 || true
+# Killed once rows are on disk (they reach it in batches of 256).
+wait_line --pid "$writer" "$tmp/dead/latency_results.csv" '^[0-9]' 30 || true
 kill -KILL "$pid"
 rc=0
 wait "$writer" || rc=$?
