@@ -77,6 +77,7 @@ if mount -t tmpfs -o size=256k tmpfs "$tmp/full" 2>/dev/null; then
 		>"$tmp/full.out" 2>&1 || rc=$?
 	check "full disk: exit 1" [ "$rc" = 1 ]
 	check "full disk: says so" grep -q 'No space left on device' "$tmp/full.out"
+	check "full disk: said once, in one line" [ "$(grep -c . "$tmp/full.out")" = 1 ]
 	check "full disk: no half row" whole_rows "$tmp/full/r/latency_results.csv"
 	check "full disk: no temporary file" [ ! -e "$tmp/full/r/run.json.tmp" ]
 	stop_reader
@@ -91,6 +92,7 @@ rc=0
 "$BIN/host_writer" --shm "$shm" -o "$tmp/nojson" -n 100 -b 1 -f 64x64 --cpu none -q >"$tmp/nojson.out" 2>&1 || rc=$?
 check "run.json unwritable: exit 1" [ "$rc" = 1 ]
 check "run.json unwritable: says so" grep -q "cannot write the results: .*run.json" "$tmp/nojson.out"
+check "run.json unwritable: said once, in one line" [ "$(grep -c . "$tmp/nojson.out")" = 1 ]
 check "run.json unwritable: no temporary file" [ ! -e "$tmp/nojson/run.json.tmp" ]
 stop_reader
 
