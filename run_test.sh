@@ -366,6 +366,9 @@ bench() {
 	floor_p50=$(p50_ns "$base/eventfd")
 	files_write "$base/summary.txt" < <(bench_summary "$base" "$host_p50" "$floor_p50")
 	cat "$base/summary.txt"
+	# The page of the whole bench: results/bench/report.html (its figures in summary.json).
+	/usr/bin/python3 analyze_results.py --quiet --allow-partial "$base" ||
+		vm_warn "analyze_results.py $base: exit $? (report.html says why when written)"
 }
 
 # The benchmark's summary, from the results directories under $1 and the

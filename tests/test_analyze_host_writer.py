@@ -3,7 +3,9 @@
 guest_reader, run them against each other on a shared-memory file in
 /dev/shm (no VM), analyse the results directory, and check every figure
 against an independent computation from the CSV files (numpy percentiles)
-and against the C harness's own summary in run.json.
+and against the C harness's own summary in run.json; and every results file
+host_writer writes, with its columns in order, against the schemas the
+analysis reads (`host_writer --schema`).
 
 Exits 77 (skip) when the programs cannot be built or /dev/shm is not there.
 Run: /usr/bin/python3 -m pytest -q tests/test_analyze_host_writer.py
@@ -17,7 +19,7 @@ import sys
 
 import numpy as np
 import pytest
-from analyze_common import SCRIPT, build, host_writer_run, skip
+from analyze_common import BUILD, SCRIPT, build, host_writer_run, package, skip
 
 ITERATIONS = 2000
 FRAME_ITERATIONS = 3
@@ -126,3 +128,22 @@ def test_bandwidth_figures_match_the_csv(results):
     for phase in ("copy", "handoff", "verify"):
         assert frame["phase_mean_ns"][phase] == pytest.approx(
             numbers(rows[f"{phase}_ns"]).mean(), rel=1e-12)
+
+
+def test_schema_matches_host_writer(results):
+    """Every results file host_writer writes, with its columns in order,
+    is the one the analysis reads, and the other way round."""
+    proc = subprocess.run([str(BUILD / "host_writer"), "--schema"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    written = {}
+    for line in proc.stdout.splitlines():
+        workload, name, columns = line.split(" ")
+        assert name not in written, f"{name} printed twice"
+        written[name] = (workload, columns.split(","))
+    schemas = package().kinds.SCHEMAS
+    read = {s.file: (s.workload, list(s.columns)) for s in schemas}
+    assert len(read) == len(schemas), "a file spelled twice in SCHEMAS"
+    assert read == written
+    assert {"latency_results.csv", "bandwidth_results.csv", "stream_results.csv",
+            "size_latency_results.csv", "rate_results.csv", "rate_histograms.csv"} <= set(read)

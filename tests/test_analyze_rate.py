@@ -479,7 +479,7 @@ def test_compare_overlays_the_curves(runs, tmp_path):
     proc = run("--compare", runs["single"], runs["sweep"], "--output", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert {p.name for p in tmp_path.iterdir()} == {
-        "comparison.txt", "comparison.json", "comparison_rate.png"}
+        "comparison.txt", "comparison.json", "comparison_rate.png", "report.html"}
     assert png(tmp_path / "comparison_rate.png") > 10_000
     data = json.loads((tmp_path / "comparison.json").read_text())
     metrics = {m["metric"]: m for m in data["metrics"]}

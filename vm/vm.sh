@@ -67,11 +67,12 @@ VM_INITRAMFS=$IVSHMEM_BUILD_DIR/guest/initramfs.cpio.gz
 
 # Debian packages the project needs, for building, the VM and the tests.
 # libxxhash-dev: the streams' message check; clang and libclang-rt-14-dev:
-# the fuzzers; stress-ng: the co-runners of the latency-under-load runs.
+# the fuzzers; stress-ng: the co-runners of the latency-under-load runs;
+# chromium: tests/test_analyze_browser.py renders report.html.
 VM_PACKAGES=(gcc make libc6-dev libssl-dev libxxhash-dev qemu-system-x86 qemu-utils linux-image-amd64
 	busybox-static cpio kmod python3-pandas python3-matplotlib python3-pytest
 	genisoimage mmdebstrap openssh-client curl e2fsprogs util-linux iproute2 procps shellcheck strace valgrind
-	clang libclang-rt-14-dev stress-ng)
+	clang libclang-rt-14-dev stress-ng chromium)
 
 vm_log() { printf '%s\n' "$*"; }
 vm_warn() { printf '%s: %s\n' "$VM_PROG" "$*" >&2; }
