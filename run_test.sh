@@ -551,11 +551,17 @@ run_transports() {
 		[ "$t" != --quiet ] && [ "$t" != -q ] || same+=(-q)
 		prev=$t
 	done
+	local vmmeta=()
+	if [ -n "$vm" ]; then
+		vmmeta=(--meta virtio_net="user-mode network (slirp), restrict=on, one 127.0.0.1 forward"
+			--meta vhost_net="no: QEMU's user-mode network has no vhost backend$([ -c /dev/vhost-net ] || echo ", and /dev/vhost-net is missing")")
+	fi
 	echo "== other transports: ${specs[*]%%=*}"
 	sig_run "$BIN/transport_bench" -o "$out/transports" -T "$(IFS=,; echo "${specs[*]}")" "${missing[@]}" \
 		--lat-sizes "$TRANSPORT_LAT_SIZES" --sizes "$TRANSPORT_SIZES" --timeout "$IVSHMEM_TIMEOUT" \
 		--cpu "$IVSHMEM_WRITER_CPU" --peer-cpu "$IVSHMEM_VCPU_CPU" "${same[@]}" \
-		--meta target="${vm:+vm}" --meta accel="${VM_ACCEL:-none}" || trc=$?
+		--meta target="$([ -n "$vm" ] && echo vm || echo host)" --meta accel="${VM_ACCEL:-none}" \
+		"${vmmeta[@]}" || trc=$?
 	sig_exit_if_stopped
 	[ "$rc" != 0 ] || rc=$trc
 	return "$rc"

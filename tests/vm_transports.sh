@@ -46,6 +46,7 @@ check "ivshmem: the same sizes in the same run" bash -c \
 	'[ "$(($(wc -l <"$1/size_latency_results.csv") - 1))" = 7 ] && [ "$(grep -c "^h2g," "$1/stream_results.csv")" = 4 ]' _ "$IVSHMEM_RESULTS"
 check "transports' run.json: complete, TCP_NODELAY on the TCP channels" bash -c \
 	'grep -q "\"status\": \"complete\"" "$1" && [ "$(grep -c "\"tcp_nodelay\": 1" "$1")" -ge 2 ]' _ "$IVSHMEM_RESULTS/transports/run.json"
+check "transports' run.json: vhost-net recorded as not used" grep -q '"vhost_net": "no' "$IVSHMEM_RESULTS/transports/run.json"
 # ivshmem plain answers faster than any channel through QEMU's devices.
 check "ivshmem's 64 B p50 is below virtio-serial's and virtio-net's" bash -c '
 	iv=$(awk -F, "\$1 == 64 { print \$7 }" "$1/size_latency_results.csv")
