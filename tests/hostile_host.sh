@@ -314,7 +314,10 @@ attack bidir-tail0-flicker may "${BIDIR[@]}" -- --at moved:1000 --set ring0.tail
 # Size-latency: the echo's end marker, and a huge head into the empty ring 0.
 attack sizelat-end-below must "${SIZELAT[@]}" -- --at moved:1000 --set ring1.end=0
 attack sizelat-head-huge may "${SIZELAT[@]}" -- --at moved:1000 --set ring0.head=0x4000000000000000 --when-empty 0 --count 20 --every 1ms
-attack sizelat-echo-len must "${SIZELAT[@]}" -- --at moved:1000 --set 'ring1.slot[all].len=0x7fffffff' "${HOLD[@]}"
+# A forged length must land between the echo's write and its read, a window
+# of nanoseconds: a run long enough that the attacker is scheduled inside it.
+attack sizelat-echo-len must -t sizelat --lat-sizes 8 --lat-iterations 3000000 -- --at moved:1000 \
+	--set 'ring1.slot[all].len=0x7fffffff' "${HOLD[@]}"
 
 # Rate at a small rate: ring 0 is empty most of the time.
 attack rate-head-huge may "${RATE[@]}" -- --at moved:100 --set ring0.head=0x4000000000000000 --when-empty 0 --count 20 --every 1ms

@@ -38,7 +38,9 @@ declare -A event=([latency]=run.json [frames]=run.json [stream]=run.json [sizela
 declare -A regex=([latency]='"status": "running"' [frames]='"status": "running"' [stream]='"status": "running"'
 	[sizelat]='"status": "running"' [rate]='"status": "running"')
 if command -v stress-ng >/dev/null; then
-	run[rate]="./run_test.sh --rate 1k --rate-duration 2s --interference cpu"
+	# The point beside the co-runner outlasts the signal's random delay (at
+	# most 0.9 s after the quiet row) by seconds, however loaded the machine.
+	run[rate]="./run_test.sh --rate 1k --rate-duration 5s --interference cpu"
 	event[rate]=rate_results.csv regex[rate]='^none,'
 else
 	echo "note: stress-ng not installed; the rate run has no co-runner"
