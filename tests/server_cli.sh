@@ -38,6 +38,19 @@ rejects() {
 
 mode_of() { stat -c %a "$1" 2>/dev/null || echo missing; }
 
+# stop_server RUNNER : end the server that `timeout ... &` (pid RUNNER) runs
+# and wait for the server itself to be gone. timeout passes the SIGTERM on
+# but, under load, can exit before its child does: waiting for timeout alone
+# left the server still listening, and the next section's server found
+# "another server is listening" on the socket.
+stop_server() {
+	local child
+	child=$(pgrep -P "$1" ivshmem_server | head -n 1 || true)
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" || true
+	[ -z "$child" ] || wait_exit "$child" 10 || true
+}
+
 echo "# help and version"
 check "--help exits 0 and prints the defaults" \
 	bash -c "'$SERVER' --help | grep -q 'default /tmp/ivshmem_socket' && '$SERVER' -h | grep -q 'default 64M'"
@@ -88,15 +101,13 @@ timeout 30 "$SERVER" -S "$tmp/sock" -M "$shm_name" -l 64k >"$tmp/name.out" 2>&1 
 runner=$!
 wait_line "$tmp/name.out" "listening on" 10 || true
 check "/dev/shm/$shm_name is mode 600" [ "$(mode_of "/dev/shm/$shm_name")" = 600 ]
-kill -TERM "$runner"
-wait "$runner" || true
+stop_server "$runner"
 check "and removed on SIGTERM" [ ! -e "/dev/shm/$shm_name" ]
 truncate -s 64k "$tmp/mine"
 timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/mine" -l 64k >"$tmp/mine.out" 2>&1 &
 runner=$!
 wait_line "$tmp/mine.out" "listening on" 10 || true
-kill -TERM "$runner"
-wait "$runner" || true
+stop_server "$runner"
 check "an existing shm file is used and left in place" [ -e "$tmp/mine" ]
 rc=0
 timeout 10 "$SERVER" -S "$tmp/sock" -M "$tmp/mine" -l 1M >"$tmp/size.out" 2>&1 || rc=$?
@@ -118,8 +129,7 @@ check "SIGKILL leaves the socket behind" [ -S "$tmp/sock" ]
 timeout 30 "$SERVER" -S "$tmp/sock" -M "$tmp/shm" -l 64k >"$tmp/stale.out" 2>&1 &
 runner=$!
 check "a new server takes over the stale socket" wait_line "$tmp/stale.out" "listening on" 10
-kill -TERM "$runner"
-wait "$runner" || true
+stop_server "$runner"
 rm -f "$tmp/shm" "$tmp/killed.pid"
 
 echo "# daemon mode"
@@ -127,10 +137,11 @@ rc=0
 timeout 10 "$SERVER" -d -S "$tmp/sock" -M "$tmp/shm" -l 64k -p "$tmp/daemon.pid" >"$tmp/daemon.out" 2>&1 || rc=$?
 check "-d returns 0 once listening and prints the line" \
 	bash -c "[ $rc = 0 ] && grep -q '^ivshmem_server: listening on $tmp/sock\$' '$tmp/daemon.out'"
-pid=$(cat "$tmp/daemon.pid" 2>/dev/null || echo 0)
+pid=$(cat "$tmp/daemon.pid" 2>/dev/null || true)
+[[ $pid =~ ^[1-9][0-9]*$ ]] || pid=none # never kill 0: that is this script's process group
 check "pidfile written before -d returned; daemon $pid runs" \
 	bash -c "[ -S '$tmp/sock' ] && grep -q ivshmem_server /proc/$pid/cmdline"
-kill -TERM "$pid"
+[ "$pid" = none ] || kill -TERM "$pid"
 check "SIGTERM ends the daemon" wait_exit "$pid" 10
 check "and it removed socket and pidfile" bash -c "[ ! -e '$tmp/sock' ] && [ ! -e '$tmp/daemon.pid' ]"
 
