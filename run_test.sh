@@ -519,7 +519,7 @@ run_transports() {
 			fi
 			case $t in
 			serial) var=$VM_TRANSPORT_SERIAL want="serial:$VM_TRANSPORT_SERIAL" ;;
-			tcp) var=$VM_TRANSPORT_TCP_PORT want="tcp:127.0.0.1:$VM_TRANSPORT_TCP_PORT" ;;
+			tcp) var=$VM_TRANSPORT_TCP_PORT want="tcp:${VM_TRANSPORT_TCP_HOST:-127.0.0.1}:$VM_TRANSPORT_TCP_PORT" ;;
 			vsock) var=$VM_TRANSPORT_VSOCK_CID want="vsock:$VM_TRANSPORT_VSOCK_CID:7777" ;;
 			esac
 			if [ -n "$var" ]; then
@@ -551,13 +551,21 @@ run_transports() {
 		[ "$t" != --quiet ] && [ "$t" != -q ] || same+=(-q)
 		prev=$t
 	done
-	local vmmeta=()
-	if [ -n "$vm" ]; then
+	local vmmeta=() netns=()
+	if [ -n "$vm" ] && [ "${VM_NET:-user}" = tap ]; then
+		# The guest's address is in the VM's network namespace: the whole
+		# transport_bench runs there (the host's channels and the serial
+		# port's UNIX socket work the same inside it), and --netns lets it
+		# take an address outside 127.0.0.0/8 once it has checked it is there.
+		netns=(ip netns exec "$VM_NETNS")
+		vmmeta=(--netns "$VM_NETNS" --meta virtio_net="tap in network namespace $VM_NETNS ($VM_NET_HOST/$VM_NET_BITS, guest $VM_TRANSPORT_TCP_HOST)"
+			--meta netns="$VM_NETNS" --meta vhost_net="$VM_VHOST_NET")
+	elif [ -n "$vm" ]; then
 		vmmeta=(--meta virtio_net="user-mode network (slirp), restrict=on, one 127.0.0.1 forward"
 			--meta vhost_net="no: QEMU's user-mode network has no vhost backend$([ -c /dev/vhost-net ] || echo ", and /dev/vhost-net is missing")")
 	fi
 	echo "== other transports: ${specs[*]%%=*}"
-	sig_run "$BIN/transport_bench" -o "$out/transports" -T "$(IFS=,; echo "${specs[*]}")" "${missing[@]}" \
+	sig_run "${netns[@]}" "$BIN/transport_bench" -o "$out/transports" -T "$(IFS=,; echo "${specs[*]}")" "${missing[@]}" \
 		--lat-sizes "$TRANSPORT_LAT_SIZES" --sizes "$TRANSPORT_SIZES" --timeout "$IVSHMEM_TIMEOUT" \
 		--cpu "$IVSHMEM_WRITER_CPU" --peer-cpu "$IVSHMEM_VCPU_CPU" "${same[@]}" \
 		--meta target="$([ -n "$vm" ] && echo vm || echo host)" --meta accel="${VM_ACCEL:-none}" \

@@ -92,6 +92,7 @@ struct config {
 	const char *meta[MAX_META];
 	int nmeta;
 	int quiet;
+	const char *netns;          /* --netns: the harness's network namespace we run in, or NULL */
 };
 
 /* One transport's channel, as the initiator holds it. */
@@ -133,6 +134,8 @@ static void usage(FILE *out)
 		"  -q, --quiet               no progress output\n"
 		"  -s, --serve SPEC          serve tcp:PORT, unix:PATH, serial:DEVICE or vsock:PORT\n"
 		"      --once                serve one connection, then exit\n"
+		"      --netns NAME          run in the harness's network namespace NAME (ip netns exec):\n"
+		"                            tcp:ADDR:PORT may then name an address in it\n"
 		"  -i, --idle-exit DUR       responder: exit with status 3 when nothing comes this long (0: never)\n"
 		"  -h, --help                this text\n"
 		"  -V, --version             print the version\n\n"
@@ -183,8 +186,7 @@ static void parse_transports(const char *list)
 			ivb_die_usage("--transport: '%s' is not pipe, unix, tcp, serial:SOCKET, "
 				      "tcp:ADDR:PORT, unix:PATH or vsock:CID:PORT", tok);
 		if (!strncmp(tok, "tcp:", 4)) {
-			/* Only loopback: a guest's port reaches the host through a
-			 * 127.0.0.1 forward, and nothing here talks to a network. */
+			/* The address is checked once every option is known (tcp_allowed). */
 			struct in_addr a;
 			char host[64];
 			const char *colon = strrchr(tok + 4, ':');
@@ -192,8 +194,8 @@ static void parse_transports(const char *list)
 			if (!colon || colon - (tok + 4) >= (int)sizeof(host))
 				ivb_die_usage("--transport: '%s' is not tcp:ADDR:PORT", tok);
 			snprintf(host, sizeof(host), "%.*s", (int)(colon - (tok + 4)), tok + 4);
-			if (inet_pton(AF_INET, host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
-				ivb_die_usage("--transport: %s is not an address in 127.0.0.0/8", host);
+			if (inet_pton(AF_INET, host, &a) != 1)
+				ivb_die_usage("--transport: %s is not an IPv4 address", host);
 			ivb_opt_count("--transport tcp:ADDR:PORT", colon + 1, 1, 65535);
 		}
 		if (cfg.ntransports == MAX_TRANSPORTS)
@@ -202,6 +204,28 @@ static void parse_transports(const char *list)
 	}
 	if (!cfg.ntransports)
 		ivb_die_usage("--transport: empty list");
+}
+
+/* Is this process in network namespace NAME (/run/netns/NAME, made by
+ * ip netns add)? The same namespace is the same inode. */
+static int in_netns(const char *name)
+{
+	char path[300];
+	struct stat ns, self;
+
+	if (!*name || strchr(name, '/') || snprintf(path, sizeof(path), "/run/netns/%s", name) >= (int)sizeof(path))
+		return 0;
+	return !stat(path, &ns) && !stat("/proc/self/ns/net", &self) && ns.st_dev == self.st_dev &&
+	       ns.st_ino == self.st_ino;
+}
+
+/* Only loopback, or inside the harness's own network namespace: a guest's
+ * port reaches the host through a 127.0.0.1 forward, or through a tap in a
+ * namespace that holds nothing else (--netns, checked in parse_args), so
+ * nothing here talks to a network. */
+static int tcp_allowed(struct in_addr a)
+{
+	return (ntohl(a.s_addr) >> 24) == 127 || cfg.netns;
 }
 
 static void parse_args(int argc, char **argv)
@@ -222,6 +246,7 @@ static void parse_args(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "serve", required_argument, NULL, 's' },
 		{ "once", no_argument, NULL, '1' },
+		{ "netns", required_argument, NULL, 'n' },
 		{ "idle-exit", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -280,6 +305,7 @@ static void parse_args(int argc, char **argv)
 		case 'q': cfg.quiet = 1; break;
 		case 's': cfg.serve = optarg; break;
 		case '1': cfg.once = 1; break;
+		case 'n': cfg.netns = optarg; break;
 		case 'i':
 			cfg.idle_ns = ivb_opt_duration("--idle-exit", optarg, 1000000000ull, 0,
 						       864000000000000ull, "0 (never) or a duration");
@@ -289,6 +315,21 @@ static void parse_args(int argc, char **argv)
 	}
 	if (optind < argc)
 		ivb_die_usage("unexpected argument '%s'", argv[optind]);
+	if (cfg.netns && !in_netns(cfg.netns))
+		ivb_die_usage("--netns: not running in network namespace '%s' (start it with ip netns exec %s)",
+			      cfg.netns, cfg.netns);
+	for (int i = 0; i < cfg.ntransports; i++) {
+		const char *t = spec_of(cfg.transports[i]), *colon;
+		char host[64];
+		struct in_addr a;
+
+		if (strncmp(t, "tcp:", 4))
+			continue;
+		colon = strrchr(t + 4, ':');
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - (t + 4)), t + 4);
+		if (inet_pton(AF_INET, host, &a) == 1 && !tcp_allowed(a))
+			ivb_die_usage("--transport: %s is not an address in 127.0.0.0/8 (another needs --netns)", host);
+	}
 	if (cfg.serve && strncmp(cfg.serve, "tcp:", 4) && strncmp(cfg.serve, "unix:", 5) &&
 	    strncmp(cfg.serve, "serial:", 7) && strncmp(cfg.serve, "vsock:", 6))
 		ivb_die_usage("--serve: '%s' is not tcp:PORT, unix:PATH, serial:DEVICE or vsock:PORT",
@@ -619,8 +660,7 @@ static int connect_to(const char *spec, struct chan *c)
 			return -1;
 		}
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - (spec + 4)), spec + 4);
-		if (inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
-		    (ntohl(a.sin_addr.s_addr) >> 24) != 127) {
+		if (inet_pton(AF_INET, host, &a.sin_addr) != 1 || !tcp_allowed(a.sin_addr)) {
 			snprintf(c->reason, sizeof(c->reason), "%s is not an address in 127.0.0.0/8", host);
 			return -1;
 		}

@@ -5,8 +5,11 @@
 # the host's UNIX socket, pipe and TCP loopback, every message verified;
 # vsock a row saying why it is not available (no /dev/vhost-vsock here, or
 # measured where there is one); bad transport names and settings refused
-# with one line before anything starts.
-# timeout: 300
+# with one line before anything starts. Then the same with IVSHMEM_NET=tap:
+# TCP through a tap in a network namespace setup.sh makes and stop removes
+# (that case says it is skipped, and why, where the machine cannot: not
+# root, no ip, no /dev/net/tun).
+# timeout: 420
 # shellcheck disable=SC2016 # awk programs are single-quoted on purpose
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,17 @@ rc=0
 IVSHMEM_TRANSPORTS=serial,smoke ./setup.sh >"$tmp/badset.out" 2>&1 || rc=$?
 check "IVSHMEM_TRANSPORTS=serial,smoke: exit 2, one line" bash -c \
 	'[ "$1" = 2 ] && [ "$(grep -c . "$2")" = 1 ] && grep -q "IVSHMEM_TRANSPORTS" "$2"' _ "$rc" "$tmp/badset.out"
+rc=0
+IVSHMEM_NET=tap IVSHMEM_TOPOLOGY=vm-vm ./setup.sh >"$tmp/badnet.out" 2>&1 || rc=$?
+check "IVSHMEM_NET=tap with vm-vm: exit 2, one line" bash -c \
+	'[ "$1" = 2 ] && [ "$(grep -c . "$2")" = 1 ] && grep -q "IVSHMEM_NET=tap" "$2"' _ "$rc" "$tmp/badnet.out"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	rc=0
+	setpriv --reuid=65534 --regid=65534 --clear-groups env IVSHMEM_NET=tap IVSHMEM_STATE_DIR="$tmp/nobody" \
+		IVSHMEM_SHM_PATH="$IVSHMEM_SHM_PATH-nobody" ./setup.sh >"$tmp/notroot.out" 2>&1 || rc=$?
+	check "IVSHMEM_NET=tap as a user who cannot make a namespace: exit 2, one line saying so" bash -c \
+		'[ "$1" = 2 ] && [ "$(grep -c . "$2")" = 1 ] && grep -q "needs root" "$2"' _ "$rc" "$tmp/notroot.out"
+fi
 check "nothing was started" [ ! -e "$IVSHMEM_STATE_DIR/qemu.pid" ]
 
 ./setup.sh >"$tmp/setup.out" 2>&1 || { cat "$tmp/setup.out"; exit 1; }
@@ -53,4 +67,41 @@ check "ivshmem's 64 B p50 is below virtio-serial's and virtio-net's" bash -c '
 	awk -F, -v iv="$iv" "(\$1 == \"virtio-serial\" || \$1 == \"virtio-net-tcp\") && \$2 == \"sizelat\" && \$3 == 64 && \$8 <= iv { bad = 1 } END { exit bad }" "$1/transports/transport_results.csv"' _ "$IVSHMEM_RESULTS"
 grep -E 'round trip p50|msg/s' "$tmp/run.out" | grep -E ' (64|1048576) B' || true
 ./setup.sh stop >/dev/null 2>&1
+
+# IVSHMEM_NET=tap: the same TCP channel through a tap in a namespace.
+tap_why=""
+[ "$(id -u)" = 0 ] || tap_why="not root"
+command -v ip >/dev/null || tap_why="no ip command (iproute2)"
+[ -c /dev/net/tun ] || tap_why="no /dev/net/tun"
+if [ -n "$tap_why" ]; then
+	echo "skip: the tap case: $tap_why"
+	exit $fail
+fi
+IVSHMEM_NET=tap ./setup.sh >"$tmp/tap-setup.out" 2>&1 || { cat "$tmp/tap-setup.out"; exit 1; }
+netns=$(sed -n 's/^VM_NETNS=//p' "$IVSHMEM_STATE_DIR/vm.env")
+check "tap: vm.env names its namespace ($netns), which exists" bash -c \
+	'[[ $1 == ivb-* ]] && grep -q "^VM_NET=tap$" "$2/vm.env" && ip netns list | grep -q "^$1\b"' _ "$netns" "$IVSHMEM_STATE_DIR"
+check "tap: the guest is given 10.213.0.2 and serves TCP there" bash -c \
+	'tr "\0" " " <"/proc/$(cat "$1/qemu.pid")/cmdline" | grep -q "ivb.net=10.213.0.2/30" &&
+	grep -q "TRANSPORT-READY tcp:7777" "$1/console.log"' _ "$IVSHMEM_STATE_DIR"
+check "tap: the tap is in the namespace, not in the host's" bash -c \
+	'ip -n "$1" -br addr show ivbtap0 | grep -q 10.213.0.1/30 && ! ip link show ivbtap0 >/dev/null 2>&1' _ "$netns"
+# Results of their own: nothing of the run above can pass for this one's.
+export IVSHMEM_RESULTS=$tmp/tap-results
+csv=$IVSHMEM_RESULTS/transports/transport_results.csv
+rc=0
+./run_test.sh --transports tcp,serial,unix --lat-iterations 100 --duration 50ms >"$tmp/tap-run.out" 2>&1 || rc=$?
+check "tap: run_test.sh --transports tcp,serial,unix: exit 0" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || tail -n 30 "$tmp/tap-run.out"
+for t in virtio-net-tcp virtio-serial unix; do
+	check "tap: $t: 7 round-trip and 4 stream rows, every message checked (xxh3), none with an error" awk -F, -v t="$t" \
+		'$1 == t && $4 != "xxh3" { bad = 1 } $1 == t && $2 == "sizelat" { l++; if ($17 != 0 || $8 <= 0) bad = 1 } $1 == t && $2 == "stream" { s++; if ($17 != 0 || $15 <= 0) bad = 1 } END { exit bad || l != 7 || s != 4 }' "$csv"
+done
+check "tap: run.json says tap, in which namespace, and whether vhost-net was used" bash -c \
+	'grep -q "\"virtio_net\": \"tap in network namespace $2 (10.213.0.1/30" "$1" && grep -q "\"netns\": \"$2\"" "$1" &&
+	grep -qE "\"vhost_net\": \"(yes|no: )" "$1" && grep -q "\"status\": \"complete\"" "$1"' _ "$IVSHMEM_RESULTS/transports/run.json" "$netns"
+grep -E 'round trip p50' "$tmp/tap-run.out" | grep -E 'virtio-net-tcp +64 B' || true
+./setup.sh stop >"$tmp/tap-stop.out" 2>&1
+check "tap: after stop the namespace is gone, and no tap is left" bash -c \
+	'! ip netns list | grep -q "^$1\b" && ! ip link show ivbtap0 >/dev/null 2>&1' _ "$netns"
 exit $fail

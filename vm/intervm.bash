@@ -139,16 +139,8 @@ intervm_launch() {
 			-device virtio-9p-pci,fsdev=results,mount_tag=results
 			-chardev "pipe,id=requests,path=$dir/request" -serial chardev:requests)
 	fi
-	if ! vm_detached qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
-		INTERVM_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
-		return 1
-	fi
-	pid=""
-	vm_state_file "$VM_PIDFILE" && pid=$(cat "$VM_PIDFILE")
-	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_QEMU_ID" "$pid"; then
-		INTERVM_FAILURE="QEMU exited as soon as it started: $(grep -m1 . "$VM_QEMU_ERR")"
-		return 1
-	fi
+	vm_launch || { INTERVM_FAILURE=$VM_BOOT_FAILURE; return 1; }
+	pid=$VM_LAUNCHED_PID
 	INTERVM_PID=$pid INTERVM_PEER=none
 	if [ "$IVSHMEM_MODE" = doorbell ]; then
 		# QEMU returns from -daemonize once the server has given it its id;
@@ -190,10 +182,7 @@ intervm_boot_with() {
 	for g in "${INTERVM_GUESTS[@]}"; do
 		(umask 077 && mkdir -p "$VM_STATE_DIR/$g") || vm_die "cannot create $VM_STATE_DIR/$g"
 		intervm_use "$g"
-		if ! vm_state_new "$VM_CONSOLE" || ! vm_state_new "$VM_QEMU_ERR"; then
-			vm_die "cannot write in $VM_STATE_DIR/$g"
-		fi
-		rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
+		vm_boot_files
 	done
 	intervm_use top
 	# Guest A's share and request FIFOs, made anew: nothing planted there is
@@ -271,9 +260,24 @@ intervm_boot_abandoned() {
 	intervm_teardown >/dev/null 2>&1 || true
 }
 
+# intervm_start's hooks for vm_boot_accels.
+intervm__booted() {
+	intervm_load_env
+	vm_log "Guests A and B ready in ${VM_BOOT_SECONDS}s under $1"
+	vm_log "  guest A (initiator): QEMU pid $VM_A_QEMU_PID, vCPU on host CPU $VM_A_VCPU_CPU, peer id $VM_A_PEER_ID"
+	vm_log "  guest B (responder): QEMU pid $VM_B_QEMU_PID, vCPU on host CPU $VM_B_VCPU_CPU, peer id $VM_B_PEER_ID"
+	vm_log "Consoles: $VM_STATE_DIR/{a,b}/console.log. Stop them with: ./setup.sh stop"
+}
+
+# A failed attempt is told after the last one (INTERVM_FAILED, per guest),
+# except KVM's, which TCG follows.
+intervm__boot_failed() {
+	[ -z "$2" ] || vm_log "KVM: the guests did not boot (KVM present but unusable here); stopped them, falling back to TCG"
+}
+
 # Start the pair unless it runs (as vm_start does for one VM).
 intervm_start() {
-	local missing accel g first
+	local missing g first
 	vm_state_open
 	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
@@ -294,27 +298,12 @@ intervm_start() {
 	fi
 	vm_stop_server
 	vm_remove_shm
+	vm_net_down # a host-vm VM's of this state directory that died
 	vm_shm_free
 	[ "$IVSHMEM_VCPU_CPU_A" != "$IVSHMEM_VCPU_CPU_B" ] ||
 		vm_warn "guests A and B share host CPU $IVSHMEM_VCPU_CPU_A: each waits for the other's time slice (IVSHMEM_VCPU_CPU_A, IVSHMEM_VCPU_CPU_B)"
-	vm_accels
-	for accel in "${VM_ACCELS[@]}"; do
-		local deadline=$IVSHMEM_BOOT_TIMEOUT
-		[ "$accel" = kvm ] && [ ${#VM_ACCELS[@]} -gt 1 ] && deadline=$IVSHMEM_KVM_TIMEOUT
-		vm_log "Booting guests A (initiator) and B (responder), $IVSHMEM_MODE mode, under $accel, deadline ${deadline}s"
-		if intervm_boot_with "$accel" "$deadline"; then
-			intervm_load_env
-			vm_log "Guests A and B ready in ${VM_BOOT_SECONDS}s under $accel"
-			vm_log "  guest A (initiator): QEMU pid $VM_A_QEMU_PID, vCPU on host CPU $VM_A_VCPU_CPU, peer id $VM_A_PEER_ID"
-			vm_log "  guest B (responder): QEMU pid $VM_B_QEMU_PID, vCPU on host CPU $VM_B_VCPU_CPU, peer id $VM_B_PEER_ID"
-			vm_log "Consoles: $VM_STATE_DIR/{a,b}/console.log. Stop them with: ./setup.sh stop"
-			return 0
-		fi
-		if [ "$accel" = kvm ] && [ ${#VM_ACCELS[@]} -gt 1 ]; then
-			vm_remember_kvm_failure
-			vm_log "KVM: the guests did not boot (KVM present but unusable here); stopped them, falling back to TCG"
-		fi
-	done
+	vm_boot_accels "guests A (initiator) and B (responder), $IVSHMEM_MODE mode," intervm_boot_with \
+		intervm__booted intervm__boot_failed && return 0
 	first=1
 	for g in "${INTERVM_FAILED[@]}"; do
 		local why=INTERVM_WHY_$g

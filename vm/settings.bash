@@ -202,6 +202,27 @@ settings_transports() {
 	done
 }
 
+# settings_net : IVSHMEM_NET is user or tap; tap only where it has a use
+# (the tcp channel of a host-vm micro guest) and where this machine allows
+# it (root, ip, /dev/net/tun): the user asked for a tap, so there is no
+# falling back to the user-mode network.
+settings_net() {
+	settings_choice IVSHMEM_NET user tap
+	[ "$IVSHMEM_NET" = tap ] || return 0
+	[ "$IVSHMEM_TOPOLOGY" = host-vm ] ||
+		settings_fail IVSHMEM_NET "only for IVSHMEM_TOPOLOGY=host-vm (the vm-vm guests have no network)"
+	[ "$IVSHMEM_GUEST" = micro ] ||
+		settings_fail IVSHMEM_NET "only for the micro guest's tcp channel (the cloud guest's network is user-mode)"
+	[[ ,$IVSHMEM_TRANSPORTS, == *,tcp,* ]] ||
+		settings_fail IVSHMEM_NET "carries the tcp channel, which IVSHMEM_TRANSPORTS=$IVSHMEM_TRANSPORTS leaves out"
+	[ "$(id -u)" = 0 ] ||
+		settings_fail IVSHMEM_NET "needs root to make a network namespace and a tap device (running as uid $(id -u)); IVSHMEM_NET=user needs nothing"
+	command -v ip >/dev/null ||
+		settings_fail IVSHMEM_NET "no ip command (iproute2) to make the network namespace"
+	[ -c /dev/net/tun ] ||
+		settings_fail IVSHMEM_NET "/dev/net/tun is missing: this machine cannot give a tap device"
+}
+
 settings_check_vm() {
 	local mem
 	settings_choice IVSHMEM_MODE plain doorbell
@@ -228,6 +249,7 @@ settings_check_vm() {
 	settings_count IVSHMEM_KVM_TIMEOUT 1 86400
 	settings_count IVSHMEM_VECTORS 1 64
 	settings_transports
+	settings_net
 	# sun_path holds 107 bytes and a terminating zero.
 	[ ${#IVSHMEM_SERVER_SOCKET} -le 107 ] ||
 		settings_fail IVSHMEM_SERVER_SOCKET "longer than the 107 bytes a socket path can have"

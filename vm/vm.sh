@@ -35,6 +35,7 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_SERVER_SOCKET:=$IVSHMEM_STATE_DIR/ivshmem.sock}" # doorbell server socket
 : "${IVSHMEM_VECTORS:=2}"                   # doorbell MSI-X vectors
 : "${IVSHMEM_TRANSPORTS:=serial,tcp,vsock}" # the micro guest's other channels (none: no devices)
+: "${IVSHMEM_NET:=user}"                    # user | tap: what carries the tcp channel (see "the tap network")
 : "${IVSHMEM_GUEST_ARGS:=}"                 # extra guest_reader options, e.g. -v
 : "${IVSHMEM_QEMU_ARGS:=}"                  # extra QEMU options (split on spaces)
 
@@ -434,7 +435,8 @@ vm_results_links() {
 VM_ENV_KEYS=(VM_TOPOLOGY VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SHM_SIZE VM_KERNEL
 	VM_GUEST_KERNEL VM_QEMU_VERSION VM_VCPU_CPU VM_VCPUS VM_MEM VM_BOOT_SECONDS
 	VM_STARTED VM_SERVER_SOCKET VM_VECTORS VM_VCPU_TIDS VM_TRANSPORTS VM_TRANSPORT_SERIAL
-	VM_TRANSPORT_TCP_PORT VM_TRANSPORT_VSOCK_CID VM_TRANSPORT_UNAVAILABLE)
+	VM_TRANSPORT_TCP_PORT VM_TRANSPORT_VSOCK_CID VM_TRANSPORT_UNAVAILABLE VM_TRANSPORT_TCP_HOST
+	VM_NET VM_NETNS VM_VHOST_NET)
 
 # Load vm.env (what the running VM was started with) into the VM_* variables
 # of VM_ENV_KEYS; a key it lacks is empty. Parsed, never sourced.
@@ -488,6 +490,9 @@ vm_missing() {
 		[ -n "$(vm_server_pid)" ] || echo "its ivshmem server is not running"
 	else
 		vm_shm_intact || echo "its shared-memory file ${VM_SHM_PATH:-?} is gone"
+	fi
+	if [ "${VM_NET:-}" = tap ] && [ ! -e "$VM_NETNS_DIR/$VM_NETNS" ]; then
+		echo "its network namespace ${VM_NETNS:-?} is gone"
 	fi
 }
 
@@ -601,10 +606,11 @@ vm_qemu_args() {
 		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$(settings_bytes "$IVSHMEM_SHM_SIZE"),share=on"
 			-device ivshmem-plain,memdev=ivshm)
 	fi
-	vm_transport_args "$VM_STATE_DIR"
+	vm_transport_args "$VM_STATE_DIR" "$accel"
 	if [ "$IVSHMEM_GUEST" != cloud ] && [ -n "$VM_TRANSPORTS" ]; then
 		VM_QEMU_ARGS+=("${VM_TRANSPORT_ARGS[@]}")
 		append+=" ivb.transports=$VM_TRANSPORTS"
+		[ "$VM_NET" != tap ] || append+=" ivb.net=$VM_NET_GUEST/$VM_NET_BITS"
 	fi
 	if [ "$IVSHMEM_GUEST" = cloud ]; then
 		# Direct kernel boot of the offline image: VFIO needs the IOMMU on.
@@ -619,18 +625,23 @@ vm_qemu_args() {
 	[ -z "$IVSHMEM_QEMU_ARGS" ] || VM_QEMU_ARGS+=($IVSHMEM_QEMU_ARGS)
 }
 
-# vm_transport_args DIR : the devices of the other channels the micro guest
-# serves transport_bench on (IVSHMEM_TRANSPORTS), into VM_TRANSPORT_ARGS,
-# and what they are into VM_TRANSPORTS (those given), VM_TRANSPORT_SERIAL
-# (the virtserialport's host socket, in DIR), VM_TRANSPORT_TCP_PORT (a free
-# 127.0.0.1 port forwarded to the guest's 7777 by QEMU's user-mode network,
-# which reaches nothing else: restrict=on), VM_TRANSPORT_VSOCK_CID and
-# VM_TRANSPORT_UNAVAILABLE ("NAME=why;..." for those this machine cannot
-# give). vm-vm guests and the cloud guest get none.
+# vm_transport_args DIR ACCEL : the devices of the other channels the micro
+# guest serves transport_bench on (IVSHMEM_TRANSPORTS), into
+# VM_TRANSPORT_ARGS, and what they are into VM_TRANSPORTS (those given),
+# VM_TRANSPORT_SERIAL (the virtserialport's host socket, in DIR),
+# VM_TRANSPORT_TCP_HOST and VM_TRANSPORT_TCP_PORT (where the host reaches
+# the guest's port 7777: with IVSHMEM_NET=user a free 127.0.0.1 port
+# forwarded by QEMU's user-mode network, which reaches nothing else:
+# restrict=on; with tap the guest's own address in the network namespace,
+# see vm_net_tap_args), VM_TRANSPORT_VSOCK_CID and VM_TRANSPORT_UNAVAILABLE
+# ("NAME=why;..." for those this machine cannot give). Also VM_NET,
+# VM_NETNS, VM_VHOST_NET and VM_QEMU_PREFIX (what QEMU is started under).
+# vm-vm guests and the cloud guest get none.
 vm_transport_args() {
-	local dir=$1 t
+	local dir=$1 accel=${2:-tcg} t
 	VM_TRANSPORT_ARGS=() VM_TRANSPORTS="" VM_TRANSPORT_SERIAL="" VM_TRANSPORT_TCP_PORT=""
-	VM_TRANSPORT_VSOCK_CID="" VM_TRANSPORT_UNAVAILABLE=""
+	VM_TRANSPORT_VSOCK_CID="" VM_TRANSPORT_UNAVAILABLE="" VM_TRANSPORT_TCP_HOST=""
+	VM_NET="" VM_NETNS="" VM_VHOST_NET="" VM_QEMU_PREFIX=()
 	[ "${IVSHMEM_TOPOLOGY:-host-vm}" = host-vm ] && [ "$IVSHMEM_GUEST" = micro ] || return 0
 	[ "$IVSHMEM_TRANSPORTS" != none ] || return 0
 	for t in ${IVSHMEM_TRANSPORTS//,/ }; do
@@ -643,6 +654,12 @@ vm_transport_args() {
 				-device virtserialport,chardev=ivbserial,name=ivb.transport)
 			;;
 		tcp)
+			if [ "$IVSHMEM_NET" = tap ]; then
+				vm_net_tap_args "$accel"
+				VM_TRANSPORTS+=${VM_TRANSPORTS:+,}$t
+				continue
+			fi
+			VM_NET=user VM_TRANSPORT_TCP_HOST=127.0.0.1
 			VM_TRANSPORT_TCP_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') ||
 				{ VM_TRANSPORT_UNAVAILABLE+="tcp=no free port on 127.0.0.1;"; continue; }
 			VM_TRANSPORT_ARGS+=(-netdev "user,id=ivbnet,restrict=on,hostfwd=tcp:127.0.0.1:$VM_TRANSPORT_TCP_PORT-:7777"
@@ -659,6 +676,89 @@ vm_transport_args() {
 		esac
 		VM_TRANSPORTS+=${VM_TRANSPORTS:+,}$t
 	done
+}
+
+# ---- the tap network ----------------------------------------------------
+#
+# IVSHMEM_NET=tap (host-vm, micro guest, root): the tcp channel goes through
+# a tap device instead of QEMU's user-mode network. The tap lives in a
+# network namespace of its own, made for this state directory and removed
+# with the VM: the namespace holds lo and the tap, the host's end
+# 10.213.0.1/30 and the guest's 10.213.0.2 (ivb.net= on the guest's command
+# line), so no route leads out of it and no address of it is seen outside.
+#
+# QEMU runs inside the namespace (ip netns exec), and so does the host's
+# transport_bench (run_test.sh). A tap is attached by name (TUNSETIFF on
+# /dev/net/tun) in the namespace of whoever opens it, so QEMU would need a
+# helper that enters the namespace, opens the tap and hands the descriptor
+# over (-netdev tap,fd=N) to stay in the root namespace; nothing else QEMU
+# uses depends on the network namespace (its sockets are UNIX sockets named
+# by path, the shared memory, pidfile and console are files, vsock is not
+# per namespace), so running it there costs nothing and needs no helper.
+
+VM_NETNS_DIR=/run/netns  # where ip keeps the namespaces' names
+VM_NET_TAP=ivbtap0       # the tap, inside the namespace
+VM_NET_HOST=10.213.0.1   # its address: the host's end
+VM_NET_GUEST=10.213.0.2  # the guest's virtio-net
+VM_NET_BITS=30           # one /30: the two ends and nothing else
+
+# vm_netns_name : the network namespace of this state directory, ivb- and
+# a hash of its path: the same name at every boot, so the one a VM that
+# died left behind is found and removed by the next setup or stop.
+vm_netns_name() {
+	printf 'ivb-%s\n' "$(realpath -m -- "$VM_STATE_DIR" | sha256sum | cut -c1-12)"
+}
+
+# vm_net_tap_args ACCEL : the tcp channel's part of vm_transport_args with
+# IVSHMEM_NET=tap. vhost-net (the kernel moving the packets, not QEMU's
+# thread) is used under KVM where /dev/vhost-net exists, and VM_VHOST_NET
+# says whether, or why not.
+vm_net_tap_args() {
+	local vhost=off
+	VM_NET=tap VM_NETNS=$(vm_netns_name) VM_TRANSPORT_TCP_HOST=$VM_NET_GUEST VM_TRANSPORT_TCP_PORT=7777
+	if [ ! -c /dev/vhost-net ]; then
+		VM_VHOST_NET="no: /dev/vhost-net is missing"
+	elif [ "$1" != kvm ]; then
+		VM_VHOST_NET="no: under $1 (vhost-net is used only with KVM)"
+	else
+		VM_VHOST_NET=yes vhost=on
+	fi
+	VM_QEMU_PREFIX=(ip netns exec "$VM_NETNS")
+	VM_TRANSPORT_ARGS+=(-netdev "tap,id=ivbnet,ifname=$VM_NET_TAP,script=no,downscript=no,vhost=$vhost"
+		-device virtio-net-pci,netdev=ivbnet)
+}
+
+# vm_net_up : with a tap (VM_NET=tap, from vm_transport_args), make its
+# network namespace anew: lo up, the tap with the host's address, up. A
+# namespace that cannot be made is what this machine cannot do: one line,
+# exit 2 (the boot is undone by setup.sh's exit hook).
+vm_net_up() {
+	local err
+	[ "$VM_NET" = tap ] || return 0
+	vm_net_down >/dev/null
+	if ! err=$({ ip netns add "$VM_NETNS" && ip -n "$VM_NETNS" link set lo up &&
+		ip -n "$VM_NETNS" tuntap add dev "$VM_NET_TAP" mode tap &&
+		ip -n "$VM_NETNS" addr add "$VM_NET_HOST/$VM_NET_BITS" dev "$VM_NET_TAP" &&
+		ip -n "$VM_NETNS" link set "$VM_NET_TAP" up; } 2>&1); then
+		ip netns delete "$VM_NETNS" 2>/dev/null || true
+		printf '%s: IVSHMEM_NET=tap: cannot make the network namespace %s and its tap: %s\n' \
+			"$VM_PROG" "$VM_NETNS" "${err//$'\n'/; }" >&2
+		exit 2
+	fi
+}
+
+# vm_net_down : remove this state directory's network namespace, if there
+# is one (its tap goes with it). Whatever ran in it has been stopped.
+vm_net_down() {
+	local ns
+	command -v ip >/dev/null || return 0
+	ns=$(vm_netns_name)
+	[ -e "$VM_NETNS_DIR/$ns" ] || return 0
+	if ip netns delete "$ns" 2>/dev/null; then
+		vm_log "Removed the network namespace $ns"
+	else
+		vm_warn "cannot remove the network namespace $ns (ip netns delete $ns)"
+	fi
 }
 
 # Wait until the console shows the readiness token, QEMU $2 exits, or $1
@@ -719,6 +819,10 @@ vm_pin_vcpus() {
 	done
 }
 
+# What QEMU is started under (vm_transport_args): nothing, or a tap's
+# network namespace.
+VM_QEMU_PREFIX=()
+
 # Set while a boot is under way: what vm_boot_abandoned must undo.
 VM_BOOTING=""
 
@@ -743,8 +847,40 @@ vm_remember_kvm_failure() {
 	fi
 }
 
+# vm_boot_files : this attempt's console log and QEMU error file, made
+# empty (what a failure shows is this attempt's), and the pidfile's name
+# cleared. QEMU follows links when it opens its console file and pidfile:
+# the console is made here first. Exits if the state directory is not
+# writable.
+vm_boot_files() {
+	if ! vm_state_new "$VM_CONSOLE" || ! vm_state_new "$VM_QEMU_ERR"; then
+		vm_die "cannot write in $(dirname "$VM_CONSOLE")"
+	fi
+	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
+}
+
+# vm_launch : start QEMU with VM_QEMU_ARGS (daemonized, its errors into
+# VM_QEMU_ERR, under VM_QEMU_PREFIX: the network namespace of a tap) and
+# record it in VM_QEMU_ID. Sets VM_LAUNCHED_PID; on failure says why in
+# VM_BOOT_FAILURE and returns 1, having stopped nothing.
+vm_launch() {
+	local pid=""
+	VM_LAUNCHED_PID=""
+	if ! vm_detached "${VM_QEMU_PREFIX[@]}" qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
+		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
+		return 1
+	fi
+	vm_state_file "$VM_PIDFILE" && vm_state_file "$VM_CONSOLE" && pid=$(cat "$VM_PIDFILE")
+	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_QEMU_ID" "$pid"; then
+		VM_BOOT_FAILURE="QEMU exited as soon as it started: $(grep -m1 . "$VM_QEMU_ERR")"
+		return 1
+	fi
+	VM_LAUNCHED_PID=$pid
+}
+
 # Boot under accel $1 with deadline $2. Returns 0 when the guest is ready;
-# otherwise stops QEMU, says why in VM_BOOT_FAILURE and returns 1.
+# otherwise stops QEMU (and what was made for it), says why in
+# VM_BOOT_FAILURE and returns 1.
 vm_boot_with() {
 	local accel=$1 deadline=$2 kernel pid start guest_kernel
 	if [ "$IVSHMEM_GUEST" = cloud ]; then
@@ -756,35 +892,20 @@ vm_boot_with() {
 		VM_BOOT_FAILURE="cannot assemble the QEMU command line"
 		return 1
 	fi
-	# Each attempt starts with an empty console log and QEMU error file:
-	# what a failure shows is this attempt's.
 	VM_BOOTING=1
-	# QEMU follows links when it opens its console file and pidfile: the
-	# console is made here first, the pidfile's name is cleared.
-	if ! vm_state_new "$VM_CONSOLE" || ! vm_state_new "$VM_QEMU_ERR"; then
-		vm_die "cannot write in $VM_STATE_DIR"
-	fi
-	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
+	vm_boot_files
 	start=$(date +%s.%N)
 	if [ "$IVSHMEM_MODE" = doorbell ]; then
 		vm_start_server || return 1
 	else
 		vm_make_shm
 	fi
-	if ! vm_detached qemu-system-x86_64 "${VM_QEMU_ARGS[@]}" 2>>"$VM_QEMU_ERR"; then
-		VM_BOOT_FAILURE="QEMU failed to start: $(grep -m1 . "$VM_QEMU_ERR")"
-		vm_stop_server >/dev/null
-		vm_remove_shm
+	vm_net_up
+	if ! vm_launch; then
+		vm_boot_undo
 		return 1
 	fi
-	pid=""
-	vm_state_file "$VM_PIDFILE" && vm_state_file "$VM_CONSOLE" && pid=$(cat "$VM_PIDFILE")
-	if ! [[ $pid =~ ^[0-9]+$ ]] || ! vm_proc_record "$VM_QEMU_ID" "$pid"; then
-		VM_BOOT_FAILURE="QEMU exited as soon as it started: $(grep -m1 . "$VM_QEMU_ERR")"
-		vm_stop_server >/dev/null
-		vm_remove_shm
-		return 1
-	fi
+	pid=$VM_LAUNCHED_PID
 	if ! vm_guest_ready "$deadline" "$pid"; then
 		if kill -0 "$pid" 2>/dev/null; then
 			VM_BOOT_FAILURE="guest not ready within ${deadline}s"
@@ -793,8 +914,7 @@ vm_boot_with() {
 		fi
 		vm_kill "$pid"
 		rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
-		vm_stop_server >/dev/null
-		vm_remove_shm
+		vm_boot_undo
 		return 1
 	fi
 	vm_pin_vcpus "$pid"
@@ -807,6 +927,14 @@ vm_boot_with() {
 		"$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 	VM_BOOTING=""
 	return 0
+}
+
+# What vm_boot_with made for a QEMU that did not come up: its server, its
+# shared memory, its network namespace.
+vm_boot_undo() {
+	vm_stop_server >/dev/null
+	vm_remove_shm
+	vm_net_down >/dev/null
 }
 
 # The accelerators to try, in order, into VM_ACCELS: KVM first when usable
@@ -831,10 +959,51 @@ vm_accels() {
 	esac
 }
 
+# vm_boot_accels WHAT BOOT READY FAILED : boot WHAT ("the micro guest
+# (plain mode)") under each accelerator of vm_accels in turn until one
+# works: the one place that tries KVM and falls back to TCG, for one guest
+# (vm_start) and for a pair (intervm_start). BOOT ACCEL DEADLINE boots and
+# returns 0 once ready, having undone everything otherwise; READY ACCEL
+# says it is up; FAILED ACCEL FALLBACK says why an attempt failed
+# (FALLBACK is 1 when KVM failed and TCG follows, the failure then
+# remembered in the cache). Returns 1 when every attempt failed, for the
+# caller to show the consoles.
+vm_boot_accels() {
+	local what=$1 boot=$2 ready=$3 failed=$4 accel deadline fallback
+	vm_accels
+	for accel in "${VM_ACCELS[@]}"; do
+		deadline=$IVSHMEM_BOOT_TIMEOUT fallback=""
+		[ "$accel" = kvm ] && [ ${#VM_ACCELS[@]} -gt 1 ] && deadline=$IVSHMEM_KVM_TIMEOUT fallback=1
+		vm_log "Booting $what under $accel, deadline ${deadline}s"
+		if "$boot" "$accel" "$deadline"; then
+			"$ready" "$accel"
+			return 0
+		fi
+		[ -z "$fallback" ] || vm_remember_kvm_failure
+		"$failed" "$accel" "$fallback"
+	done
+	return 1
+}
+
+# vm_start's hooks for vm_boot_accels.
+vm__booted() {
+	vm_load_env
+	vm_log "Guest ready in ${VM_BOOT_SECONDS}s under $1: QEMU pid $VM_QEMU_PID, vCPU on host CPU $IVSHMEM_VCPU_CPU"
+	vm_log "Console log: $VM_CONSOLE. Stop it with: ./setup.sh stop"
+}
+
+vm__boot_failed() {
+	if [ -n "$2" ]; then
+		vm_log "KVM: $VM_BOOT_FAILURE (KVM present but unusable here); stopped it, falling back to TCG"
+	else
+		vm_warn "$1: $VM_BOOT_FAILURE"
+	fi
+}
+
 # Start the VM unless one runs. KVM first when usable (and not known to
 # hang here), TCG otherwise or when KVM misses its deadline.
 vm_start() {
-	local pid missing accels=() accel
+	local pid missing
 	vm_state_open
 	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
@@ -855,9 +1024,11 @@ vm_start() {
 		vm_log "The running VM (QEMU pid $pid) is not usable: $missing. Restarting it"
 		vm_stop
 	fi
-	# What a VM that died left behind: its server, its shared memory.
+	# What a VM that died left behind: its server, its shared memory, its
+	# network namespace.
 	vm_stop_server
 	vm_remove_shm
+	vm_net_down
 	vm_shm_free
 	case $IVSHMEM_GUEST in
 	micro) ;;
@@ -867,25 +1038,7 @@ vm_start() {
 		;;
 	*) vm_die "IVSHMEM_GUEST=$IVSHMEM_GUEST: expected micro or cloud" ;;
 	esac
-	vm_accels
-	accels=("${VM_ACCELS[@]}")
-	for accel in "${accels[@]}"; do
-		local deadline=$IVSHMEM_BOOT_TIMEOUT
-		[ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ] && deadline=$IVSHMEM_KVM_TIMEOUT
-		vm_log "Booting the $IVSHMEM_GUEST guest ($IVSHMEM_MODE mode) under $accel, deadline ${deadline}s"
-		if vm_boot_with "$accel" "$deadline"; then
-			vm_load_env
-			vm_log "Guest ready in ${VM_BOOT_SECONDS}s under $accel: QEMU pid $VM_QEMU_PID, vCPU on host CPU $IVSHMEM_VCPU_CPU"
-			vm_log "Console log: $VM_CONSOLE. Stop it with: ./setup.sh stop"
-			return 0
-		fi
-		if [ "$accel" = kvm ] && [ ${#accels[@]} -gt 1 ]; then
-			vm_remember_kvm_failure
-			vm_log "KVM: $VM_BOOT_FAILURE (KVM present but unusable here); stopped it, falling back to TCG"
-		else
-			vm_warn "$accel: $VM_BOOT_FAILURE"
-		fi
-	done
+	vm_boot_accels "the $IVSHMEM_GUEST guest ($IVSHMEM_MODE mode)" vm_boot_with vm__booted vm__boot_failed && return 0
 	if [ -s "$VM_CONSOLE" ]; then
 		vm_warn "the guest did not become ready; last lines of $VM_CONSOLE:"
 		tail -n 20 "$VM_CONSOLE" | sed 's/^/    | /' >&2
@@ -915,6 +1068,7 @@ vm_stop() {
 	rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 	vm_stop_server
 	vm_remove_shm
+	vm_net_down
 }
 
 vm_status() {
@@ -938,6 +1092,9 @@ vm_status() {
 	vm_log "  mode $VM_MODE, guest $VM_GUEST, accel $VM_ACCEL, ${VM_VCPUS} vCPU(s) pinned to CPU $VM_VCPU_CPU, memory $VM_MEM"
 	vm_log "  kernel $VM_GUEST_KERNEL, $VM_QEMU_VERSION"
 	vm_log "  shared memory $VM_SHM_PATH ($VM_SHM_SIZE); started $VM_STARTED, ready in ${VM_BOOT_SECONDS}s"
+	if [ "${VM_NET:-}" = tap ]; then
+		vm_log "  virtio-net: tap $VM_NET_TAP in network namespace $VM_NETNS (host $VM_NET_HOST/$VM_NET_BITS, guest $VM_TRANSPORT_TCP_HOST), vhost-net: $VM_VHOST_NET"
+	fi
 	if [ "$VM_MODE" = doorbell ]; then
 		local spid
 		spid=$(vm_server_pid)
