@@ -74,6 +74,21 @@ and comparison_size_latency.png, their curves overlaid (e.g. host-only and
 VM); runs with rate results get comparison_rate.png, their latency-vs-load
 curves overlaid, and the table compares each rate point and each set's knee.
 
+A directory of repetitions merged by `python3 -m analysis.repeat merge`
+(run_test.sh --repeat: each CSV with a first column `repetition`, run.json
+with a "repetitions" object) is analysed repetition by repetition: each
+headline figure (latency p50/p99/p99.9, stream msgs/s and GB/s, size
+latency p50, rate knees, frame bandwidth, other transports' p50 and GB/s)
+with its value in each repetition, the median, the IQR and the exact
+order-statistic interval for the median (summary.json's "figures": median,
+iqr, ci_low, ci_high, ci_level, repetitions), flagged UNSTABLE when the
+repetitions vary by more than 10 % (coefficient of variation), a repetition
+flagged BUSY when its host was loaded (see analysis/repeated.py); the
+report shows median [low, high]. Comparing such runs adds verdicts: each
+headline figure's ratio of medians with a bootstrap interval, "faster",
+"slower" or "no difference detected" (analysis/compare.py). A CSV without
+the column is a single run, analysed as it always was.
+
 Percentiles use linear interpolation between order statistics (numpy's
 default method, Hyndman & Fan type 7) over every row, the same definition as
 the C harness, so p50/p99 here agree with what host_writer prints. Plots of
@@ -144,6 +159,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from analysis.bench import bench, is_bench  # noqa: E402
 from analysis.compare import compare  # noqa: E402
 from analysis.errors import EXIT_PARTIAL, DataError, PartialError, UsageError  # noqa: E402
+from analysis.repeated import analyze_repeated, is_repeated  # noqa: E402
 from analysis.report import analyze  # noqa: E402
 
 
@@ -265,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             if len(dirs) > 1:
                 return compare(dirs, args.output or Path("."), not args.no_plots,
                                args.allow_partial, say, warn)
+            if is_repeated(dirs[0]):
+                return analyze_repeated(dirs[0], args.output or dirs[0], not args.no_plots,
+                                        args.allow_partial, say, warn)
             if is_bench(dirs[0]):
                 return bench(dirs[0], args.output or dirs[0], not args.no_plots,
                              args.allow_partial, say, warn)

@@ -36,6 +36,8 @@
 #define PROG "guest_reader"
 #define DEFAULT_SILENCE "60s" /* detach when an attached initiator says nothing this long */
 #define READY_TOKEN "IVB-GUEST-READY"
+#define FAILED_TOKEN "IVB-GUEST-FAILED"
+#define EXIT_NO_ATTACH 4 /* cannot attach as asked: starting again will not help */
 
 struct config {
 	struct ivb_attach_opts attach; /* where the shared memory is */
@@ -54,7 +56,10 @@ static void usage(FILE *out)
 		"Answer ivshmem-bench messages from the initiator in shared memory.\n\n"
 		"  -s, --shm PATH          map this file instead of the ivshmem PCI device\n"
 		"      --shm-any-fs        accept a --shm file outside tmpfs and hugetlbfs\n"
+		"      --shm-fd N          map inherited descriptor N (a memfd) instead\n"
 		"  -d, --device BDF        PCI address of the device (default: first %04x:%04x)\n"
+		"      --bar-map uc|wc     how to map the device's BAR2: resource2, uncached (uc,\n"
+		"                          the default), or resource2_wc, write-combining (wc)\n"
 		"      --sysfs DIR         PCI device directory (default " IVB_DEFAULT_SYSFS ")\n"
 		"  -S, --silence DUR       detach after the initiator is silent this long (default " DEFAULT_SILENCE ")\n"
 		"  -i, --idle-exit DUR     exit with status 3 when no session opens this long\n"
@@ -68,7 +73,9 @@ static void usage(FILE *out)
 		"  -v, --verbose           log every session and error\n"
 		"  -h, --help              this text\n"
 		"  -V, --version           print the version\n"
-		"Durations take ns, us, ms, s, m suffixes (default unit: seconds).\n",
+		"Durations take ns, us, ms, s, m suffixes (default unit: seconds).\n"
+		"Exit status: 0 done, 1 an error, 2 bad options, 3 idle, 4 cannot attach (after\n"
+		"a line " FAILED_TOKEN " and why on stdout).\n",
 		IVB_PCI_VENDOR, IVB_PCI_DEVICE, IVB_VFIO_MAX_VECTORS);
 }
 
@@ -119,6 +126,10 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		ivb_die_usage("unexpected argument '%s'", argv[optind]);
 	if (cfg->attach.shm_path && cfg->attach.bdf)
 		ivb_die_usage("--shm and --device exclude each other");
+	if (cfg->attach.shm_fd_given && (cfg->attach.shm_path || cfg->attach.bdf || cfg->attach.vfio))
+		ivb_die_usage("--shm-fd excludes --shm, --device and --doorbell");
+	if (cfg->attach.bar_map_given && (cfg->attach.shm_path || cfg->attach.shm_fd_given))
+		ivb_die_usage("--bar-map is how a guest maps the PCI device's BAR2; not with --shm or --shm-fd");
 	if (cfg->attach.shm_path && cfg->attach.vfio)
 		ivb_die_usage("--doorbell needs the PCI device; it excludes --shm");
 }
@@ -164,8 +175,14 @@ int main(int argc, char **argv)
 	if (rd.cfg.cpu >= 0 && (rc = ivb_pin_self(rd.cfg.cpu)) < 0)
 		ivb_warn("cannot pin to CPU %d: %s (continuing unpinned)", rd.cfg.cpu, strerror(-rc));
 	ivb_cli_catch_signals();
-	if (ivb_attach(&rd.cfg.attach, IVB_PAYLOAD_OFFSET, &ep, err, sizeof(err)))
-		ivb_die("%s", err);
+	if (ivb_attach(&rd.cfg.attach, IVB_PAYLOAD_OFFSET, &ep, err, sizeof(err))) {
+		/* On the console too, for the host waiting for readiness: what
+		 * cannot attach now will not attach later. */
+		printf(FAILED_TOKEN " %s\n", err);
+		fflush(stdout);
+		ivb_warn("%s", err);
+		return EXIT_NO_ATTACH;
+	}
 	ivb_responder_init(&rd.r, ep.map.base, ep.map.size, &ep.waiter);
 	rd.r.silence_ns = rd.cfg.silence_ns;
 	rd.r.exit_after = rd.cfg.exit_after;
@@ -178,7 +195,8 @@ int main(int argc, char **argv)
 			rd.r.accepts[cmd] = 1;
 		}
 	}
-	printf(READY_TOKEN " %s %zu bytes\n", ep.map.source, ep.map.size);
+	/* The host records how the guest mapped the memory from this line. */
+	printf(READY_TOKEN " %s %zu bytes bar_map %s\n", ep.map.source, ep.map.size, ep.bar_map);
 	fflush(stdout);
 	if (ivb_guarded_run(&ep, serve_sessions, &rd, &shrunk_to))
 		ivb_die("shared memory shrank to %lld bytes under message %llu; exiting", shrunk_to,

@@ -89,7 +89,10 @@ static void usage(FILE *out)
 		"  -d, --doorbell SOCKET     doorbell mode on the host: be a peer of the ivshmem\n"
 		"                            server at SOCKET (shared memory and eventfds from it)\n"
 		"      --vectors N           doorbell: vectors per peer (default " DEFAULT_VECTORS ")\n"
+		"      --shm-fd N            map inherited descriptor N (a memfd) instead\n"
 		"      --device BDF          in a guest: the ivshmem PCI device (default: the first)\n"
+		"      --bar-map uc|wc       in a guest: map BAR2 through resource2 (uc, the default)\n"
+		"                            or resource2_wc (wc, write-combining)\n"
 		"      --vfio                in a guest: the doorbell device through VFIO\n"
 		"      --sysfs DIR           PCI device directory (default " IVB_DEFAULT_SYSFS ")\n"
 		"  -o, --output DIR          results directory (default " DEFAULT_RESULTS ")\n"
@@ -116,15 +119,31 @@ static void usage(FILE *out)
 enum { OPT_WATCH = 1000, OPT_SCHEMA, OPT_WAIT };
 
 /* Keys run.json has of its own, which --meta may not repeat. */
-static const char *const own_keys[] = {
-	"run_id", "files", "tool", "version", "host_cpu", "host_kernel", "clocksource",
-	"clock_read_ns", "clock_resolution_ns", "mode", "status", "start_time", "end_time",
-	"shm_path", "shm_size", "writer_cpu", "wait", "wait_policy", "timeout_ns", "guest_pid",
-	"guest_wait", "server_socket", "vectors", "host_peer_id", "guest_peer_id",
-	"vcpu_idle_cpu_percent", "latency_iterations", "warmup", "gap_ns", "latency", "received",
-	"bandwidth_iterations", "frames", "frames_verified", "frames_failed", "stream",
-	"size_latency", "rate", NULL,
+/* run.json's top-level members written in run_json() below. */
+static const char *const writer_json_keys[] = {
+	"mode", "status", "start_time", "end_time", "shm_path", "shm_size", "writer_cpu", "wait",
+	"wait_policy", "timeout_ns", "guest_pid", "guest_wait", "server_socket", "vectors",
+	"host_peer_id", "guest_peer_id", "vcpu_idle_cpu_percent", NULL,
 };
+
+/* Every member run.json has of its own: those of results.c, these and each
+ * workload's. run.json is checked against them as it is written (struct
+ * ivb_json), and --meta may not take one. */
+static const char *const *const *json_keys(void)
+{
+	static const char *const *lists[4 + MAX_WORKLOADS];
+	int n = 0, i;
+
+	if (!lists[0]) {
+		lists[n++] = ivb_json_own_keys;
+		lists[n++] = ivb_json_provenance_keys;
+		lists[n++] = writer_json_keys;
+		for (i = 0; ivb_workloads[i]; i++)
+			lists[n++] = ivb_workloads[i]->json_keys;
+		lists[n] = NULL;
+	}
+	return lists;
+}
 
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
@@ -172,7 +191,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 		case 'c': cfg->cpu = ivb_opt_cpu("--cpu", optarg, 1); break;
 		case OPT_WATCH: cfg->watch_tid = (int)ivb_opt_count("--watch-thread", optarg, 1, 1 << 30); break;
 		case 'm':
-			ivb_opt_meta("--meta", optarg, own_keys);
+			ivb_opt_meta("--meta", optarg, json_keys());
 			if (cfg->nmeta == MAX_META)
 				ivb_die_usage("--meta: at most %d entries", MAX_META);
 			cfg->meta[cfg->nmeta++] = optarg;
@@ -192,9 +211,13 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 	}
 	if (optind < argc)
 		ivb_die_usage("unexpected argument '%s'", argv[optind]);
-	if (!!cfg->attach.shm_path + !!cfg->server_socket + (cfg->attach.bdf || cfg->attach.vfio) > 1)
-		ivb_die_usage("--shm, --doorbell and --device/--vfio exclude each other");
-	if (!cfg->server_socket && !cfg->attach.bdf && !cfg->attach.vfio && !cfg->attach.shm_path)
+	if (!!cfg->attach.shm_path + !!cfg->attach.shm_fd_given + !!cfg->server_socket +
+	    (cfg->attach.bdf || cfg->attach.vfio) > 1)
+		ivb_die_usage("--shm, --shm-fd, --doorbell and --device/--vfio exclude each other");
+	if (cfg->attach.bar_map_given && !cfg->attach.bdf && !cfg->attach.vfio && cfg->server_socket)
+		ivb_die_usage("--bar-map is how a guest maps the PCI device's BAR2; not with --doorbell");
+	if (!cfg->server_socket && !cfg->attach.bdf && !cfg->attach.vfio && !cfg->attach.shm_path &&
+	    !cfg->attach.shm_fd_given && !cfg->attach.bar_map_given)
 		cfg->attach.shm_path = DEFAULT_SHM;
 	if (!cfg->wait) {
 		cfg->wait = cfg->server_socket || cfg->attach.vfio ? "sleep" : "spin";
@@ -240,13 +263,8 @@ static void run_json(struct ivb_json *j, void *arg)
 	}
 	if (w->idle_cpu_pct >= 0)
 		ivb_json_num(j, "vcpu_idle_cpu_percent", w->idle_cpu_pct, 1);
-	for (i = 0; i < c->nmeta; i++) {
-		char key[128];
-		const char *eq = strchr(c->meta[i], '=');
-
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - c->meta[i]), c->meta[i]);
-		ivb_json_str(j, key, eq + 1);
-	}
+	for (i = 0; i < c->nmeta; i++)
+		ivb_json_meta(j, c->meta[i]);
 }
 
 /* Write run.json; a failure ends the run with status 1 (the caller's exit). */
@@ -346,6 +364,7 @@ int main(int argc, char **argv)
 	}
 	if (ivb_results_open(&w.res, w.cfg.results_dir, stale))
 		ivb_die("%s", ivb_results_error(&w.res));
+	w.res.json_keys = json_keys();
 	w.res.on_new_file = save_quietly;
 	w.res.on_new_file_arg = &w;
 	if (w.cfg.cpu >= 0 && (rc = ivb_pin_self(w.cfg.cpu)) < 0)

@@ -32,6 +32,8 @@ start)
 	[ "$IVSHMEM_GUEST" = cloud ] || vm_build_initramfs
 	if [ "$IVSHMEM_TOPOLOGY" = vm-vm ]; then
 		SIG_AT_EXIT=(intervm_boot_abandoned)
+		# Huge pages for a pair about to boot (vm_start does its own).
+		intervm_running || { vm_hugepages_reserve && vm_backing_available; }
 		intervm_start
 	else
 		SIG_AT_EXIT=(vm_boot_abandoned)

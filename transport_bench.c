@@ -228,6 +228,18 @@ static int tcp_allowed(struct in_addr a)
 	return (ntohl(a.s_addr) >> 24) == 127 || cfg.netns;
 }
 
+/* run.json's top-level members written in run_json(). */
+static const char *const bench_json_keys[] = {
+	"program", "start_time", "end_time", "status", "verify", "lat_iterations", "duration_ns",
+	"timeout_ns", "cpu", "peer_cpu", "transports", NULL,
+};
+
+/* Every member run.json has of its own: it is checked against them as it is
+ * written (struct ivb_json), and --meta may not take one. */
+static const char *const *const json_keys[] = {
+	ivb_json_own_keys, ivb_json_provenance_keys, bench_json_keys, NULL,
+};
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -252,8 +264,6 @@ static void parse_args(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	static const char *const own_keys[] = { "tool", "version", "run_id", "status", "files",
-						"transports", NULL };
 	int c, v;
 
 	cfg.results_dir = DEFAULT_RESULTS;
@@ -297,7 +307,7 @@ static void parse_args(int argc, char **argv)
 		case 'c': cfg.cpu = ivb_opt_cpu("--cpu", optarg, 1); break;
 		case 'P': cfg.peer_cpu = ivb_opt_cpu("--peer-cpu", optarg, 1); break;
 		case 'm':
-			ivb_opt_meta("--meta", optarg, own_keys);
+			ivb_opt_meta("--meta", optarg, json_keys);
 			if (cfg.nmeta == MAX_META)
 				ivb_die_usage("--meta: at most %d entries", MAX_META);
 			cfg.meta[cfg.nmeta++] = optarg;
@@ -334,14 +344,6 @@ static void parse_args(int argc, char **argv)
 	    strncmp(cfg.serve, "serial:", 7) && strncmp(cfg.serve, "vsock:", 6))
 		ivb_die_usage("--serve: '%s' is not tcp:PORT, unix:PATH, serial:DEVICE or vsock:PORT",
 			      cfg.serve);
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* ------------------------------------------------------------------ */
@@ -397,7 +399,7 @@ static int serve_conn(int rfd, int wfd)
 					buf = nb, cap = setup.msg_len;
 			}
 			memset(&result, 0, sizeof(result));
-			cpu0 = thread_cpu_ns();
+			cpu0 = (uint64_t)ivb_thread_cpu_ns(0);
 			in_test = !refused;
 			rc = ivb_xport_send(wfd, IVB_XF_READY, refused, setup.token, NULL, 0,
 					    IVB_VERIFY_NONE, ivb_now_ns() + cfg.timeout_ns);
@@ -422,7 +424,7 @@ static int serve_conn(int rfd, int wfd)
 					    ivb_now_ns() + cfg.timeout_ns);
 			break;
 		case IVB_XF_END:
-			result.cpu_ns = thread_cpu_ns() - cpu0;
+			result.cpu_ns = (uint64_t)ivb_thread_cpu_ns(0) - cpu0;
 			in_test = 0;
 			rc = ivb_xport_send(wfd, IVB_XF_RESULT, 0, h.seq, &result, sizeof(result),
 					    IVB_VERIFY_NONE, ivb_now_ns() + cfg.timeout_ns);
@@ -895,7 +897,7 @@ static int run_sizelat(struct chan *c, uint32_t size, struct ivb_csv *csv, long 
 	if (!src || !dst || !v || ivb_random(src, size))
 		ivb_die("out of memory for %u-byte messages", size);
 	rc = begin(c, IVB_XT_ECHO, size);
-	cpu0 = thread_cpu_ns();
+	cpu0 = (uint64_t)ivb_thread_cpu_ns(0);
 	for (i = 0; rc == 0 && i < warm + n; i++) {
 		struct ivb_xport_hdr h;
 		uint64_t t0 = ivb_now_ns();
@@ -946,7 +948,7 @@ static int run_sizelat(struct chan *c, uint32_t size, struct ivb_csv *csv, long 
 				 "%.4f,%.4f,1,", c->name, size, ivb_verify_name(cfg.verify), s.count,
 				 s.min, s.mean, s.p50, s.p90, s.p99, s.p999, s.max,
 				 (unsigned long long)errors,
-				 (double)(thread_cpu_ns() - cpu0) / 1e3 / (double)(warm + n),
+				 (double)((uint64_t)ivb_thread_cpu_ns(0) - cpu0) / 1e3 / (double)(warm + n),
 				 (double)r.cpu_ns / 1e3 / (double)(warm + n));
 		if (!cfg.quiet)
 			printf("  %-22s %9u B  round trip p50 %10.3f  p99 %10.3f  max %10.3f us%s\n",
@@ -970,7 +972,7 @@ static int run_stream(struct chan *c, uint32_t size, struct ivb_csv *csv, long *
 	if (!src || ivb_random(src, size))
 		ivb_die("out of memory for %u-byte messages", size);
 	rc = begin(c, IVB_XT_SINK, size);
-	cpu0 = thread_cpu_ns();
+	cpu0 = (uint64_t)ivb_thread_cpu_ns(0);
 	warm_end = ivb_now_ns() + cfg.duration_ns / 5;
 	/* Warm-up, then a SYNC: its answer says everything before it was read. */
 	while (rc == 0 && (seq % CLOCK_EVERY || ivb_now_ns() < warm_end)) {
@@ -991,7 +993,7 @@ static int run_stream(struct chan *c, uint32_t size, struct ivb_csv *csv, long *
 	}
 	t0 = ivb_now_ns();
 	measured0 = seq;
-	c0 = thread_cpu_ns();
+	c0 = (uint64_t)ivb_thread_cpu_ns(0);
 	while (rc == 0 && (seq % CLOCK_EVERY || ivb_now_ns() - t0 < cfg.duration_ns)) {
 		stamp(src, size, seq);
 		rc = ivb_xport_send(c->wfd, IVB_XF_DATA, 0, seq, src, size, cfg.verify,
@@ -1020,7 +1022,7 @@ static int run_stream(struct chan *c, uint32_t size, struct ivb_csv *csv, long *
 	if (ivb_csv_row(csv, "%s,stream,%u,%s,,,,,,,,,%.0f,%.6f,%.1f,%.4f,%llu,%.4f,%.4f,1,", c->name,
 			size, ivb_verify_name(cfg.verify), msgs, secs, msgs / secs,
 			msgs * size / (double)(t1 - t0), (unsigned long long)r.errors,
-			(double)(thread_cpu_ns() - c0) / 1e3 / msgs, (double)r.cpu_ns / 1e3 / (double)seq))
+			(double)((uint64_t)ivb_thread_cpu_ns(0) - c0) / 1e3 / msgs, (double)r.cpu_ns / 1e3 / (double)seq))
 		return -2;
 	if (!cfg.quiet)
 		printf("  %-22s %9u B  %12.0f msg/s  %8.3f GB/s%s\n", c->name, size, msgs / secs,
@@ -1057,13 +1059,8 @@ static void run_json(struct ivb_json *j, void *arg)
 		ivb_json_end(j);
 	}
 	ivb_json_end(j);
-	for (i = 0; i < cfg.nmeta; i++) {
-		char key[128];
-		const char *eq = strchr(cfg.meta[i], '=');
-
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - cfg.meta[i]), cfg.meta[i]);
-		ivb_json_str(j, key, eq + 1);
-	}
+	for (i = 0; i < cfg.nmeta; i++)
+		ivb_json_meta(j, cfg.meta[i]);
 }
 
 static int initiate(void)
@@ -1075,6 +1072,7 @@ static int initiate(void)
 
 	if (ivb_results_open(&res, cfg.results_dir, stale))
 		ivb_die("%s", ivb_results_error(&res));
+	res.json_keys = json_keys;
 	if (cfg.cpu >= 0 && (rc = ivb_pin_self(cfg.cpu)) < 0)
 		ivb_warn("cannot pin to CPU %d: %s (continuing unpinned)", cfg.cpu, strerror(-rc));
 	signal(SIGPIPE, SIG_IGN); /* a closed channel is -EPIPE, not a death */

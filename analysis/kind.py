@@ -24,6 +24,11 @@ def nothing(*_args, **_kwargs) -> list:
     return []
 
 
+def never(_name: str) -> bool:
+    """The default of headline_figure: none of the kind's rows is one."""
+    return False
+
+
 def first_frame(_run, loaded: dict, _prov, _info_path):
     """The default assemble(): the DataFrame of the kind's first file."""
     return next(iter(loaded.values())).frame if loaded else None
@@ -110,6 +115,11 @@ class Kind:
     metric_text: Callable | None = None
     # (metric, latency unit) -> the unit the comparison's table gives it.
     metric_unit: Callable | None = None
+    # A comparison row's name (as compare() adds it) -> whether it is one of
+    # the kind's headline figures: those a repeated run gives with an
+    # interval across its repetitions, run_test.sh --ci waits to settle and
+    # a comparison of repeated runs gives a verdict on (analysis/repeated.py).
+    headline_figure: Callable[[str], bool] = never
     # (labels, runs, summaries) -> its Plots of the runs overlaid.
     compare_plots: Callable = nothing
     # Where a run keeps this kind's files when another program wrote them,

@@ -187,9 +187,11 @@ def load_dir(run: Run, sub: Path, files, where: str) -> tuple[dict, Provenance, 
 
 
 # The files whose absence a run without a list of its files is told about:
-# those of the kinds that read them from the directory itself.
+# those host_writer writes into the directory itself. (The others are no
+# run's own: transport_bench's beside it in transports/, run_test.sh's
+# matrix_results.csv at the top of a matrix.)
 OWN_FILES = tuple(schema.file for kind in KINDS if kind.subdir is None
-                  for schema, _ in kind.files)
+                  for schema, _ in kind.files if schema.program == "host_writer")
 
 
 # --------------------------------------------------------------------------

@@ -21,6 +21,22 @@ int ivb_attach(const struct ivb_attach_opts *o, size_t min_size, struct ivb_endp
 	memset(ep, 0, sizeof(*ep));
 	ep->map.fd = -1;
 	ivb_waiter_poll(&ep->waiter);
+	snprintf(ep->bar_map, sizeof(ep->bar_map), "not applicable: host mapping");
+	if ((o->shm_path || o->shm_fd_given) && o->bar_map_given) {
+		snprintf(err, errlen, "--bar-map is how a guest maps the PCI device's BAR2; it does "
+			 "not apply to --shm or --shm-fd");
+		return -1;
+	}
+	if (o->shm_path && o->shm_fd_given) {
+		snprintf(err, errlen, "--shm and --shm-fd exclude each other");
+		return -1;
+	}
+	if (o->shm_fd_given) {
+		if (ivb_map_inherited_fd(o->shm_fd, min_size, &ep->map, err, errlen))
+			return -1;
+		snprintf(ep->describe, sizeof(ep->describe), "%s", ep->map.source);
+		return 0;
+	}
 	if (o->shm_path) {
 		if (ivb_map_file(o->shm_path, min_size, o->shm_any_fs ? IVB_MAP_ANY_FS : 0, &ep->map,
 				 err, errlen))
@@ -36,6 +52,11 @@ int ivb_attach(const struct ivb_attach_opts *o, size_t min_size, struct ivb_endp
 			 sysfs);
 		return -1;
 	}
+	if (o->vfio && o->bar_map == IVB_BAR_MAP_WC) {
+		snprintf(err, errlen, "--bar-map wc: not available with --vfio (doorbell): VFIO maps "
+			 "BAR2 uncached, and only sysfs has resource2_wc");
+		return -1;
+	}
 	if (o->vfio) {
 		if (ivb_vfio_open(bdf, o->vectors, &ep->vfio, err, errlen))
 			return -1;
@@ -45,8 +66,11 @@ int ivb_attach(const struct ivb_attach_opts *o, size_t min_size, struct ivb_endp
 		snprintf(ep->map.source, sizeof(ep->map.source), "vfio:%s (peer %u, %d MSI-X vectors)",
 			 bdf, ivb_vfio_peer_id(&ep->vfio), ep->vfio.nvectors);
 		ivb_waiter_vfio(&ep->waiter, &ep->vfio);
-	} else if (ivb_map_pci_bar(sysfs, bdf, 2, &ep->map, err, errlen)) {
+		snprintf(ep->bar_map, sizeof(ep->bar_map), "uc (VFIO)");
+	} else if (ivb_map_pci_bar(sysfs, bdf, 2, o->bar_map, &ep->map, err, errlen)) {
 		return -1;
+	} else {
+		snprintf(ep->bar_map, sizeof(ep->bar_map), "%s", ivb_bar_map_name(o->bar_map));
 	}
 	snprintf(ep->describe, sizeof(ep->describe), "%s", ep->map.source);
 	if (ep->map.size < min_size) {
@@ -67,6 +91,19 @@ int ivb_attach_option(struct ivb_attach_opts *o, int c, const char *arg)
 	case IVB_OPT_SYSFS: o->sysfs_root = arg; break;
 	case IVB_OPT_VFIO: o->vfio = 1; break;
 	case IVB_OPT_VECTORS: o->vectors = (int)ivb_opt_count("--vectors", arg, 1, 64); break;
+	case IVB_OPT_BAR_MAP:
+		if (!strcmp(arg, "uc"))
+			o->bar_map = IVB_BAR_MAP_UC;
+		else if (!strcmp(arg, "wc"))
+			o->bar_map = IVB_BAR_MAP_WC;
+		else
+			ivb_die_usage("--bar-map: '%s' is not uc or wc", arg);
+		o->bar_map_given = 1;
+		break;
+	case IVB_OPT_SHM_FD:
+		o->shm_fd = (int)ivb_opt_count("--shm-fd", arg, 0, 1 << 20);
+		o->shm_fd_given = 1;
+		break;
 	default: return 0;
 	}
 	return 1;
@@ -76,9 +113,11 @@ int ivb_attach_option(struct ivb_attach_opts *o, int c, const char *arg)
 /* Bus errors on a shrunk file                                         */
 /* ------------------------------------------------------------------ */
 
-static sigjmp_buf guard_jump;
+/* The jump is per thread: a bus error is delivered to the thread that
+ * faulted, and only that thread's own sigsetjmp may be jumped to. */
+static _Thread_local sigjmp_buf guard_jump;
 static const struct ivb_map *guard_map;
-static volatile sig_atomic_t guard_active;
+static _Thread_local volatile sig_atomic_t guard_active;
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
@@ -111,6 +150,20 @@ int ivb_guarded_run(struct ivb_endpoint *ep, int (*fn)(void *), void *arg, long 
 	rc = fn(arg);
 	guard_active = 0;
 	sigaction(SIGBUS, &old, NULL);
+	return rc;
+}
+
+int ivb_guarded_thread(int (*fn)(void *), void *arg)
+{
+	int rc;
+
+	if (sigsetjmp(guard_jump, 1)) {
+		guard_active = 0;
+		return -EFAULT;
+	}
+	guard_active = 1;
+	rc = fn(arg);
+	guard_active = 0;
 	return rc;
 }
 

@@ -4,7 +4,11 @@
  *
  *   --shm FILE            a file on tmpfs/hugetlbfs (the host's side of
  *                         ivshmem-plain, or both sides of a host-only run): polling
- *   (default in a guest)  BAR2 of the ivshmem PCI device through sysfs: polling
+ *   --shm-fd N            an inherited descriptor of such memory (a memfd, for
+ *                         a host-only run whose memory has no path): polling
+ *   (default in a guest)  BAR2 of the ivshmem PCI device through sysfs: polling;
+ *                         --bar-map uc|wc says how (resource2, uncached, the
+ *                         default; resource2_wc, write-combining)
  *   --vfio                the ivshmem-doorbell device through VFIO in a guest:
  *                         BAR2, and MSI-X vector 0 to sleep on
  *   --doorbell SOCKET     a host process as a peer of the ivshmem server
@@ -36,6 +40,10 @@ struct ivb_attach_opts {
 	const char *sysfs_root; /* where PCI devices are listed (IVB_DEFAULT_SYSFS) */
 	int vfio;               /* doorbell in a guest: the device through VFIO */
 	int vectors;            /* VFIO: MSI-X vectors to wire (0: all, at most 8) */
+	enum ivb_bar_map bar_map; /* BAR2 through sysfs: resource2 (uc) or resource2_wc */
+	int bar_map_given;      /* --bar-map was given (it needs the PCI device) */
+	int shm_fd;             /* map this inherited descriptor, when shm_fd_given */
+	int shm_fd_given;
 };
 
 /*
@@ -49,6 +57,8 @@ enum {
 	IVB_OPT_SYSFS,
 	IVB_OPT_VFIO,
 	IVB_OPT_VECTORS,
+	IVB_OPT_BAR_MAP,
+	IVB_OPT_SHM_FD,
 };
 #define IVB_ATTACH_OPTIONS                                                     \
 	{ "shm", required_argument, NULL, IVB_OPT_SHM },                       \
@@ -56,7 +66,9 @@ enum {
 	{ "device", required_argument, NULL, IVB_OPT_DEVICE },                 \
 	{ "sysfs", required_argument, NULL, IVB_OPT_SYSFS },                   \
 	{ "vfio", no_argument, NULL, IVB_OPT_VFIO },                           \
-	{ "vectors", required_argument, NULL, IVB_OPT_VECTORS }
+	{ "vectors", required_argument, NULL, IVB_OPT_VECTORS },               \
+	{ "bar-map", required_argument, NULL, IVB_OPT_BAR_MAP },               \
+	{ "shm-fd", required_argument, NULL, IVB_OPT_SHM_FD }
 int ivb_attach_option(struct ivb_attach_opts *o, int c, const char *arg);
 
 struct ivb_endpoint {
@@ -67,6 +79,8 @@ struct ivb_endpoint {
 	struct ivb_waiter waiter;    /* how to wait and ring */
 	void (*release)(struct ivb_endpoint *ep); /* a backend's own clean-up, or NULL */
 	char describe[1100];         /* where the memory came from, for messages and run.json */
+	char bar_map[64];            /* how it is mapped: "uc" or "wc" (BAR2 through sysfs),
+				      * "uc (VFIO)", or "not applicable: host mapping" */
 };
 
 /*
@@ -86,5 +100,13 @@ void ivb_detach(struct ivb_endpoint *ep);
  * Returns fn's result otherwise. Not reentrant; one guarded run at a time.
  */
 int ivb_guarded_run(struct ivb_endpoint *ep, int (*fn)(void *), void *arg, long long *shrunk_to);
+
+/*
+ * The same for another thread of a guarded run, while that run lasts (it
+ * installs the handler): fn(arg) in this thread, and -EFAULT instead of
+ * fn's result when a bus error on the mapping hits this thread. Each thread
+ * has a jump of its own: a fault never lands on another thread's stack.
+ */
+int ivb_guarded_thread(int (*fn)(void *), void *arg);
 
 #endif

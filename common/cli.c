@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "results.h"
 #include "units.h"
 #include "version.h"
 
@@ -134,15 +135,14 @@ uint64_t ivb_opt_wait_policy(const char *opt, const char *arg)
 	ivb_die_usage("%s: '%s' is not spin, sleep or hybrid:DUR", opt, arg);
 }
 
-void ivb_opt_meta(const char *opt, const char *arg, const char *const *reserved)
+void ivb_opt_meta(const char *opt, const char *arg, const char *const *const *reserved)
 {
 	size_t n = strcspn(arg, "=");
 
 	if (!arg[n] || n == 0 || n > 63 || strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
 		ivb_die_usage("%s: '%s' is not KEY=VALUE with a KEY of a-z, 0-9 and _", opt, arg);
-	for (; reserved && *reserved; reserved++)
-		if (strlen(*reserved) == n && !strncmp(arg, *reserved, n))
-			ivb_die_usage("%s: '%.*s' is a key run.json has of its own", opt, (int)n, arg);
+	if (ivb_json_keys_have(reserved, arg, n))
+		ivb_die_usage("%s: '%.*s' is a key run.json has of its own", opt, (int)n, arg);
 }
 
 int ivb_opt_cpu(const char *opt, const char *arg, int allow_none)

@@ -58,10 +58,11 @@ uint64_t ivb_opt_wait_policy(const char *opt, const char *arg);
 
 /*
  * A KEY=VALUE pair for run.json: KEY in a-z, 0-9 and _, never one of the
- * NULL-ended reserved keys (run.json's own: a second "status" would make the
- * file say two things).
+ * reserved keys, NULL-ended lists of NULL-ended lists (run.json's own
+ * members, the lists it is checked against as it is written: a second
+ * "status" would make the file say two things).
  */
-void ivb_opt_meta(const char *opt, const char *arg, const char *const *reserved);
+void ivb_opt_meta(const char *opt, const char *arg, const char *const *const *reserved);
 
 /* An online CPU number; "none" gives -1 when allow_none. */
 int ivb_opt_cpu(const char *opt, const char *arg, int allow_none);

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "timing.h"
@@ -53,10 +54,12 @@ void ivb_cpu_model(char *buf, size_t len)
 	fclose(f);
 }
 
-double ivb_thread_cpu_ticks(int tid)
+/* Thread tid's CPU time from /proc/TID/stat (user + system, clock ticks) in ns; -1 if unknown. */
+static int64_t proc_thread_cpu_ns(int tid)
 {
 	unsigned long long ut, st;
 	char path[64], buf[1024], *p;
+	long hz = sysconf(_SC_CLK_TCK);
 	FILE *f;
 	int ok;
 
@@ -68,27 +71,34 @@ double ivb_thread_cpu_ticks(int tid)
 	fclose(f);
 	p = ok ? strrchr(buf, ')') : NULL;
 	/* fields after "(comm)": state is 3rd, utime 14th, stime 15th */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	if (!p || hz <= 0 ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
-	return (double)(ut + st);
+	return (int64_t)((ut + st) * (1000000000ull / (unsigned long long)hz));
 }
 
-long ivb_clock_ticks_per_s(void)
+int64_t ivb_thread_cpu_ns(int tid)
 {
-	return sysconf(_SC_CLK_TCK);
+	struct timespec ts;
+
+	if (tid && tid != (int)gettid())
+		return proc_thread_cpu_ns(tid);
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 double ivb_thread_cpu_percent(int tid)
 {
-	double t0 = ivb_thread_cpu_ticks(tid), t1;
+	int64_t t0 = ivb_thread_cpu_ns(tid), t1;
 	uint64_t start = ivb_now_ns(), elapsed;
 
 	if (t0 < 0)
 		return -1;
 	ivb_sleep_ns(1000000000ull);
 	elapsed = ivb_now_ns() - start;
-	t1 = ivb_thread_cpu_ticks(tid);
+	t1 = ivb_thread_cpu_ns(tid);
 	if (t1 < 0)
 		return -1;
-	return 100.0 * (t1 - t0) / (double)ivb_clock_ticks_per_s() / ((double)elapsed / 1e9);
+	return 100.0 * (double)(t1 - t0) / (double)elapsed;
 }

@@ -23,6 +23,8 @@ const char *ivb_command_name(uint32_t command)
 	case IVB_CMD_FRAME: return "frame";
 	case IVB_CMD_STOP: return "stop";
 	case IVB_CMD_STREAM: return "stream";
+	case IVB_CMD_LIMITS: return "limits";
+	case IVB_CMD_CHAIN: return "chain";
 	}
 	return "invalid";
 }

@@ -70,6 +70,8 @@ enum ivb_command {
 	IVB_CMD_FRAME = 2, /* payload_size bytes at payload_offset, check SHA-256 */
 	IVB_CMD_STOP = 3,  /* end of session: guest acks and detaches */
 	IVB_CMD_STREAM = 4, /* a stream point: set-up in the payload area, rings after it */
+	IVB_CMD_LIMITS = 5, /* a copy or hash loop run by the responder (workloads/limits.c) */
+	IVB_CMD_CHAIN = 6,  /* a chain point: forward ring 0 onto ring 1 (workloads/chain.c) */
 	IVB_CMD__COUNT
 };
 

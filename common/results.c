@@ -246,8 +246,31 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+const char *const ivb_json_own_keys[] = { "run_id", "files", NULL };
+const char *const ivb_json_provenance_keys[] = {
+	"tool", "version", "host_cpu", "host_kernel", "clocksource", "clock_read_ns",
+	"clock_resolution_ns", NULL,
+};
+
+int ivb_json_keys_have(const char *const *const *lists, const char *key, size_t n)
+{
+	const char *const *k;
+
+	for (; lists && *lists; lists++)
+		for (k = *lists; *k; k++)
+			if (strlen(*k) == n && !strncmp(*k, key, n))
+				return 1;
+	return 0;
+}
+
 static void json_key(struct ivb_json *j, const char *key)
 {
+	if (j->depth == 1 && j->declared && !j->meta &&
+	    !ivb_json_keys_have(j->declared, key, strlen(key))) {
+		fprintf(stderr, "run.json: the member '%s' is written but not declared "
+				"(a json_keys list): a bug\n", key);
+		abort();
+	}
 	fputs(j->first[j->depth] ? "\n" : ",\n", j->f);
 	j->first[j->depth] = 0;
 	fprintf(j->f, "%*s", 2 * j->depth, "");
@@ -259,6 +282,17 @@ void ivb_json_str(struct ivb_json *j, const char *key, const char *value)
 {
 	json_key(j, key);
 	json_string(j->f, value);
+}
+
+void ivb_json_meta(struct ivb_json *j, const char *key_value)
+{
+	const char *eq = strchr(key_value, '=');
+	char key[128];
+
+	snprintf(key, sizeof(key), "%.*s", (int)(eq - key_value), key_value);
+	j->meta = 1;
+	ivb_json_str(j, key, eq + 1);
+	j->meta = 0;
 }
 
 void ivb_json_int(struct ivb_json *j, const char *key, long long value)
@@ -374,7 +408,8 @@ int ivb_results_write_json(struct ivb_results *res, void (*body)(struct ivb_json
 			   void *arg)
 {
 	char path[4200], tmp[4300];
-	struct ivb_json j = { .depth = 1, .first = { 1, 1 } }; /* inside the outer object */
+	struct ivb_json j = { .depth = 1, .first = { 1, 1 }, /* inside the outer object */
+			      .declared = res->json_keys };
 	int fd, i, failed;
 
 	snprintf(path, sizeof(path), "%s/run.json", res->dir);

@@ -53,6 +53,8 @@ struct ivb_results {
 	char error[600];       /* first write error, "" if none */
 	struct ivb_csv csv[IVB_RESULTS_MAX_CSV];
 	int ncsv;
+	/* run.json's declared top-level members (struct ivb_json), or NULL: unchecked. */
+	const char *const *const *json_keys;
 	/* Called when a CSV file is created, so the caller can list it in run.json at once. */
 	void (*on_new_file)(void *arg);
 	void *on_new_file_arg;
@@ -63,7 +65,23 @@ struct ivb_json {
 	FILE *f;
 	int depth;          /* nesting of objects */
 	int first[8];       /* no member written yet at this depth */
+	/* The top-level members the program declares (ivb_results.json_keys):
+	 * writing another is a programming error, stopped on the spot, so the
+	 * list --meta is checked against cannot drift from what is written. */
+	const char *const *const *declared;
+	int meta;           /* writing a --meta member: the user's key, checked at parse time */
 };
+
+/* Top-level members of run.json written here: by ivb_results_write_json
+ * itself and by ivb_json_provenance. */
+extern const char *const ivb_json_own_keys[];
+extern const char *const ivb_json_provenance_keys[];
+
+/* Is the key of n bytes in one of the NULL-ended lists of the NULL-ended lists? */
+int ivb_json_keys_have(const char *const *const *lists, const char *key, size_t n);
+
+/* A --meta member, KEY=VALUE, at the top level. */
+void ivb_json_meta(struct ivb_json *j, const char *key_value);
 
 /*
  * Create dir (0755) if needed, remove the files in stale[] (NULL-ended) and

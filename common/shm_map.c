@@ -142,9 +142,55 @@ int ivb_pci_find(const char *sysfs_root, unsigned vendor, unsigned device, int i
 	return found;
 }
 
-int ivb_map_pci_bar(const char *sysfs_root, const char *bdf, int bar, struct ivb_map *m,
-		    char *err, size_t errlen)
+const char *ivb_bar_map_name(enum ivb_bar_map how)
 {
+	return how == IVB_BAR_MAP_WC ? "wc" : "uc";
+}
+
+int ivb_map_inherited_fd(int fd, size_t min_size, struct ivb_map *m, char *err, size_t errlen)
+{
+	char link[64], target[256];
+	struct statfs fs;
+	struct stat st;
+	ssize_t n;
+	int own;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = 0;
+	snprintf(m->source, sizeof(m->source), "fd %d (%s)", fd, n > 0 ? target : "?");
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0) {
+		snprintf(err, errlen, "--shm-fd %d: %s (the descriptor must be inherited, open "
+			 "read-write)", fd, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC)) {
+		snprintf(err, errlen, "--shm-fd %d: %s is not a memfd nor a file on tmpfs or hugetlbfs",
+			 fd, m->source);
+		return -1;
+	}
+	if ((uint64_t)st.st_size < min_size) {
+		snprintf(err, errlen, "--shm-fd %d: too small: %lld bytes, need at least %zu", fd,
+			 (long long)st.st_size, min_size);
+		return -1;
+	}
+	own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (own < 0 || map_fd(own, (size_t)st.st_size, m) < 0) {
+		snprintf(err, errlen, "--shm-fd %d: %s", fd, strerror(errno));
+		if (own >= 0)
+			close(own);
+		return -1;
+	}
+	m->fd = own;
+	return 0;
+}
+
+int ivb_map_pci_bar(const char *sysfs_root, const char *bdf, int bar, enum ivb_bar_map how,
+		    struct ivb_map *m, char *err, size_t errlen)
+{
+	const char *suffix = how == IVB_BAR_MAP_WC ? "_wc" : "";
 	char path[512];
 	struct stat st;
 	int fd;
@@ -160,9 +206,14 @@ int ivb_map_pci_bar(const char *sysfs_root, const char *bdf, int bar, struct ivb
 		}
 		close(fd);
 	}
-	snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root, bdf, bar);
+	snprintf(path, sizeof(path), "%s/%s/resource%d%s", sysfs_root, bdf, bar, suffix);
 	snprintf(m->source, sizeof(m->source), "%s", path);
 	fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && how == IVB_BAR_MAP_WC) {
+		snprintf(err, errlen, "--bar-map wc: not available: %s is missing (the kernel makes "
+			 "resource%d_wc only for a prefetchable BAR)", path, bar);
+		return -1;
+	}
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;

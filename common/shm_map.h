@@ -50,12 +50,31 @@ int ivb_map_fd(int fd, size_t size, const char *source, struct ivb_map *m, char 
 int ivb_pci_find(const char *sysfs_root, unsigned vendor, unsigned device, int index,
 		 char *bdf, size_t len);
 
+/* How a guest maps a BAR through sysfs (ivb_map_pci_bar()). */
+enum ivb_bar_map {
+	IVB_BAR_MAP_UC = 0, /* resourceN: uncached (UC-), the default */
+	IVB_BAR_MAP_WC = 1, /* resourceN_wc: write-combining (a prefetchable BAR only) */
+};
+
+/* "uc" or "wc". */
+const char *ivb_bar_map_name(enum ivb_bar_map how);
+
 /*
- * Enable the PCI device and map BAR bar (resource file) of it. Returns 0 or
- * -1 with a message in err.
+ * Enable the PCI device and map BAR bar of it: its resourceN file, or
+ * resourceN_wc with IVB_BAR_MAP_WC (the kernel makes that file only for a
+ * prefetchable BAR; without it the message says "not available: ...").
+ * Returns 0 or -1 with a message in err.
  */
-int ivb_map_pci_bar(const char *sysfs_root, const char *bdf, int bar, struct ivb_map *m,
-		    char *err, size_t errlen);
+int ivb_map_pci_bar(const char *sysfs_root, const char *bdf, int bar, enum ivb_bar_map how,
+		    struct ivb_map *m, char *err, size_t errlen);
+
+/*
+ * Map an inherited descriptor of shared memory (a memfd, or a file on tmpfs
+ * or hugetlbfs), its whole size, at least min_size bytes. The descriptor is
+ * duplicated and kept (to tell its size later); source names it. Returns 0
+ * or -1 with a message in err.
+ */
+int ivb_map_inherited_fd(int fd, size_t min_size, struct ivb_map *m, char *err, size_t errlen);
 
 void ivb_unmap(struct ivb_map *m);
 

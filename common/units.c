@@ -5,8 +5,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cli.h"
 
 /* Split "12.5ms" into 12.5 and "ms"; -1 when there is no plain number. */
 static int split_number(const char *s, double *value, const char **unit)
@@ -122,4 +126,52 @@ int ivb_parse_count(const char *s, uint64_t *out)
 	if (parse_scaled(s, decimal, &unit, &value, &scale) || *unit)
 		return -1;
 	return whole(value, scale, out);
+}
+
+int ivb_parse_size_list(const char *list, struct ivb_sizes *s, char *err, size_t err_len)
+{
+	char buf[512], *tok, *save;
+	uint64_t v;
+
+	s->n = 0;
+	s->ladder = !strcmp(list, "ladder");
+	if (s->ladder) {
+		uint32_t b;
+
+		for (b = 8; b <= (8u << 20); b *= 4)
+			s->v[s->n++] = b;
+		s->v[s->n++] = 16u << 20;
+		return 0;
+	}
+	if (strlen(list) >= sizeof(buf)) {
+		snprintf(err, err_len, "list too long");
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (s->n == IVB_MAX_SIZES) {
+			snprintf(err, err_len, "at most %d sizes", IVB_MAX_SIZES);
+			return -1;
+		}
+		/* The words of cli.h's ivb_opt_size(), which parsed each item before. */
+		if (ivb_parse_size(tok, &v) || v < 1 || v > IVB_MAX_MESSAGE) {
+			snprintf(err, err_len, "'%s' is not a size in %" PRIu64 "..%" PRIu64
+				 " bytes (suffixes k, M, G, T)", tok, (uint64_t)1, (uint64_t)IVB_MAX_MESSAGE);
+			return -1;
+		}
+		s->v[s->n++] = (uint32_t)v;
+	}
+	if (!s->n) {
+		snprintf(err, err_len, "empty list (sizes such as 64,4k,1M, or ladder)");
+		return -1;
+	}
+	return 0;
+}
+
+void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s)
+{
+	char err[640];
+
+	if (ivb_parse_size_list(list, s, err, sizeof(err)))
+		ivb_die_usage("%s: %s", opt, err);
 }

@@ -276,10 +276,24 @@ def fake_vm(src, dst, mode, latency=None, slower=None, **extra):
     a host-only one: its latency scaled by latency, or its stream points
     slower times slower (rows host_writer could have written), run.json
     saying a VM."""
+    scaled(src, dst, latency, slower)
+    info = json.loads((src / "run.json").read_text())
+    info.update({"mode": mode, "target": "vm", "topology": "host-vm", "guest": "micro",
+                 "accel": "tcg", "qemu_version": "7.2.19", "guest_kernel": "6.1.0-41-amd64",
+                 "boot_seconds": "7.1", "vcpu_cpu": "1", **extra})
+    info["files"] = {p.name: len(read_rows(p)) for p in sorted(dst.glob("*.csv"))}
+    (dst / "run.json").write_text(json.dumps(info))
+
+
+def scaled(src, dst, latency=None, slower=None):
+    """A copy of the run src in dst, its latency scaled by latency, or its
+    stream points slower times slower (rows host_writer could have
+    written); run.json as it was."""
     if latency is None and slower is None:
         shutil.copytree(src, dst)
     else:
         dst.mkdir()
+        shutil.copy(src / "run.json", dst / "run.json")
     if latency is not None:
         rows = read_rows(src / "latency_results.csv")
         for r in rows:
@@ -294,17 +308,43 @@ def fake_vm(src, dst, mode, latency=None, slower=None, **extra):
             r["msgs_per_s"] = f"{int(r['messages']) / float(r['seconds']):.1f}"
             r["gbps"] = f"{int(r['bytes']) / float(r['seconds']) / 1e9:.4f}"
         write_rows(dst / "stream_results.csv", rows)
-    info = json.loads((src / "run.json").read_text())
-    info.update({"mode": mode, "target": "vm", "topology": "host-vm", "guest": "micro",
-                 "accel": "tcg", "qemu_version": "7.2.19", "guest_kernel": "6.1.0-41-amd64",
-                 "boot_seconds": "7.1", "vcpu_cpu": "1", **extra})
-    info["files"] = {p.name: len(read_rows(p)) for p in sorted(dst.glob("*.csv"))}
-    (dst / "run.json").write_text(json.dumps(info))
+
+
+# How make_repeated() scales each repetition: the median is the run itself.
+REPEAT_FACTORS = (1.0, 1.2, 0.9)
+
+
+def make_repeated(part, factors=REPEAT_FACTORS):
+    """A configuration of the bench as `make bench` leaves it with
+    IVSHMEM_BENCH_REPEAT: rep-1, rep-2, ... made from the run in part (its
+    latency, or its stream points' time, scaled by each factor), merged
+    into part by python3 -m analysis.repeat merge, as run_test.sh --repeat
+    does."""
+    single = part.with_name(part.name + ".single")
+    part.rename(single)
+    part.mkdir()
+    stream = (single / "stream_results.csv").exists()
+    for k, factor in enumerate(factors, 1):
+        rep = part / f"rep-{k}"
+        if factor == 1.0:
+            shutil.copytree(single, rep)
+        else:
+            scaled(single, rep, slower=factor) if stream else scaled(single, rep,
+                                                                      latency=factor)
+        info = json.loads((rep / "run.json").read_text())
+        info["run_id"] = f"{info.get('run_id', 'run')}-{k}"
+        (rep / "run.json").write_text(json.dumps(info))
+    shutil.rmtree(single)
+    proc = subprocess.run([sys.executable, "-m", "analysis.repeat", "merge", str(part),
+                           "--plan", str(len(factors)), "--stopped", "done"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return part
 
 
 def make_bench(bench):
     """A directory as `make bench` leaves it, from real host-only runs
-    (host_writer's latency, streams and rate sweep against guest_reader,
+    (host_writer's latency, streams, limits and rate sweep against guest_reader,
     eventfd_pingpong on two CPUs and on one) and VM configurations made from
     them (fake_vm): plain 2.5 times host-only, doorbell 1.3 times the
     eventfd floor, guest to guest 1.4 times plain, streams 6 times slower."""
@@ -314,6 +354,8 @@ def make_bench(bench):
     host_writer_run(bench / "host", 4 << 20, "-t", "latency", "--iterations", "2000", *meta)
     host_writer_run(bench / "host-stream", 64 << 20, "-t", "stream", "--direction", "h2g",
                     "--sizes", "64,4k,1M", "--duration", "30ms", *meta)
+    host_writer_run(bench / "host-limits", 64 << 20, "-t", "limits",
+                    "--limit-sizes", "64,4k,1M", "--limit-duration", "20ms", *meta)
     host_writer_run(bench / "host-rate", 64 << 20, "-t", "rate", "--rate-sweep",
                     "--sweep-from", "5k", "--sweep-to", "20k", "--rate-duration", "100ms",
                     "--p99-bound", "1s", *meta)
@@ -333,6 +375,8 @@ def make_bench(bench):
     fake_vm(bench / "host", bench / "vm-vm-plain", "plain", latency=3.5, topology="vm-vm")
     fake_vm(bench / "host-stream", bench / "plain-stream", "plain", slower=6)
     fake_vm(bench / "host-stream", bench / "doorbell-stream", "doorbell", slower=6.5)
+    fake_vm(bench / "host-limits", bench / "plain-limits", "plain")
+    fake_vm(bench / "host-limits", bench / "doorbell-limits", "doorbell")
     fake_vm(bench / "host-rate", bench / "plain-rate", "plain")
     fake_vm(bench / "host-rate-load", bench / "plain-rate-load", "plain")
     # The other channels as run_test.sh --transports runs them without a VM:

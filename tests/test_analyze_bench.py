@@ -10,7 +10,11 @@ independently from the CSV files and run.json, the streams' and the knee's
 ratios, summary.json and report.html agreeing (the headline's ratios as
 summary.json has them), the configurations not measured named, a partial
 configuration refused (3) or marked, and a limit's run.json that is not a
-latency summary refused in one line.
+latency summary refused in one line. And the same bench with its latency
+and stream points measured three times (IVSHMEM_BENCH_REPEAT: rep-1..rep-3
+merged), each repetition the run scaled by 1, 1.2 and 0.9: each figure the
+median (the run itself) with its interval ([min, max] of three), each
+ratio the same as before with a bootstrap interval around it.
 
 Exits 77 (skip) when the programs cannot be built or /dev/shm is not there.
 Run: /usr/bin/python3 -m pytest -q tests/test_analyze_bench.py
@@ -21,8 +25,8 @@ import shutil
 
 import numpy as np
 import pytest
-from analyze_common import (assert_one_line_error, make_bench, need_shm, png, read_rows, run,
-                            summary_of)
+from analyze_common import (REPEAT_FACTORS, assert_one_line_error, make_bench, make_repeated,
+                            need_shm, png, read_rows, run, summary_of)
 from analyze_page import Page, check_facts, check_self_contained, check_tables, ratio_text
 
 
@@ -170,3 +174,93 @@ def test_host_only_bench(bench, tmp_path):
     page = Page((d / "report.html").read_text())
     check_facts(page, summary, wanted=["latency.0.p50_ns"])
     assert "plain" in summary["not_run"]
+
+
+# ------------------------------------------------ parts measured several times
+
+REPEATED = ("host", "host-stream", "plain", "plain-stream", "doorbell", "doorbell-stream")
+
+
+@pytest.fixture(scope="module")
+def repeated_bench(bench, tmp_path_factory):
+    d = tmp_path_factory.mktemp("repeated") / "bench"
+    shutil.copytree(bench[0], d, ignore=shutil.ignore_patterns("*.png", "*.html",
+                                                               "summary.json"))
+    for name in REPEATED:
+        make_repeated(d / name)
+    proc = run(d, "-q")
+    return d, proc, summary_of(d), Page((d / "report.html").read_text())
+
+
+def test_repeated_parts_analysed(bench, repeated_bench):
+    """Merged latency CSVs repeat their iteration numbers: each repetition
+    is read as a run of its own, and nothing else changes."""
+    d, proc, summary, _ = repeated_bench
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert summary["partial"] is False
+    assert (d / "host" / "rep-3").is_dir() and summary["not_run"] == bench[2]["not_run"]
+    assert summary["rate"] == bench[2]["rate"]
+    assert summary["transport"] == bench[2]["transport"]
+
+
+def test_repeated_round_trip_is_the_median_with_its_interval(bench, repeated_bench):
+    d, _, summary, _ = repeated_bench
+    single = {r["config"]: r for r in bench[2]["latency"]}
+    rows = {r["config"]: r for r in summary["latency"]}
+    for config in ("host", "plain", "doorbell"):
+        r = rows[config]
+        assert r["repetitions"] == len(REPEAT_FACTORS)
+        p50s = sorted(p50(d / config / f"rep-{k}") for k in (1, 2, 3))
+        assert r["p50_ns"] == pytest.approx(p50s[1], rel=1e-12)
+        assert r["p50_ns"] == pytest.approx(single[config]["p50_ns"], rel=1e-12)
+        # Three repetitions cannot reach 95 %: [min, max], at 75 %.
+        assert r["intervals"]["p50_ns"] == pytest.approx([p50s[0], p50s[2]], rel=1e-12)
+        assert r["coverage"]["p50_ns"] == pytest.approx(75.0)
+        assert r["count"] == 3 * single[config]["count"]
+    for config in ("plain", "doorbell", "vm-vm-plain"):
+        r = rows[config]
+        assert r["ratio_to_limit"] == pytest.approx(single[config]["ratio_to_limit"], rel=1e-9)
+        low, high = r["ratio_to_limit_interval"]
+        assert low <= r["ratio_to_limit"] <= high and low < high
+    # eventfd's floor is one run.json, host-only's p50 the median of three.
+    assert rows["eventfd"]["ratio_to_host_only_interval"] is not None
+    assert rows["host"]["ratio_to_host_only_interval"] is None
+    assert rows["eventfd-same-cpu"]["intervals"] == {}
+
+
+def test_repeated_streams_and_their_ratios(bench, repeated_bench):
+    _, _, summary, _ = repeated_bench
+    single = {r["message_bytes"]: r for r in bench[2]["stream"]}
+    for r in summary["stream"]:
+        for name in ("host-stream", "plain-stream", "doorbell-stream"):
+            p, before = r[name], single[r["message_bytes"]][name]
+            assert p["repetitions"] == 3
+            assert p["msgs_per_s"] == pytest.approx(before["msgs_per_s"], rel=1e-9)
+            low, high = p["intervals"]["msgs_per_s"]
+            assert low < p["msgs_per_s"] < high
+            if name != "host-stream":
+                assert p["ratio_to_host_only"] == pytest.approx(before["ratio_to_host_only"],
+                                                                rel=1e-9)
+                low, high = p["ratio_to_host_only_interval"]
+                assert low <= p["ratio_to_host_only"] <= high
+    # The limits rows hold the streams' medians to their receivers' speed.
+    assert len(summary["limits"]) == len(bench[2]["limits"])
+    for mine, before in zip(summary["limits"], bench[2]["limits"]):
+        assert mine["config"] == before["config"]
+        assert mine["stream_gbps"] == pytest.approx(before["stream_gbps"], rel=1e-9)
+
+
+def test_repeated_page(repeated_bench):
+    d, _, summary, page = repeated_bench
+    check_self_contained(page)
+    check_tables(page)
+    check_facts(page, summary, wanted=["latency.0.p50_ns"])
+    assert "3 repetitions" in page.visible
+    table = next(t for t in page.tables if t["head"][:2] == ["configuration", "round trips"])
+    plain = next(r for r in table["rows"] if r[0].startswith("VM, plain"))
+    low, high = summary["latency"][3]["ratio_to_limit_interval"]
+    assert plain[-2] == (f"{ratio_text(summary['latency'][3]['ratio_to_limit'])} "
+                         f"[{ratio_text(low)}, {ratio_text(high)}]")
+    assert "percentile-bootstrap interval" in page.visible
+    assert png(d / "bench_stream.png") > 10_000 and png(d / "bench_latency.png") > 10_000

@@ -101,8 +101,10 @@ def test_latency_only_without_run_json(tmp_path):
     summary = summary_of(tmp_path)
     assert summary["bandwidth"] is None
     assert summary["latency"]["round_trip"]["std_ns"] is None  # one sample
-    note = ("bandwidth_results.csv, stream_results.csv, size_latency_results.csv, "
-            "rate_results.csv, rate_histograms.csv not found: their sections are skipped")
+    note = ("bandwidth_results.csv, stream_results.csv, limits_results.csv, "
+            "size_latency_results.csv, rate_results.csv, rate_histograms.csv, "
+            "chain_results.csv not found: "
+            "their sections are skipped")
     assert note in summary["notes"]
     assert note in (tmp_path / "performance_report.txt").read_text()
     for name in PLOTS:

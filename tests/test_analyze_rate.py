@@ -119,6 +119,8 @@ def test_single_rate_analysed_cleanly(runs):
             assert point[key] == value, column
         elif column == "sustained":
             assert point[key] is (value == "1")
+        elif value == "":  # a counter not counted (no PMU, no --watch-thread)
+            assert point[key] is None, column
         else:
             assert point[key] == float(value), column
     assert point["messages"] == 1000 and point["errors"] == 0
@@ -206,14 +208,25 @@ def test_sweep_rows_ratios_and_knees(runs):
         assert knee["highest_measured_per_s"] == max(p["offered_per_s"] for p in mine)
         assert [p["offered_per_s"] for p in mine if p["at_knee"]] == (
             [knee["knee_per_s"]] if knee["knee_per_s"] else [])
+        # host_writer's rule: the points not sustained above the knee are
+        # what stopped the sweep; those below it are lone, not counted.
+        above = [p["offered_per_s"] for p in mine
+                 if not p["sustained"] and p["offered_per_s"] > knee["knee_per_s"]]
+        below = [p["offered_per_s"] for p in mine
+                 if not p["sustained"] and p["offered_per_s"] < knee["knee_per_s"]]
         stop = knee["first_not_sustained"]
-        assert (stop is None) == all(p["sustained"] for p in mine)
+        assert (stop and stop["offered_per_s"]) == (above[0] if above else None)
+        assert [p["offered_per_s"] for p in knee["not_sustained_below_knee"]] == below
+        assert below == info["rate"]["not_sustained_below_knee"][name]
+        assert knee["stop_reason"] == info["rate"]["stop_reason"][name]
     report = (out / "performance_report.txt").read_text()
     table = [l for l in report.splitlines() if l.strip().startswith(("5,000 ", "10,000 ",
                                                                       "20,000 "))]
     assert len(table) >= len(rate["points"])  # the main table, then the spectrum's
     if rate["knee_per_s"]["none"]:
         assert "<< knee" in report
+    assert "Where each sweep stopped (run.json's stop_reason):" in report
+    assert "Sustained only with p99 at most 10,000.000 ms (given)." in report
     if len(sets) > 1:
         assert "p99 x quiet" in report
 
@@ -438,6 +451,138 @@ def test_every_malformed_case_is_run(malformed):
     assert sorted(malformed) == sorted(MALFORMED)
 
 
+# ------------------------------------------------------ the knee, by the rule
+
+
+def point_row(rate, sustained, bound_ns=1_000_000):
+    """A quiet rate point of 100 ms as host_writer writes it, every
+    latency 1,000 ns; not sustained: 90 % of its rate achieved."""
+    messages = rate // 10
+    return {"interference": "none", "arrivals": "constant", "offered_per_s": str(rate),
+            "achieved_per_s": f"{rate if sustained else 0.9 * rate:.1f}",
+            "message_bytes": "64", "verify": "xxh3", "wait": "spin", "duration_s": "0.100",
+            "messages": str(messages), "sent": str(messages), "received": str(messages),
+            "unsent": "0", "late": "0", "sender_lag_p99_ns": "0", "sender_lag_max_ns": "0",
+            "percentiles": "exact",
+            **{k: "1000" for k in ("min_ns", "mean_ns", "p50_ns", "p90_ns", "p99_ns",
+                                   "p999_ns", "p9999_ns", "max_ns")},
+            "errors": "0", "p99_bound_ns": str(bound_ns), "sustained": "1" if sustained else "0",
+            "p50_ratio": "1.000", "p99_ratio": "1.000", "p999_ratio": "1.000"}
+
+
+def hist_rows(rate):
+    """The histogram of point_row(rate): every latency in the bucket of 1,000 ns."""
+    n = rate // 10
+    return [{"interference": "none", "offered_per_s": str(rate), "bucket_low_ns": "1000",
+             "bucket_high_ns": "1003", "count": str(n), "cumulative_count": str(n),
+             "percentile": "100.000000"}]
+
+
+def sweep_run(directory, verdicts, **rate_info):
+    """A quiet sweep from 1,000/s up the 1-2-5 ladder, a point per verdict
+    (True: sustained), with run.json as host_writer writes it after the
+    two-in-a-row rule (its knee, lone points and stop reason as given)."""
+    rates = [1000, 2000, 5000, 10000, 20000, 50000, 100000][:len(verdicts)]
+    directory.mkdir()
+    write_rows(directory / RATE_CSV, [point_row(r, v) for r, v in zip(rates, verdicts)])
+    write_rows(directory / HIST_CSV, [h for r in rates for h in hist_rows(r)])
+    rate = {"mode": "sweep", "sweep_from": 1000, "sweep_to": 100000000, "ladder": "1-2-5",
+            "arrivals": "constant", "duration_ns": 100000000, "message_bytes": 64,
+            "p99_bound_source": "given", "p99_bound_ns": 1000000, "sustained_fraction": 0.99,
+            "stop_after_consecutive": 2, "points": len(rates), **rate_info}
+    meta = {"version": "v1.2-3-gabcdef", "mode": "plain", "accel": "none", "guest": "host",
+            "target": "host", "status": "complete", "run_id": "9f86d081884c7d65",
+            "files": {RATE_CSV: len(rates), HIST_CSV: len(rates)}, "rate": rate}
+    (directory / "run.json").write_text(json.dumps(meta))
+    return directory
+
+
+NOISY = [True, False, True, True, False, False]  # 2,000/s noisy; 20k and 50k stop it
+NOISY_STOP = ("2 consecutive points not sustained: 20000/s (achieved 18000/s, 90.0 % of "
+              "offered) and 50000/s (achieved 45000/s, 90.0 % of offered)")
+
+
+def test_a_lone_point_below_the_knee_does_not_lower_it(tmp_path):
+    """A sweep with one noisy point not sustained below two sustained ones:
+    the knee is above it (the highest rate sustained below the two in a row
+    not sustained that stopped the sweep), as run.json has it; the lone
+    point is named, not counted, and run.json's reason and bound shown."""
+    d = sweep_run(tmp_path / "noisy", NOISY, knee_per_s={"none": 10000},
+                  stop_reason={"none": NOISY_STOP},
+                  not_sustained_below_knee={"none": [2000]})
+    proc = run(d, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    rate = summary_of(d)["rate"]
+    assert rate["knee_per_s"] == {"none": 10000}
+    knee = rate["knees"]["none"]
+    assert knee["stopped_on_consecutive"] is True
+    assert [p["offered_per_s"] for p in knee["not_sustained_above_knee"]] == [20000, 50000]
+    assert knee["first_not_sustained"]["offered_per_s"] == 20000
+    [lone] = knee["not_sustained_below_knee"]
+    assert (lone["offered_per_s"], lone["line"]) == (2000, 3)
+    assert lone["why"].startswith("achieved 90.0 % of offered")
+    assert knee["stop_reason"] == NOISY_STOP
+    assert rate["stop_after_consecutive"] == 2
+    assert rate["p99_bound"] == {"ns": 1000000, "source": "given", "quiet_run": None}
+    assert [p["offered_per_s"] for p in rate["points"] if p["at_knee"]] == [10000]
+    report = (d / "performance_report.txt").read_text()
+    assert "none  10,000/s: the next 2 rates in a row were not sustained: 20,000/s " \
+           "[achieved 90.0 % of offered (below 99 %)] and 50,000/s [achieved" in report
+    assert "below it, a lone rate not sustained does not lower it (the rates above were " \
+           "carried): 2,000/s [achieved 90.0 % of offered (below 99 %)]" in report
+    assert f"none  {NOISY_STOP}" in report
+    assert "Sustained only with p99 at most 1,000.000 µs (given)." in report
+    assert "below the first 2 rates in a row not sustained" in " ".join(report.split())
+    page = (d / "report.html").read_text()
+    assert NOISY_STOP in page and 'data-key="rate.knee_per_s.none"' in page
+
+
+def test_the_old_rules_knee_is_refused(tmp_path):
+    """run.json whose knee is the last rate sustained before the first not
+    (the rule before two in a row) disagrees with the rows."""
+    d = sweep_run(tmp_path / "old", NOISY, knee_per_s={"none": 1000},
+                  not_sustained_below_knee={"none": [2000]})
+    assert_one_line_error(run(d, "--no-plots"), "run.json: rate.knee_per_s.none is 1,000, but "
+                          "the rows of rate_results.csv put it at 10,000 messages/s")
+
+
+def test_lone_points_unlike_run_json_are_refused(tmp_path):
+    d = sweep_run(tmp_path / "lone", NOISY, knee_per_s={"none": 10000},
+                  not_sustained_below_knee={"none": []})
+    assert_one_line_error(run(d, "--no-plots"), "run.json: rate.not_sustained_below_knee.none "
+                          "is [], but the rows of rate_results.csv have [2,000/s] not "
+                          "sustained below the knee")
+
+
+@pytest.mark.parametrize("verdicts, knee, above, stopped", [
+    ([True, True, False], 2000, [5000], False),          # ended (--sweep-to) on one
+    ([True, True, True], 5000, [], False),               # sustained to the end
+    ([False, False], 0, [1000, 2000], True),             # not even the first two
+    ([False, True, False, True, False, False], 10000, [20000, 50000], True),
+], ids=["sweep-to-not-sustained", "all-sustained", "none", "two-lone"])
+def test_where_the_sweep_ends_sets_the_knee(tmp_path, verdicts, knee, above, stopped):
+    """The knee when the sweep stops on two in a row, or ends otherwise
+    (--sweep-to, out of rates): the highest rate sustained below the stop,
+    as rate.c's rate_rule() finds it."""
+    rates = [1000, 2000, 5000, 10000, 20000, 50000]
+    lone = [r for r, v in zip(rates, verdicts) if not v and r < knee]
+    d = sweep_run(tmp_path / "sweep", verdicts, knee_per_s={"none": knee},
+                  not_sustained_below_knee={"none": lone},
+                  sweep_to=rates[len(verdicts) - 1])
+    proc = run(d, "-q", "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    k = summary_of(d)["rate"]["knees"]["none"]
+    assert k["knee_per_s"] == knee and k["stopped_on_consecutive"] is stopped
+    assert [p["offered_per_s"] for p in k["not_sustained_above_knee"]] == above
+    assert [p["offered_per_s"] for p in k["not_sustained_below_knee"]] == lone
+    report = (d / "performance_report.txt").read_text()
+    if not knee:
+        assert "none  none: its first 2 rates were not sustained: 1,000/s [" in report
+    elif not above:
+        assert "sustained at every rate measured (up to 5,000/s)" in report
+
+
 def test_knee_unlike_run_json_is_refused(runs, tmp_path):
     """run.json's knees must be the rows' (a complete run listing them)."""
     info = json.loads((runs["sweep"] / "run.json").read_text())
@@ -496,3 +641,39 @@ def test_compare_overlays_the_curves(runs, tmp_path):
         assert metrics["rate 10,000/s none p99"]["values"][0] is None
     text = (tmp_path / "comparison.txt").read_text()
     assert any(l.startswith("rate 5,000/s none p99 ") for l in text.splitlines())
+
+
+# ------------------------------------------------------------------ the kernel's counters
+
+
+def test_counters_beside_p99(runs):
+    """ctx-sw/kmsg right after p99 in the table of rate points, and what
+    run.json says was counted once."""
+    out = runs["single"]
+    [point] = summary_of(out)["rate"]["points"]
+    report = (out / "performance_report.txt").read_text()
+    head = next(line for line in report.splitlines() if line.strip().startswith("rate/s"))
+    assert head.split()[head.split().index("p99") + 2] == "ctx-sw/kmsg"
+    assert report.count("Counters (run.json):") == 1
+    assert "ctx-sw/kmsg (per 1000 messages)" in (out / "report.html").read_text()
+    if point["ctx_switches_per_kmsg"] is not None:
+        assert point["ctx_switches_per_kmsg"] == pytest.approx(
+            1000 * point["host_ctx_switches"] / point["received"], abs=5e-4)
+
+
+@pytest.mark.parametrize("cells, fragments", [
+    ({"ctx_switches_per_kmsg": "999.000"},
+     ["column ctx_switches_per_kmsg", "is not 1000 x host_ctx_switches / received"]),
+    ({"host_task_clock_ns": "60000000000"},
+     ["column host_task_clock_ns", "more time on a CPU than the point's schedule"]),
+])
+def test_counters_no_measurement_gives_are_refused(runs, tmp_path, cells, fragments):
+    for name in (RATE_CSV, "rate_histograms.csv"):
+        shutil.copy(runs["single"] / name, tmp_path / name)
+    with open(tmp_path / RATE_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0].update(cells)
+    write_rows(tmp_path / RATE_CSV, rows)
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--no-plots"],
+                          capture_output=True, text=True, timeout=120)
+    assert_one_line_error(proc, str(tmp_path / RATE_CSV), *fragments)

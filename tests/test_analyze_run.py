@@ -272,8 +272,9 @@ def test_directory_without_results(tmp_path):
     proc = run(tmp_path, "--no-plots")
     assert_one_line_error(proc, str(tmp_path), "no results: none of latency_results.csv, "
                           "bandwidth_results.csv, stream_results.csv, "
-                          "size_latency_results.csv, rate_results.csv, "
-                          "rate_histograms.csv, transport_results.csv found")
+                          "limits_results.csv, size_latency_results.csv, rate_results.csv, "
+                          "rate_histograms.csv, chain_results.csv, transport_results.csv, "
+                          "matrix_results.csv found")
 
 
 def test_bad_file_next_to_good_ones_is_an_error(tmp_path):
@@ -349,7 +350,8 @@ def test_any_combination_of_files(combinations, case):
             assert (directory / picture).exists() == (present and plots), picture
     assert ("STREAM THROUGHPUT" in report) == (STREAM_CSV in names)
     assert ("SIZE LATENCY" in report) == (SIZELAT_CSV in names)
-    missing = [n for n in (*SECTIONS, "rate_results.csv", "rate_histograms.csv")
+    missing = [n for n in (LAT_CSV, BW_CSV, STREAM_CSV, "limits_results.csv", SIZELAT_CSV,
+                           "rate_results.csv", "rate_histograms.csv", "chain_results.csv")
                if n not in names]
     if with_json:
         assert not any("not found" in n for n in summary["notes"])

@@ -395,3 +395,62 @@ def test_nothing_above_zero_is_drawn_as_no_data(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     png(tmp_path / "stream_throughput.png")
+
+
+# ------------------------------------------------ the kernel's counters
+
+
+def test_counters_shown_once_beside_each_point(real):
+    """host_writer's counters (analysis/counters.py): ctx-sw/kmsg in the
+    table, what run.json says was counted once, in the report and on the
+    page."""
+    out, _, summary = real
+    st = summary["stream"]
+    info = json.loads((out / "run.json").read_text())["stream"]["counters"]
+    assert st["counters"]["software"] == info["software"]
+    report = (out / "performance_report.txt").read_text()
+    assert report.count("Counters (run.json):") == 1 and "ctx-sw/kmsg" in report
+    html = (out / "report.html").read_text()
+    assert html.count("Counters (run.json):") == 1 and "ctx-sw/kmsg" in html
+    for p in st["points"]:
+        if p["ctx_switches_per_kmsg"] is not None:
+            assert p["ctx_switches_per_kmsg"] == pytest.approx(
+                1000 * p["host_ctx_switches"] / p["messages"], abs=5e-4)
+
+
+COUNTER_CASES = [
+    # (cells of row 2, fragments of the error)
+    ({"ctx_switches_per_kmsg": "999.000"}, ["line 2: column ctx_switches_per_kmsg",
+                                            "is not 1000 x host_ctx_switches / messages"]),
+    ({"host_ctx_switches": "", "ctx_switches_per_kmsg": "1.000"},
+     ["column ctx_switches_per_kmsg", "without host_ctx_switches"]),
+    ({"host_task_clock_ns": "9000000000"}, ["line 2: column host_task_clock_ns",
+                                            "more time on a CPU than"]),
+    ({"host_page_faults": "-1"}, ["column host_page_faults", "below 0"]),
+    ({"vcpu_migrations": "1.5"}, ["column vcpu_migrations", "expected an integer"]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(COUNTER_CASES)))
+def test_counters_no_measurement_gives_are_refused(real, tmp_path, case):
+    cells, fragments = COUNTER_CASES[case]
+    rows = read_rows(real[0] / STREAM_CSV)
+    rows[0].update(cells)
+    write_rows(tmp_path / STREAM_CSV, rows)
+    assert_one_line_error(run(tmp_path, "--no-plots"), str(tmp_path / STREAM_CSV), *fragments)
+
+
+def test_rows_without_counters_read_as_before(real, tmp_path):
+    """A host_writer before the counters: no such key in the points, no
+    column in the table."""
+    rows = [{k: v for k, v in r.items() if not k.startswith(("host_c", "host_m", "host_p",
+                                                              "host_t", "host_i", "vcpu_",
+                                                              "ctx_"))
+             or k in ("host_cpu_us_per_msg", "host_cpu_percent")}
+            for r in read_rows(real[0] / STREAM_CSV)]
+    write_rows(tmp_path / STREAM_CSV, rows)
+    proc = run(tmp_path, "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    points = summary_of(tmp_path)["stream"]["points"]
+    assert "host_ctx_switches" not in points[0] and "counters" not in summary_of(tmp_path)["stream"]
+    assert "ctx-sw/kmsg" not in (tmp_path / "performance_report.txt").read_text()

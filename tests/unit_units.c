@@ -1,11 +1,16 @@
 /*
- * unit_units - the one parser of sizes, durations and counts: what each
- * accepts, and that it rejects everything it does not fully understand.
+ * unit_units - the one parser of sizes, durations, counts and size lists:
+ * what each accepts, that it rejects everything it does not fully
+ * understand, and that a bad size list given to an option exits 2 naming it.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "units.h"
 
 static void test_sizes(void)
@@ -76,12 +81,90 @@ static void test_counts(void)
 	CHECK(ivb_parse_count("99999999999999999999", &n) == -1);
 }
 
+static void test_size_lists(void)
+{
+	struct ivb_sizes s;
+	char err[640];
+
+	CHECK(!ivb_parse_size_list("64,4k,1M", &s, err, sizeof(err)) && s.n == 3 && !s.ladder &&
+	      s.v[0] == 64 && s.v[1] == 4096 && s.v[2] == 1u << 20);
+	CHECK(!ivb_parse_size_list("64,,4k", &s, err, sizeof(err)) && s.n == 2); /* empty items skipped */
+	CHECK(!ivb_parse_size_list("64M", &s, err, sizeof(err)) && s.n == 1 && s.v[0] == IVB_MAX_MESSAGE);
+	/* ladder: 8 B, then powers of 4 to 8 MiB, then 16 MiB. */
+	CHECK(!ivb_parse_size_list("ladder", &s, err, sizeof(err)) && s.ladder && s.n == 12);
+	CHECK(s.v[0] == 8 && s.v[1] == 32 && s.v[10] == 8u << 20 && s.v[11] == 16u << 20);
+}
+
+static void test_bad_size_lists(void)
+{
+	static const struct { const char *list, *why; } bad[] = {
+		{ "0", "'0' is not a size in 1..67108864 bytes (suffixes k, M, G, T)" },
+		{ "64,65M", "'65M' is not a size in 1..67108864 bytes" },
+		{ "64,abc", "'abc' is not a size" },
+		{ "64, 4k", "' 4k' is not a size" },
+		{ "", "empty list (sizes such as 64,4k,1M, or ladder)" },
+		{ ",,", "empty list" },
+		{ "Ladder", "'Ladder' is not a size" },
+	};
+	struct ivb_sizes s;
+	char err[640], many[200] = "1", longer[600];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECKF(ivb_parse_size_list(bad[i].list, &s, err, sizeof(err)) == -1 &&
+		       !strncmp(err, bad[i].why, strlen(bad[i].why)), "size list '%s': %s", bad[i].list, err);
+	for (i = 1; i <= IVB_MAX_SIZES; i++) /* 33 sizes */
+		strcat(many, ",1");
+	CHECK(ivb_parse_size_list(many, &s, err, sizeof(err)) == -1 && !strcmp(err, "at most 32 sizes"));
+	memset(longer, '1', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = 0;
+	CHECK(ivb_parse_size_list(longer, &s, err, sizeof(err)) == -1 && !strcmp(err, "list too long"));
+}
+
+/* ivb_sizes_parse() on bad input: exit 2 and "prog: --sizes: ..." on stderr. */
+static void test_size_list_option_exits_2(void)
+{
+	char out[512] = "";
+	int fds[2], status = 0;
+	size_t len;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(fds)) {
+		CHECKF(0, "pipe");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		struct ivb_sizes s;
+
+		dup2(fds[1], 2);
+		ivb_cli_init("unit_units");
+		ivb_sizes_parse("--sizes", "64,0", &s);
+		_exit(0); /* not reached */
+	}
+	close(fds[1]);
+	for (len = 0; len < sizeof(out) - 1 && (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0;)
+		len += (size_t)n;
+	out[len] = 0;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	CHECKF(strstr(out, "\nTry 'unit_units --help'.\n") != NULL, "then the pointer to --help");
+	out[strcspn(out, "\n")] = 0;
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit status 2 (got 0x%x)", status);
+	CHECKF(!strncmp(out, "unit_units: --sizes: '0' is not a size in 1..67108864 bytes", 59),
+	       "the message names the option: %s", out);
+}
+
 int main(void)
 {
-	test_sizes();
-	test_bad_sizes();
-	test_durations();
-	test_bad_durations();
-	test_counts();
+	RUN(test_sizes);
+	RUN(test_bad_sizes);
+	RUN(test_durations);
+	RUN(test_bad_durations);
+	RUN(test_counts);
+	RUN(test_size_lists);
+	RUN(test_bad_size_lists);
+	RUN(test_size_list_option_exits_2);
 	return check_done("unit_units");
 }

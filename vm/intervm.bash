@@ -277,7 +277,7 @@ intervm__boot_failed() {
 
 # Start the pair unless it runs (as vm_start does for one VM).
 intervm_start() {
-	local missing g first
+	local missing g first differs
 	vm_state_open
 	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
@@ -288,6 +288,9 @@ intervm_start() {
 		if [ "$VM_MODE" != "$IVSHMEM_MODE" ]; then
 			vm_die "a vm-vm pair is running in ${VM_MODE:-?} mode ($(intervm_pids_text)); you asked for $IVSHMEM_MODE: ./setup.sh stop first"
 		fi
+		differs=$(vm_running_differs)
+		[ -z "$differs" ] ||
+			vm_die "a vm-vm pair is running with $differs ($(intervm_pids_text)): ./setup.sh stop first"
 		missing=$(intervm_missing)
 		if [ -z "$missing" ]; then
 			vm_log "VM pair already running: guest A pid $VM_A_QEMU_PID, guest B pid $VM_B_QEMU_PID, $VM_MODE mode, ${VM_ACCEL:-?}"
@@ -637,7 +640,9 @@ intervm_meta() {
 		--meta guest_b_peer_id="$VM_B_PEER_ID" --meta vcpus="$VM_VCPUS"
 		--meta guest_memory="$VM_MEM" --meta boot_seconds="$VM_BOOT_SECONDS"
 		--meta host_machine_cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-		--meta host_machine_kernel="$(uname -r)")
+		--meta host_machine_kernel="$(uname -r)"
+		--meta backing="${VM_BACKING:-shm}" --meta bar_map="${VM_BAR_MAP:-uc}"
+		--meta cpu_pm="${VM_CPU_PM:-off}" --meta ple="$(vm_ple)")
 }
 
 # intervm_bench_run MODE OUT STATE [OPTION...] : for the benchmark: boot a

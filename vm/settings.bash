@@ -131,7 +131,9 @@ settings_shm_size() {
 	if [ "$bytes" -lt 1048576 ] || [ $((bytes & (bytes - 1))) -ne 0 ]; then
 		settings_fail IVSHMEM_SHM_SIZE "not a power of two of at least 1M (QEMU requires a power-of-two BAR)"
 	fi
-	free=$(settings_free_bytes "$1")
+	# hugetlbfs has its pool of huge pages instead (vm_backing_available).
+	free=""
+	[ "$(stat -f -c %T "$1" 2>/dev/null)" = hugetlbfs ] || free=$(settings_free_bytes "$1")
 	if [[ $free =~ ^[0-9]+$ ]] && [ "$bytes" -gt "$free" ]; then
 		settings_fail IVSHMEM_SHM_SIZE "more than the free space in $1 ($(settings_human "$free"))"
 	fi
@@ -185,6 +187,104 @@ settings_topology() {
 	fi
 }
 
+# ---- the VM-level settings a configuration matrix sweeps -------------------
+#
+# IVSHMEM_BACKING (shm | memfd | hugetlb), IVSHMEM_BAR_MAP (uc | wc),
+# IVSHMEM_CPU_PM (off | on), IVSHMEM_HUGEPAGES (empty, or huge pages to
+# reserve) and IVSHMEM_HUGETLB_DIR (empty: the first hugetlbfs mount). A
+# combination that cannot work is one line and exit 2; so is one this
+# machine cannot give ("not available: ..."). Nothing here changes the
+# machine: huge pages are reserved only by vm_hugepages_reserve, and only
+# when IVSHMEM_HUGEPAGES asks.
+
+# settings_hugetlb_mount : the hugetlbfs directory (IVSHMEM_HUGETLB_DIR, or
+# the first hugetlbfs mount) into SETTINGS_HUGETLB_DIR, and its page size in
+# kB into SETTINGS_HUGETLB_KB; fails (one line, exit 2) when there is none.
+settings_hugetlb_mount() {
+	local dir opts size kb
+	dir=$IVSHMEM_HUGETLB_DIR
+	if [ -z "$dir" ]; then
+		read -r dir opts < <(awk '$3 == "hugetlbfs" { print $2, $4; exit }' /proc/mounts) || true
+		[ -n "$dir" ] || settings_fail IVSHMEM_BACKING "not available: no hugetlbfs is mounted (mount -t hugetlbfs none /dev/hugepages, or set IVSHMEM_HUGETLB_DIR)"
+	else
+		opts=$(awk -v d="$dir" '$3 == "hugetlbfs" && $2 == d { print $4; exit }' /proc/mounts)
+		[ -n "$opts" ] || settings_fail IVSHMEM_HUGETLB_DIR "not a hugetlbfs mount point (see /proc/mounts)"
+	fi
+	[ -w "$dir" ] || settings_fail IVSHMEM_BACKING "not available: the hugetlbfs mount $dir is not writable by uid $(id -u)"
+	size=$(tr ',' '\n' <<<"$opts" | sed -n 's/^pagesize=//p')
+	if [ -n "$size" ]; then
+		kb=$(($(settings_bytes "$size") / 1024))
+	else
+		kb=$(awk '$1 == "Hugepagesize:" { print $2 }' /proc/meminfo)
+	fi
+	if ! [[ $kb =~ ^[0-9]+$ ]] || [ ! -d "/sys/kernel/mm/hugepages/hugepages-${kb}kB" ]; then
+		settings_fail IVSHMEM_BACKING "not available: cannot tell the huge page size of $dir"
+	fi
+	SETTINGS_HUGETLB_DIR=$dir SETTINGS_HUGETLB_KB=$kb
+}
+
+# settings_hugepages_free : free huge pages of the mount's size.
+settings_hugepages_free() { cat "/sys/kernel/mm/hugepages/hugepages-${SETTINGS_HUGETLB_KB}kB/free_hugepages"; }
+
+# settings_backing host-only|vm : IVSHMEM_BACKING and IVSHMEM_HUGEPAGES make
+# sense together and in this mode. With hugetlb, IVSHMEM_SHM_PATH becomes
+# the file of that name on the hugetlbfs mount (a VM's; host-only runs make
+# their own there), and its size must be whole huge pages. Whether there
+# are enough free huge pages is vm_backing_available's question, asked
+# after IVSHMEM_HUGEPAGES has been applied.
+settings_backing() {
+	local bytes
+	settings_choice IVSHMEM_BACKING shm memfd hugetlb
+	if [ -n "$IVSHMEM_HUGEPAGES" ]; then
+		settings_count IVSHMEM_HUGEPAGES 0 10000000
+		[ "$IVSHMEM_BACKING" = hugetlb ] ||
+			settings_fail IVSHMEM_HUGEPAGES "reserves huge pages for IVSHMEM_BACKING=hugetlb, not for $IVSHMEM_BACKING (unset it)"
+	fi
+	case $IVSHMEM_BACKING in
+	memfd)
+		# The host side of plain mode maps the memory by path; QEMU's
+		# memory-backend-memfd has none and hands its descriptor to nobody.
+		if [ "$1" = vm ] && [ "$IVSHMEM_MODE" = plain ]; then
+			settings_fail IVSHMEM_BACKING "not available in plain mode: QEMU's memory-backend-memfd shares its memory with no other process, and the host side maps it by path (IVSHMEM_MODE=doorbell takes a memfd from the ivshmem server, over its socket)"
+		fi
+		command -v python3 >/dev/null ||
+			settings_fail IVSHMEM_BACKING "needs python3 to make the memfd"
+		;;
+	hugetlb)
+		settings_hugetlb_mount
+		if [ -n "$IVSHMEM_HUGEPAGES" ] && [ ! -w "/sys/kernel/mm/hugepages/hugepages-${SETTINGS_HUGETLB_KB}kB/nr_hugepages" ]; then
+			settings_fail IVSHMEM_HUGEPAGES "cannot reserve huge pages as uid $(id -u): /sys/kernel/mm/hugepages/hugepages-${SETTINGS_HUGETLB_KB}kB/nr_hugepages is not writable (run as root, or reserve them yourself)"
+		fi
+		bytes=$(settings_bytes "$IVSHMEM_SHM_SIZE") || settings_fail IVSHMEM_SHM_SIZE "not a size (e.g. 64M)"
+		[ $((bytes % (SETTINGS_HUGETLB_KB * 1024))) = 0 ] ||
+			settings_fail IVSHMEM_SHM_SIZE "not a whole number of $((SETTINGS_HUGETLB_KB / 1024)) MiB huge pages (IVSHMEM_BACKING=hugetlb)"
+		[ "$1" = host-only ] || IVSHMEM_SHM_PATH=$SETTINGS_HUGETLB_DIR/$(basename "$IVSHMEM_SHM_PATH")
+		;;
+	esac
+}
+
+# settings_bar_map : IVSHMEM_BAR_MAP is uc or wc; wc only where the guest
+# maps BAR2 through sysfs (plain mode: VFIO's mappings are uncached).
+settings_bar_map() {
+	settings_choice IVSHMEM_BAR_MAP uc wc
+	if [ "$IVSHMEM_BAR_MAP" = wc ] && [ "$IVSHMEM_MODE" = doorbell ]; then
+		settings_fail IVSHMEM_BAR_MAP "not available in doorbell mode: the guest maps BAR2 through VFIO, whose mappings are uncached (resource2_wc is sysfs's, for plain mode)"
+	fi
+}
+
+# settings_cpu_pm : IVSHMEM_CPU_PM is off or on; on is KVM's
+# (-overcommit cpu-pm=on: no exits on PAUSE, HLT, MWAIT), so it refuses an
+# accelerator that cannot be KVM, and makes KVM the only one tried.
+settings_cpu_pm() {
+	settings_choice IVSHMEM_CPU_PM off on
+	[ "$IVSHMEM_CPU_PM" = on ] || return 0
+	[ "$IVSHMEM_ACCEL" != tcg ] ||
+		settings_fail IVSHMEM_CPU_PM "needs KVM (it lets a KVM vCPU run PAUSE, HLT and MWAIT without exits; TCG has no exits to remove): not with IVSHMEM_ACCEL=tcg"
+	if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		settings_fail IVSHMEM_CPU_PM "not available: needs KVM, and /dev/kvm is missing or not accessible"
+	fi
+}
+
 # Everything setup.sh start needs, in the order a user would fix them.
 # settings_transports : IVSHMEM_TRANSPORTS is none, or a list of serial, tcp
 # and vsock without repeats.
@@ -230,6 +330,9 @@ settings_check_vm() {
 	settings_topology
 	settings_choice IVSHMEM_ACCEL auto kvm tcg
 	settings_state_dir
+	settings_backing vm
+	settings_bar_map
+	settings_cpu_pm
 	settings_shm_path
 	settings_shm_size "$(dirname "$IVSHMEM_SHM_PATH")"
 	# A bare number would be MiB to QEMU but bytes here: ask for the unit.

@@ -19,6 +19,11 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${IVSHMEM_GUEST:=micro}"                 # micro | cloud
 : "${IVSHMEM_SHM_PATH:=/dev/shm/ivshmem}"   # shared-memory file (plain mode)
 : "${IVSHMEM_SHM_SIZE:=64M}"                # power of two
+: "${IVSHMEM_BACKING:=shm}"                 # shm | memfd | hugetlb: where the shared memory lives
+: "${IVSHMEM_HUGEPAGES:=}"                  # huge pages to reserve for hugetlb (empty: touch nothing)
+: "${IVSHMEM_HUGETLB_DIR:=}"                # hugetlbfs mount for hugetlb (empty: the first mounted)
+: "${IVSHMEM_BAR_MAP:=uc}"                  # uc | wc: how the guest maps BAR2 (resource2, resource2_wc)
+: "${IVSHMEM_CPU_PM:=off}"                  # off | on: KVM's -overcommit cpu-pm=on
 : "${IVSHMEM_MEM:=512M}"                    # guest memory
 : "${IVSHMEM_VCPUS:=1}"                     # guest vCPUs
 : "${IVSHMEM_ACCEL:=auto}"                  # auto | kvm | tcg
@@ -54,6 +59,7 @@ VM_QEMU_ID=$VM_STATE_DIR/qemu.id         # who that QEMU is (see "state")
 VM_CONSOLE=$VM_STATE_DIR/console.log
 VM_ENV=$VM_STATE_DIR/vm.env
 VM_READY_TOKEN=IVB-GUEST-READY
+VM_FAILED_TOKEN=IVB-GUEST-FAILED # guest_reader cannot attach as asked: no use waiting
 VM_SERVER_PIDFILE=$VM_STATE_DIR/server.pid # the server's own pidfile
 VM_SERVER_ID=$VM_STATE_DIR/server.id     # who that server is
 VM_SHM_ID=$VM_STATE_DIR/shm.id           # the shared memory made for this VM
@@ -210,6 +216,85 @@ vm_build_initramfs() {
 	sig_forget "$root"
 	files_place "$FILES_STAGED" "$VM_INITRAMFS" || exit 1
 	files_write "$stamp" <<<"$new_stamp" || exit 1
+}
+
+# ---- backings, huge pages, PLE ----------------------------------------------
+#
+# Where the shared memory lives (IVSHMEM_BACKING, checked by
+# settings_backing):
+#   shm      a file on /dev/shm (IVSHMEM_SHM_PATH): QEMU's
+#            memory-backend-file or the server's file; the host maps it
+#   hugetlb  a file of that name on a hugetlbfs mount instead, the same way
+#   memfd    doorbell mode: the server's memory is a memfd, handed to QEMU
+#            and host_writer over the socket; host-only: a memfd both
+#            sides inherit. Plain mode has none (settings_backing says why)
+
+# VM_MEMFD_PY SIZE FD CMD... (python3 -c): make a memfd of SIZE bytes as
+# descriptor FD, inherited, and exec CMD (same pid) holding it.
+VM_MEMFD_FD=9
+# shellcheck disable=SC2016 # Python, not shell
+VM_MEMFD_PY='import os, sys
+size, want = int(sys.argv[1]), int(sys.argv[2])
+fd = os.memfd_create("ivshmem-bench", 0)
+os.ftruncate(fd, size)
+if fd != want:
+    os.dup2(fd, want)
+    os.close(fd)
+os.set_inheritable(want, True)
+os.execvp(sys.argv[3], sys.argv[3:])'
+
+# vm_shm_where : the shared memory as vm.env and status name it.
+vm_shm_where() {
+	if [ "$IVSHMEM_BACKING" = memfd ]; then
+		echo "memfd (from the ivshmem server)"
+	else
+		echo "$IVSHMEM_SHM_PATH"
+	fi
+}
+
+# vm_hugepages_reserve : with IVSHMEM_HUGEPAGES=N (hugetlb), make the
+# pool of the mount's huge page size N pages, saying so; nothing without
+# it. The pool stays as it is after the VM or the run: the user asked.
+vm_hugepages_reserve() {
+	local f was now
+	[ "$IVSHMEM_BACKING" = hugetlb ] && [ -n "$IVSHMEM_HUGEPAGES" ] || return 0
+	f=/sys/kernel/mm/hugepages/hugepages-${SETTINGS_HUGETLB_KB}kB/nr_hugepages
+	was=$(cat "$f")
+	[ "$was" != "$((10#$IVSHMEM_HUGEPAGES))" ] || return 0
+	echo "$((10#$IVSHMEM_HUGEPAGES))" >"$f" 2>/dev/null || true
+	now=$(cat "$f")
+	vm_log "IVSHMEM_HUGEPAGES=$IVSHMEM_HUGEPAGES: $f was $was, now $now (${SETTINGS_HUGETLB_KB} kB pages; they stay reserved until you write 0 there)"
+}
+
+# vm_backing_available : with hugetlb, enough free huge pages for the
+# shared memory, or one line and exit 2 ("not available: ..."). Asked after
+# vm_hugepages_reserve, and after a file of ours at the path was removed.
+vm_backing_available() {
+	local need free
+	[ "$IVSHMEM_BACKING" = hugetlb ] || return 0
+	need=$(($(settings_bytes "$IVSHMEM_SHM_SIZE") / (SETTINGS_HUGETLB_KB * 1024)))
+	free=$(settings_hugepages_free)
+	[ "$free" -ge "$need" ] ||
+		settings_fail IVSHMEM_BACKING "not available: no free huge pages ($need of ${SETTINGS_HUGETLB_KB} kB needed for IVSHMEM_SHM_SIZE=$IVSHMEM_SHM_SIZE, $free free; IVSHMEM_HUGEPAGES=N reserves them)"
+}
+
+# vm_ple : the host's pause-loop-exiting settings, as run.json's "ple"
+# records them (kvm_intel ple_gap/ple_window, kvm_amd
+# pause_filter_count/pause_filter_thresh), or why there are none.
+vm_ple() {
+	local m p out
+	for m in kvm_intel kvm_amd; do
+		[ -d "/sys/module/$m/parameters" ] || continue
+		out=$m
+		case $m in
+		kvm_intel) set -- ple_gap ple_window ;;
+		kvm_amd) set -- pause_filter_count pause_filter_thresh ;;
+		esac
+		for p; do out+=" $p=$(cat "/sys/module/$m/parameters/$p" 2>/dev/null || echo unreadable)"; done
+		echo "$out"
+		return
+	done
+	echo "not available: module not loaded (neither kvm_intel nor kvm_amd)"
 }
 
 # ---- state -----------------------------------------------------------------
@@ -436,7 +521,7 @@ VM_ENV_KEYS=(VM_TOPOLOGY VM_MODE VM_GUEST VM_ACCEL VM_QEMU_PID VM_SHM_PATH VM_SH
 	VM_GUEST_KERNEL VM_QEMU_VERSION VM_VCPU_CPU VM_VCPUS VM_MEM VM_BOOT_SECONDS
 	VM_STARTED VM_SERVER_SOCKET VM_VECTORS VM_VCPU_TIDS VM_TRANSPORTS VM_TRANSPORT_SERIAL
 	VM_TRANSPORT_TCP_PORT VM_TRANSPORT_VSOCK_CID VM_TRANSPORT_UNAVAILABLE VM_TRANSPORT_TCP_HOST
-	VM_NET VM_NETNS VM_VHOST_NET)
+	VM_NET VM_NETNS VM_VHOST_NET VM_BACKING VM_BAR_MAP VM_CPU_PM)
 
 # Load vm.env (what the running VM was started with) into the VM_* variables
 # of VM_ENV_KEYS; a key it lacks is empty. Parsed, never sourced.
@@ -451,12 +536,14 @@ vm_load_env() {
 # shellcheck disable=SC2034 # the VM_* are written by name, through VM_ENV_KEYS
 vm_write_env() {
 	VM_TOPOLOGY=host-vm VM_MODE=$IVSHMEM_MODE VM_GUEST=$IVSHMEM_GUEST VM_ACCEL=$1 VM_QEMU_PID=$2
-	VM_SHM_PATH=$IVSHMEM_SHM_PATH VM_SHM_SIZE=$IVSHMEM_SHM_SIZE VM_KERNEL=$3 VM_GUEST_KERNEL=$4
+	VM_SHM_PATH=$(vm_shm_where) VM_SHM_SIZE=$IVSHMEM_SHM_SIZE VM_KERNEL=$3 VM_GUEST_KERNEL=$4
 	VM_QEMU_VERSION=$(qemu-system-x86_64 --version | head -n1) VM_VCPU_CPU=$IVSHMEM_VCPU_CPU
 	VM_VCPUS=$IVSHMEM_VCPUS VM_MEM=$IVSHMEM_MEM VM_BOOT_SECONDS=$5
 	VM_STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ) VM_SERVER_SOCKET=$IVSHMEM_SERVER_SOCKET
 	VM_VECTORS=$IVSHMEM_VECTORS
-	# VM_TRANSPORT_* were set by vm_transport_args for this boot.
+	# VM_TRANSPORT_* were set by vm_transport_args for this boot, and
+	# VM_BACKING, VM_BAR_MAP and VM_CPU_PM by vm_qemu_args (VM_BAR_MAP then
+	# by vm_boot_with, from the guest's own readiness line).
 	vm_state_write "$VM_ENV" "${VM_ENV_KEYS[@]}"
 }
 
@@ -555,8 +642,16 @@ vm_start_server() {
 	# link there: nothing may stand at either name.
 	rm -f "$IVSHMEM_SHM_PATH" "$IVSHMEM_SERVER_SOCKET" "$VM_SERVER_PIDFILE" "$VM_SERVER_PIDFILE.tmp" "$VM_SERVER_ID"
 	vm_state_new "$VM_SERVER_LOG" || return 1
-	if ! vm_detached "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
-		--shm "$IVSHMEM_SHM_PATH" --size "$(settings_bytes "$IVSHMEM_SHM_SIZE")" --vectors "$IVSHMEM_VECTORS" \
+	# memfd: the server is started holding a memfd (VM_MEMFD_PY), which it
+	# opens through /proc/self/fd like a file of that size, and hands to
+	# QEMU and host_writer over its socket as it would any shared memory.
+	local shm=$IVSHMEM_SHM_PATH prefix=()
+	if [ "$IVSHMEM_BACKING" = memfd ]; then
+		shm=/proc/self/fd/$VM_MEMFD_FD
+		prefix=(/usr/bin/python3 -c "$VM_MEMFD_PY" "$(settings_bytes "$IVSHMEM_SHM_SIZE")" "$VM_MEMFD_FD")
+	fi
+	if ! vm_detached "${prefix[@]}" "$IVSHMEM_BUILD_DIR/ivshmem_server" --socket "$IVSHMEM_SERVER_SOCKET" \
+		--shm "$shm" --size "$(settings_bytes "$IVSHMEM_SHM_SIZE")" --vectors "$IVSHMEM_VECTORS" \
 		--pidfile "$VM_SERVER_PIDFILE" --daemon --verbose >>"$VM_SERVER_LOG" 2>&1; then
 		VM_BOOT_FAILURE="the ivshmem server did not start: $(tail -n 2 "$VM_SERVER_LOG")"
 		return 1
@@ -567,7 +662,7 @@ vm_start_server() {
 		VM_BOOT_FAILURE="the ivshmem server exited as soon as it started: $(tail -n 2 "$VM_SERVER_LOG")"
 		return 1
 	fi
-	vm_shm_record
+	[ "$IVSHMEM_BACKING" = memfd ] || vm_shm_record
 }
 
 # Stop the server started here, if it runs (SIGTERM; SIGKILL after 5 s).
@@ -591,11 +686,17 @@ vm_qemu_args() {
 		cpu=host
 		[ "$IVSHMEM_MODE" = doorbell ] && machine=q35,kernel-irqchip=split
 	fi
+	# What this boot is, for vm.env (the VM_* of VM_ENV_KEYS).
+	VM_BACKING=$IVSHMEM_BACKING VM_BAR_MAP=$IVSHMEM_BAR_MAP VM_CPU_PM=$IVSHMEM_CPU_PM
+	[ "$accel" = kvm ] || VM_CPU_PM="not applicable under ${accel^^}"
+	[ "$IVSHMEM_MODE" = plain ] || VM_BAR_MAP="uc (VFIO)"
 	VM_QEMU_ARGS=(-name ivshmem-bench,debug-threads=on -machine "$machine" -accel "$accel"
 		-cpu "$cpu" -m "$IVSHMEM_MEM" -smp "$IVSHMEM_VCPUS" -nodefaults -display none
 		-no-reboot -chardev "file,id=con,path=$VM_CONSOLE" -serial chardev:con
 		-pidfile "$VM_PIDFILE" -daemonize)
+	[ "$accel" != kvm ] || [ "$IVSHMEM_CPU_PM" != on ] || VM_QEMU_ARGS+=(-overcommit cpu-pm=on)
 	append="console=ttyS0 panic=-1 quiet ivb.mode=$IVSHMEM_MODE${IVSHMEM_APPEND:+ $IVSHMEM_APPEND}"
+	[ "$IVSHMEM_MODE" != plain ] || append+=" ivb.bar_map=$IVSHMEM_BAR_MAP"
 	[ -z "$IVSHMEM_GUEST_ARGS" ] || append+=" ivb.args=${IVSHMEM_GUEST_ARGS// /,}"
 	if [ "$IVSHMEM_MODE" = doorbell ]; then
 		VM_QEMU_ARGS+=(-device "intel-iommu,intremap=${IVSHMEM_INTREMAP:-on}"
@@ -603,6 +704,9 @@ vm_qemu_args() {
 			-device "ivshmem-doorbell,chardev=ivsock,vectors=$IVSHMEM_VECTORS")
 		append+=" intel_iommu=on"
 	else
+		# shm: a file on /dev/shm; hugetlb: a file on the hugetlbfs mount
+		# (settings_backing put IVSHMEM_SHM_PATH there). The host maps the
+		# same file.
 		VM_QEMU_ARGS+=(-object "memory-backend-file,id=ivshm,mem-path=$IVSHMEM_SHM_PATH,size=$(settings_bytes "$IVSHMEM_SHM_SIZE"),share=on"
 			-device ivshmem-plain,memdev=ivshm)
 	fi
@@ -761,10 +865,20 @@ vm_net_down() {
 	fi
 }
 
-# Wait until the console shows the readiness token, QEMU $2 exits, or $1
-# seconds pass. Returns 0 when ready.
+# vm_console_line TOKEN : the rest of the first console line that has TOKEN
+# (after it and a space), or fail.
+vm_console_line() {
+	local line
+	line=$(grep -a -m1 -o "$1 .*" "$VM_CONSOLE" 2>/dev/null) || return 1
+	line=${line%$'\r'}
+	printf '%s\n' "${line#"$1 "}"
+}
+
+# Wait until the console shows the readiness token (or guest_reader's word
+# that it cannot attach, IVB-GUEST-FAILED), QEMU $2 exits, or $1 seconds
+# pass. Returns 0 when either line came.
 vm_wait_ready() {
-	wait_line --pid "$2" "$VM_CONSOLE" "$VM_READY_TOKEN" "$1"
+	wait_line --pid "$2" "$VM_CONSOLE" "$VM_READY_TOKEN|$VM_FAILED_TOKEN" "$1"
 }
 
 # The cloud guest: deploy the static guest_reader over SSH (no compiler or
@@ -780,6 +894,8 @@ vm_cloud_start_reader() {
 		cloud_ssh "$VM_STATE_DIR" "sudo modprobe vfio-pci && { [ -e /sys/bus/pci/drivers/vfio-pci/new_id ] && echo '1af4 1110' | sudo tee /sys/bus/pci/drivers/vfio-pci/new_id >/dev/null 2>&1; true; }" </dev/null ||
 			{ vm_warn "cannot load vfio-pci in the cloud guest"; return 1; }
 		args+=(--doorbell)
+	else
+		args+=(--bar-map "$IVSHMEM_BAR_MAP")
 	fi
 	for word in $IVSHMEM_GUEST_ARGS; do args+=("$word"); done
 	cloud_start_program "$VM_STATE_DIR" "$remote" "${args[@]}" >/dev/null || return 1
@@ -882,7 +998,7 @@ vm_launch() {
 # otherwise stops QEMU (and what was made for it), says why in
 # VM_BOOT_FAILURE and returns 1.
 vm_boot_with() {
-	local accel=$1 deadline=$2 kernel pid start guest_kernel
+	local accel=$1 deadline=$2 kernel pid start guest_kernel ready failed
 	if [ "$IVSHMEM_GUEST" = cloud ]; then
 		kernel=${CLOUD_KERNEL:-$CLOUD_BASE}
 	else
@@ -906,7 +1022,19 @@ vm_boot_with() {
 		return 1
 	fi
 	pid=$VM_LAUNCHED_PID
-	if ! vm_guest_ready "$deadline" "$pid"; then
+	ready=0
+	vm_guest_ready "$deadline" "$pid" && ready=1
+	if [ $ready = 1 ] && [ "$IVSHMEM_GUEST" = micro ] && failed=$(vm_console_line "$VM_FAILED_TOKEN"); then
+		# What guest_reader cannot attach to now it never will: one line,
+		# exit 2, the boot undone (and no KVM failure to remember).
+		vm_kill "$pid"
+		rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
+		vm_boot_undo
+		VM_BOOTING=""
+		printf '%s: the guest cannot attach: %s\n' "$VM_PROG" "$failed" >&2
+		exit 2
+	fi
+	if [ $ready = 0 ]; then
 		if kill -0 "$pid" 2>/dev/null; then
 			VM_BOOT_FAILURE="guest not ready within ${deadline}s"
 		else
@@ -916,6 +1044,11 @@ vm_boot_with() {
 		rm -f "$VM_PIDFILE" "$VM_QEMU_ID"
 		vm_boot_undo
 		return 1
+	fi
+	# How the guest mapped BAR2, as guest_reader says it did.
+	if [ "$IVSHMEM_GUEST" = micro ] && ready=$(vm_console_line "$VM_READY_TOKEN") &&
+		[[ $ready == *" bar_map "* ]]; then
+		VM_BAR_MAP=${ready##* bar_map }
 	fi
 	vm_pin_vcpus "$pid"
 	if [ "$IVSHMEM_GUEST" = cloud ]; then
@@ -945,7 +1078,11 @@ vm_accels() {
 	kvm) VM_ACCELS=(kvm) ;;
 	tcg) VM_ACCELS=(tcg) ;;
 	auto)
-		if ! vm_kvm_usable; then
+		if [ "$IVSHMEM_CPU_PM" = on ]; then
+			# cpu-pm is KVM's: no falling back to a TCG guest without it.
+			vm_log "IVSHMEM_CPU_PM=on: KVM only, no TCG fallback"
+			VM_ACCELS=(kvm)
+		elif ! vm_kvm_usable; then
 			vm_log "KVM: /dev/kvm missing or not accessible; using TCG (software emulation)"
 			VM_ACCELS=(tcg)
 		elif [ -f "$kvm_failed" ]; then
@@ -1000,10 +1137,26 @@ vm__boot_failed() {
 	fi
 }
 
+# vm_running_differs : how the running VM (vm.env loaded) differs from the
+# IVSHMEM_BACKING, IVSHMEM_BAR_MAP and IVSHMEM_CPU_PM asked for, as
+# "backing shm (you asked for memfd)", or nothing. A VM recorded without
+# them was booted with what there was then: shm, uc, off.
+vm_running_differs() {
+	local out="" cpu_pm=${VM_CPU_PM:-off} bar=${VM_BAR_MAP:-uc}
+	[ "${VM_BACKING:-shm}" = "$IVSHMEM_BACKING" ] ||
+		out+="backing ${VM_BACKING:-shm} (you asked for $IVSHMEM_BACKING), "
+	# Doorbell guests map through VFIO whatever IVSHMEM_BAR_MAP says (uc).
+	[ "$VM_MODE" != plain ] || [ "$bar" = "$IVSHMEM_BAR_MAP" ] ||
+		out+="BAR map $bar (you asked for $IVSHMEM_BAR_MAP), "
+	[[ $cpu_pm == not\ applicable* ]] && cpu_pm=off
+	[ "$cpu_pm" = "$IVSHMEM_CPU_PM" ] || out+="cpu-pm $cpu_pm (you asked for $IVSHMEM_CPU_PM), "
+	printf '%s' "${out%, }"
+}
+
 # Start the VM unless one runs. KVM first when usable (and not known to
 # hang here), TCG otherwise or when KVM misses its deadline.
 vm_start() {
-	local pid missing
+	local pid missing vm_settings_differ
 	vm_state_open
 	mkdir -p "$IVSHMEM_CACHE_DIR"
 	vm_clear_stale
@@ -1014,6 +1167,10 @@ vm_start() {
 		if [ "$VM_MODE" != "$IVSHMEM_MODE" ] || [ "$VM_GUEST" != "$IVSHMEM_GUEST" ]; then
 			vm_die "a VM is running in ${VM_MODE:-?} mode with the ${VM_GUEST:-?} guest (pid $pid); you asked for $IVSHMEM_MODE/$IVSHMEM_GUEST: ./setup.sh stop first"
 		fi
+		vm_settings_differ=$(vm_running_differs)
+		[ -z "$vm_settings_differ" ] ||
+			vm_die "a VM is running with $vm_settings_differ (pid $pid): ./setup.sh stop first"
+
 		missing=$(vm_missing)
 		if [ -z "$missing" ]; then
 			vm_log "VM already running: pid $pid, $VM_MODE mode, $VM_GUEST guest, ${VM_ACCEL:-?}"
@@ -1030,6 +1187,8 @@ vm_start() {
 	vm_remove_shm
 	vm_net_down
 	vm_shm_free
+	vm_hugepages_reserve
+	vm_backing_available
 	case $IVSHMEM_GUEST in
 	micro) ;;
 	cloud)
@@ -1092,6 +1251,7 @@ vm_status() {
 	vm_log "  mode $VM_MODE, guest $VM_GUEST, accel $VM_ACCEL, ${VM_VCPUS} vCPU(s) pinned to CPU $VM_VCPU_CPU, memory $VM_MEM"
 	vm_log "  kernel $VM_GUEST_KERNEL, $VM_QEMU_VERSION"
 	vm_log "  shared memory $VM_SHM_PATH ($VM_SHM_SIZE); started $VM_STARTED, ready in ${VM_BOOT_SECONDS}s"
+	vm_log "  backing ${VM_BACKING:-shm}, BAR2 mapped ${VM_BAR_MAP:-uc}, cpu-pm ${VM_CPU_PM:-off}"
 	if [ "${VM_NET:-}" = tap ]; then
 		vm_log "  virtio-net: tap $VM_NET_TAP in network namespace $VM_NETNS (host $VM_NET_HOST/$VM_NET_BITS, guest $VM_TRANSPORT_TCP_HOST), vhost-net: $VM_VHOST_NET"
 	fi

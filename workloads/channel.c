@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "copy.h"
+#include "cpu.h"
 #include "digest.h"
 #include "sizes.h"
 
@@ -27,14 +27,6 @@ const char *ivb_stream_kind_name(uint32_t kind)
 	case IVB_STREAM_ECHO: return "echo";
 	}
 	return "invalid";
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static uint64_t pow2_floor(uint64_t x)
@@ -498,7 +490,7 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 {
 	struct serving s = { 0 };
 	uint8_t *payload = (uint8_t *)r->hdr + IVB_PAYLOAD_OFFSET;
-	uint64_t cpu0 = thread_cpu_ns(), rings0, sleeps0, spin0 = r->waiter->spin_ns;
+	uint64_t cpu0 = (uint64_t)ivb_thread_cpu_ns(0), rings0, sleeps0, spin0 = r->waiter->spin_ns;
 	uint64_t idle_since = 0;
 	enum ivb_error e;
 
@@ -583,7 +575,7 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 	s.res->produced = s.tx.local;
 	s.res->errors = s.errors;
 	s.res->first_bad_seq = s.first_bad;
-	s.res->cpu_ns = thread_cpu_ns() - cpu0;
+	s.res->cpu_ns = (uint64_t)ivb_thread_cpu_ns(0) - cpu0;
 	s.res->rings = r->waiter->rings - rings0;
 	s.res->sleeps = r->waiter->sleeps - sleeps0;
 	snprintf(s.res->verify_impl, sizeof(s.res->verify_impl), "%s", ivb_verify_impl());
@@ -599,34 +591,8 @@ enum ivb_error ivb_channel_serve(struct ivb_responder *r, const struct ivb_messa
 }
 
 /* ------------------------------------------------------------------ */
-/* Size lists                                                          */
+/* Size lists that must fit the shared memory                         */
 /* ------------------------------------------------------------------ */
-
-void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s)
-{
-	char buf[512], *tok, *save;
-
-	s->n = 0;
-	s->ladder = !strcmp(list, "ladder");
-	if (s->ladder) {
-		uint32_t v;
-
-		for (v = 8; v <= (8u << 20); v *= 4)
-			s->v[s->n++] = v;
-		s->v[s->n++] = 16u << 20;
-		return;
-	}
-	if (strlen(list) >= sizeof(buf))
-		ivb_die_usage("%s: list too long", opt);
-	snprintf(buf, sizeof(buf), "%s", list);
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (s->n == IVB_MAX_SIZES)
-			ivb_die_usage("%s: at most %d sizes", opt, IVB_MAX_SIZES);
-		s->v[s->n++] = (uint32_t)ivb_opt_size(opt, tok, 1, IVB_MAX_MESSAGE);
-	}
-	if (!s->n)
-		ivb_die_usage("%s: empty list (sizes such as 64,4k,1M, or ladder)", opt);
-}
 
 uint64_t ivb_channel_max_message(uint64_t map_size)
 {

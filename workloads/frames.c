@@ -322,6 +322,10 @@ static void frames_print(const void *st, const char *results_dir)
 	       "   copy-out and SHA-256 check; means over verified frames, GB = 1e9 bytes)\n");
 }
 
+static const char *const frames_json_keys[] = {
+	"bandwidth_iterations", "frames", "frames_verified", "frames_failed", NULL,
+};
+
 const struct ivb_workload ivb_wl_frames = {
 	.name = "frames",
 	.alias = "bandwidth",
@@ -336,5 +340,6 @@ const struct ivb_workload ivb_wl_frames = {
 	.run = frames_run,
 	.serve = frames_serve,
 	.json = frames_json,
+	.json_keys = frames_json_keys,
 	.print = frames_print,
 };

@@ -169,6 +169,10 @@ static void latency_print(const void *st, const char *results_dir)
 	print_row("RECEIVED", &l->rcv);
 }
 
+static const char *const latency_json_keys[] = {
+	"latency_iterations", "warmup", "gap_ns", "latency", "received", NULL,
+};
+
 const struct ivb_workload ivb_wl_latency = {
 	.name = "latency",
 	.summary = "round trips of an empty message, post -> RECEIVED and -> PROCESSED",
@@ -181,5 +185,6 @@ const struct ivb_workload ivb_wl_latency = {
 	.run = latency_run,
 	.serve = NULL, /* a PING needs no work beyond the acknowledgements */
 	.json = latency_json,
+	.json_keys = latency_json_keys,
 	.print = latency_print,
 };

@@ -26,11 +26,15 @@
  * at the earliest (it never catches up), and latency is timed from the
  * actual send: a stall delays one message, and the loop sends less.
  *
- * Sweep: the quiet p50 first, from a short run at a low rate (1,000/s or
- * the first rate, 300 ms); p99's bound is 10 times it unless --p99-bound
- * gives one. Then offered rates on a 1-2-5 ladder from --sweep-from until a
- * quiet point is not sustained (achieved < 99 % of offered, or p99 above the
- * bound) or --sweep-to. The knee is the highest rate sustained.
+ * Sweep: first a quiet run at a low rate (the first rate, 1,000/s at most)
+ * for 1 s; p99's bound is 10 times its p99.9 unless --p99-bound gives one
+ * (baseline() says why). Then offered rates on a 1-2-5 ladder from
+ * --sweep-from. A point is sustained when achieved >= 99 % of offered and
+ * p99 <= the bound; the sweep stops at the second of two points in a row
+ * not sustained, or at --sweep-to, never on one noisy point. The knee is the
+ * highest rate sustained below where it stopped; a lone point not sustained
+ * below it does not lower it (rate_rule(), which run.json's knee_rule and
+ * stop_reason spell out).
  *
  * Interference: each set given (cpu, membw, cache, or several joined by '+')
  * runs beside the measurement (corunner.h: the CPU hog on the responder's
@@ -48,6 +52,12 @@
  *                        gives the buckets (1/128 of a value wide, exact
  *                        below 128 ns)
  *
+ * Counters (counters.h): each row ends with what the kernel counted for the
+ * initiator's thread (and --watch-thread's) from the point's first
+ * measured send to its last echo, and the context switches per 1000
+ * messages received, which the printed line puts beside p99: a tail that
+ * comes with them is the sender descheduled, not the channel.
+ *
  * Fault injection (tests only): --rate-stall M:DUR makes the responder pause
  * DUR once, after the M-th measured message of each point.
  */
@@ -59,6 +69,7 @@
 #include "channel.h"
 #include "cli.h"
 #include "corunner.h"
+#include "counters.h"
 #include "cpu.h"
 #include "hist.h"
 #include "stats.h"
@@ -78,9 +89,31 @@
 #define RATE_MAX_SETS 8                /* interference sets */
 #define RATE_MAX_POINTS 64             /* rows kept for the summary */
 #define RATE_SUSTAINED 0.99            /* achieved / offered, at least */
-#define RATE_BOUND_FACTOR 10           /* p99 bound = this * the quiet p50 */
-#define BASELINE_RATE 1000ull          /* the quiet p50's run: messages/s, */
-#define BASELINE_NS 300000000ull       /* for this long */
+/*
+ * The default p99 bound: RATE_BOUND_FACTOR times the quiet run's p99.9 (a
+ * run of BASELINE_NS at the first rate, BASELINE_RATE at most). Not its
+ * p50: a few microseconds on a polling channel, which a busy machine's
+ * scheduling alone exceeds, so that the sweep stopped at a few thousand
+ * messages/s where the channel carries millions. The quiet tail over a
+ * whole second holds what the machine does to a point that the channel
+ * does not: here (2 CPUs, both taken by the polling sides), any other task
+ * preempts one of them for 0.3-5 ms, a few percent of the time, and that
+ * sets the p99 of every point below saturation. Ten times that tail is
+ * headroom for the noise varying from one second to the next (4x was not:
+ * a burst of load after the quiet run put p99 at 8x its p99.9 at 20,000/s
+ * here); a p99 beyond it is queueing the quiet run never saw, and queueing
+ * at saturation is hundreds of milliseconds. On a quiet machine the p99.9
+ * is microseconds, and so is the bound.
+ */
+#define RATE_BOUND_FACTOR 10
+#define RATE_BOUND_PCT 99.9
+#define RATE_BOUND_TEXT "10x the quiet p99.9"
+#define BASELINE_RATE 1000ull          /* the quiet run: messages/s at most, */
+#define BASELINE_NS 1000000000ull      /* for this long, */
+#define BASELINE_MESSAGES 1000ull      /* or as long as this many take (at most */
+#define BASELINE_MAX_NS 10000000000ull /* this long) */
+#define RATE_STOP_AFTER 2              /* points in a row not sustained end a sweep */
+#define RATE_MAX_LADDER 32             /* points of one set in a sweep (1..100M: 25) */
 /* Doorbell waiters sleep in whole milliseconds: the sender sleeps only when
  * its next send is further than RATE_SLEEP_MIN_NS away, and wakes
  * RATE_WAKE_EARLY_NS before it to spin the rest. */
@@ -93,8 +126,9 @@ static const struct ivb_csv_schema rate_csv = {
 	"interference,arrivals,offered_per_s,achieved_per_s,message_bytes,verify,wait,duration_s,"
 	"messages,sent,received,unsent,late,sender_lag_p99_ns,sender_lag_max_ns,percentiles,"
 	"min_ns,mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,errors,p99_bound_ns,"
-	"sustained,p50_ratio,p99_ratio,p999_ratio",
+	"sustained,p50_ratio,p99_ratio,p999_ratio," IVB_COUNTERS_COLUMNS,
 };
+#define RATE_COUNTED "from each point's first measured send to its last echo"
 
 static const struct ivb_csv_schema hist_csv = {
 	"rate_histograms.csv",
@@ -117,7 +151,111 @@ struct point {
 	double lag_p99, lag_max;  /* sender lag, ns */
 	int exact;                /* percentiles from every sample (else the histogram) */
 	int sustained;            /* achieved >= 99 % of offered and p99 <= bound */
+	struct ivb_counts host_ctr, vcpu_ctr; /* over the measured messages (counters.h) */
 };
+
+/* ------------------------------------------------------------------ */
+/* The sweep's rule                                                    */
+/* ------------------------------------------------------------------ */
+
+enum rate_stop {
+	RATE_GO_ON,               /* measure the next rate */
+	RATE_STOP_NOT_SUSTAINED,  /* RATE_STOP_AFTER points in a row were not */
+	RATE_STOP_SWEEP_TO,       /* the last point was at --sweep-to */
+	RATE_STOP_OTHER,          /* set by the caller: the quiet sweep stopped, or the run */
+};
+
+/* What rate_rule() decided about one set's points. */
+struct rate_verdict {
+	enum rate_stop stop;
+	uint64_t knee;            /* highest rate sustained below the stop; 0: none */
+	uint64_t lone[RATE_MAX_LADDER]; /* rates not sustained below the knee: noise */
+	int nlone;
+	char reason[384];         /* why it stopped (or goes on), for people */
+};
+
+/* Sustained: achieved >= 99 % of offered and p99 <= bound. */
+static int rate_sustained(const struct point *p, uint64_t bound_ns)
+{
+	return p->achieved >= RATE_SUSTAINED * (double)p->offered && p->p99 <= (double)bound_ns;
+}
+
+/* Why p was not sustained, into buf: "p99 2.1 ms over the 1.0 ms bound; achieved 73.4 %". */
+static void rate_why_not(const struct point *p, uint64_t bound_ns, char *buf, size_t len)
+{
+	int n = 0;
+
+	buf[0] = 0;
+	if (p->p99 > (double)bound_ns)
+		n = snprintf(buf, len, "p99 %.3f ms over the %.3f ms bound", p->p99 / 1e6,
+			     (double)bound_ns / 1e6);
+	if (p->achieved < RATE_SUSTAINED * (double)p->offered && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "%sachieved %.0f/s, %.1f %% of offered",
+			 n ? "; " : "", p->achieved, 100 * p->achieved / (double)p->offered);
+}
+
+/*
+ * The sweep's rule, on one set's points so far (rates rising, in the order
+ * measured), the p99 bound and --sweep-to: whether to go on, why not, and
+ * the knee. Pure: reads only pts[k].offered, .achieved and .p99, and writes
+ * only *v.
+ *
+ * It stops at the first RATE_STOP_AFTER points in a row not sustained (a
+ * channel that cannot carry a rate cannot carry the next one up either;
+ * one point alone is one sample of a noisy machine: a task scheduled on a
+ * polling side's CPU for a few milliseconds fails a point and not the
+ * next), or when the last point was at sweep_to. The knee is the highest
+ * rate sustained before the failing run (all points, when it did not stop
+ * on one). A point not sustained below the knee does not lower it: the
+ * rates above it were carried, so it was the machine, not the channel; it
+ * is listed in v->lone, and run.json says which.
+ */
+static void rate_rule(const struct point *pts, int n, uint64_t bound_ns, uint64_t sweep_to,
+		      struct rate_verdict *v)
+{
+	char a[160], b[160];
+	int i, run = 0, end = n;
+
+	memset(v, 0, sizeof(*v));
+	v->stop = RATE_GO_ON;
+	for (i = 0; i < n; i++) {
+		run = rate_sustained(&pts[i], bound_ns) ? 0 : run + 1;
+		if (run == RATE_STOP_AFTER) {
+			v->stop = RATE_STOP_NOT_SUSTAINED;
+			end = i + 1 - RATE_STOP_AFTER;
+			break;
+		}
+	}
+	for (i = 0; i < end; i++)
+		if (rate_sustained(&pts[i], bound_ns))
+			v->knee = pts[i].offered;
+	for (i = 0; i < end && pts[i].offered < v->knee; i++)
+		if (!rate_sustained(&pts[i], bound_ns) && v->nlone < RATE_MAX_LADDER)
+			v->lone[v->nlone++] = pts[i].offered;
+	if (v->stop == RATE_STOP_NOT_SUSTAINED) {
+		/* RATE_STOP_AFTER is 2: the pair, each with its reason. */
+		rate_why_not(&pts[end], bound_ns, a, sizeof(a));
+		rate_why_not(&pts[end + 1], bound_ns, b, sizeof(b));
+		snprintf(v->reason, sizeof(v->reason), "%d consecutive points not sustained: "
+			 "%llu/s (%s) and %llu/s (%s)", RATE_STOP_AFTER,
+			 (unsigned long long)pts[end].offered, a,
+			 (unsigned long long)pts[end + 1].offered, b);
+	} else if (n > 0 && pts[n - 1].offered >= sweep_to) {
+		v->stop = RATE_STOP_SWEEP_TO;
+		if (rate_sustained(&pts[n - 1], bound_ns)) {
+			snprintf(v->reason, sizeof(v->reason), "reached --sweep-to (%llu/s), "
+				 "sustained there", (unsigned long long)sweep_to);
+		} else {
+			rate_why_not(&pts[n - 1], bound_ns, a, sizeof(a));
+			snprintf(v->reason, sizeof(v->reason), "reached --sweep-to (%llu/s), "
+				 "not sustained there (%s)", (unsigned long long)sweep_to, a);
+		}
+	} else {
+		snprintf(v->reason, sizeof(v->reason), "not stopped: %d point(s) in a row not "
+			 "sustained at the last", run);
+	}
+	_Static_assert(RATE_STOP_AFTER == 2, "the reason names the pair");
+}
 
 struct rate {
 	/* settings */
@@ -137,15 +275,20 @@ struct rate {
 	int intf_cpu, other_cpu;   /* -1: chosen at run time */
 	struct ivb_channel_fault stall; /* fault injection; stall_after counts measured messages */
 	/* results */
-	double quiet_p50;          /* from the baseline run, ns (0 when the bound was given) */
+	uint64_t quiet_rate, quiet_ns; /* the baseline run: messages/s, for this long */
+	double quiet_p50, quiet_p99, quiet_p999; /* its percentiles, ns (0 when the bound was given) */
 	uint64_t bound_used_ns;
 	int resp_cpu, others_cpu;  /* the CPUs the co-runners used */
 	char commands[IVB_CORUNNER__COUNT][256];
 	uint64_t knee[RATE_MAX_SETS + 1]; /* [0] quiet, [1 + s] set s: highest rate sustained */
+	struct point seen[RATE_MAX_SETS + 1][RATE_MAX_LADDER]; /* each set's sweep points, in order */
+	int nseen[RATE_MAX_SETS + 1];
+	struct rate_verdict verdict[RATE_MAX_SETS + 1]; /* each set's, after its last point */
 	struct point pts[RATE_MAX_POINTS];
 	int npts;
 	long rows;
 	char guest_copy[32];
+	struct ivb_counters ctr;   /* the initiator's thread and --watch-thread's */
 };
 
 /* ------------------------------------------------------------------ */
@@ -308,7 +451,7 @@ static const struct ivb_wl_option rate_opts[] = {
 	{ "rate-size", 0, "N", "message bytes, 16..1M (default %s)", DEFAULT_SIZE, set_size },
 	{ "rate-slots", 0, "N", "most slots per ring, a power of two (default %s)", DEFAULT_SLOTS, set_slots },
 	{ "rate-verify", 0, "KIND", "check of each message: xxh3, sha256, none (default %s)", "xxh3", set_verify },
-	{ "p99-bound", 0, "DUR", "p99 a rate must stay under to count as sustained (default: %s)", "10x the quiet p50", set_bound },
+	{ "p99-bound", 0, "DUR", "p99 a rate must stay under to count as sustained (default: %s at the first rate over 1 s)", RATE_BOUND_TEXT, set_bound },
 	{ "interference", 0, "LIST", "co-runners beside each rate: cpu, membw, cache; a+b together (stress-ng)%s", "", set_interference },
 	{ "interference-cpu", 0, "N", "the responder's CPU, for the cpu hog (default: %s)", "--watch-thread's, else the last", set_intf_cpu },
 	{ "hog-cpu", 0, "N", "CPU of the membw and cache co-runners (default: %s)", "another than the responder's", set_other_cpu },
@@ -418,6 +561,7 @@ struct drive {
 	double measured_at;       /* the first measured message's offset in the schedule */
 	uint64_t tail_from;       /* the last tenth of the messages starts here, */
 	uint64_t tail_lag_min;    /* and the least sender lag among them */
+	struct ivb_counters *ctr; /* started as the first measured message is due */
 };
 
 /* Sleep (doorbell) or spin until something may move. 0, or -ETIMEDOUT/-EINTR of a real wait. */
@@ -485,8 +629,10 @@ static int drive_point(struct ivb_channel *ch, struct schedule *s, struct drive 
 				s->at = (double)(now - d->t0) + s->gap_ns;
 			else
 				schedule_next(s);
-			if (d->sent == d->warm)
+			if (d->sent == d->warm) {
 				d->measured_at = s->at;
+				ivb_counters_start(d->ctr);
+			}
 			due = d->t0 + (uint64_t)s->at;
 			now = ivb_now_ns();
 			sending = d->sent < d->total && now < stop_sending;
@@ -585,7 +731,8 @@ static int measure(struct rate *r, struct ivb_wl_ctx *ctx, uint64_t rate, uint64
 	struct schedule s = { r->arrivals, 1e9 / (double)rate, 0, r->seed };
 	struct ivb_channel_fault fault = r->stall;
 	struct drive d = { .total = n + warm, .warm = warm, .lat = lat, .lag = lag,
-			   .tail_from = n + warm - (n / 10 ? n / 10 : 1), .tail_lag_min = UINT64_MAX };
+			   .tail_from = n + warm - (n / 10 ? n / 10 : 1), .tail_lag_min = UINT64_MAX,
+			   .ctr = &r->ctr };
 	struct ivb_channel ch;
 	int rc;
 
@@ -617,6 +764,7 @@ static int measure(struct rate *r, struct ivb_wl_ctx *ctx, uint64_t rate, uint64
 	span = (uint64_t)((double)d.total * s.gap_ns);
 	d.t0 = ivb_now_ns();
 	rc = drive_point(&ch, &s, &d, ini->timeout_ns, span);
+	ivb_counters_stop(&r->ctr, &pt->host_ctr, &pt->vcpu_ctr);
 	if (rc) {
 		snprintf(ctx->status, ctx->status_len, "%s at %llu messages/s (message %llu of %llu, "
 			 "%llu echoed)", rc == -ETIMEDOUT ? "timeout waiting for an echo" :
@@ -801,7 +949,7 @@ static int point(struct rate *r, struct ivb_wl_ctx *ctx, struct outputs *o, uint
 	/* stress-ng's own deadline, should every other way to stop it fail. */
 	unsigned max_s = (unsigned)((3 * (r->duration_ns + r->duration_ns / 5) +
 				     ctx->ini->timeout_ns) / 1000000000ull) + 10;
-	char buf[64];
+	char buf[64], ctr_cells[512], ctr_say[64];
 	const char *name = set_name(r, set, buf, sizeof(buf));
 	int rc, k;
 
@@ -814,12 +962,19 @@ static int point(struct rate *r, struct ivb_wl_ctx *ctx, struct outputs *o, uint
 	if (rc < 0)
 		return -1;
 	pt->set = set;
-	pt->sustained = pt->achieved >= RATE_SUSTAINED * (double)rate && pt->p99 <= (double)r->bound_used_ns;
+	pt->sustained = rate_sustained(pt, r->bound_used_ns);
 	if (r->npts < RATE_MAX_POINTS)
 		r->pts[r->npts++] = *pt;
 	r->rows++;
+	if (ivb_counters_csv(ctr_cells, sizeof(ctr_cells), &pt->host_ctr, &pt->vcpu_ctr,
+			     pt->received)) {
+		snprintf(ctx->status, ctx->status_len, "the counters' cells do not fit %zu bytes",
+			 sizeof(ctr_cells));
+		return -1;
+	}
+	ivb_counters_say(ctr_say, sizeof(ctr_say), &pt->host_ctr, &pt->vcpu_ctr, pt->received);
 	if (ivb_csv_row(o->csv, "%s,%s,%llu,%.1f,%u,%s,%s,%.3f,%llu,%llu,%llu,%llu,%llu,%.0f,%.0f,%s,"
-			"%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.0f,%llu,%llu,%d,%.3f,%.3f,%.3f",
+			"%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.0f,%llu,%llu,%d,%.3f,%.3f,%.3f,%s",
 			name, arrivals_names[r->arrivals], (unsigned long long)rate, pt->achieved,
 			r->size, ivb_verify_name(r->verify), ctx->wait_name,
 			(double)r->duration_ns / 1e9, (unsigned long long)pt->messages,
@@ -830,16 +985,17 @@ static int point(struct rate *r, struct ivb_wl_ctx *ctx, struct outputs *o, uint
 			(unsigned long long)pt->errors, (unsigned long long)r->bound_used_ns,
 			pt->sustained, quiet && quiet->p50 > 0 ? pt->p50 / quiet->p50 : 1.0,
 			quiet && quiet->p99 > 0 ? pt->p99 / quiet->p99 : 1.0,
-			quiet && quiet->p999 > 0 ? pt->p999 / quiet->p999 : 1.0) ||
+			quiet && quiet->p999 > 0 ? pt->p999 / quiet->p999 : 1.0, ctr_cells) ||
 	    ivb_csv_flush(o->csv) || write_hist(o->hist, name, rate, &o->lat)) {
 		snprintf(ctx->status, ctx->status_len, "%s", ivb_results_error(ctx->res));
 		return -1;
 	}
 	if (!ctx->quiet) {
-		printf("  %10llu/s %-16s achieved %12.0f/s  p50 %9.3f  p99 %9.3f  p99.9 %9.3f  "
+		printf("  %10llu/s %-16s achieved %12.0f/s  p50 %9.3f  p99 %9.3f  %s  p99.9 %9.3f  "
 		       "max %9.3f us  late %llu  unsent %llu%s%s\n", (unsigned long long)rate, name,
-		       pt->achieved, pt->p50 / 1e3, pt->p99 / 1e3, pt->p999 / 1e3, pt->max / 1e3,
-		       (unsigned long long)pt->late, (unsigned long long)(pt->messages - pt->sent),
+		       pt->achieved, pt->p50 / 1e3, pt->p99 / 1e3, ctr_say, pt->p999 / 1e3,
+		       pt->max / 1e3, (unsigned long long)pt->late,
+		       (unsigned long long)(pt->messages - pt->sent),
 		       pt->sustained ? "" : "  NOT SUSTAINED", pt->errors ? "  BAD ECHOES" : "");
 		if (quiet && quiet->p50 > 0 && quiet->p99 > 0 && quiet->p999 > 0)
 			printf("  %10s %-16s p50 %.2fx  p99 %.2fx  p99.9 %.2fx the quiet run's\n", "",
@@ -849,10 +1005,16 @@ static int point(struct rate *r, struct ivb_wl_ctx *ctx, struct outputs *o, uint
 	return rc;
 }
 
-/* The quiet p50 at a low rate, for the bound. 0 or -1. */
+/*
+ * The quiet run, for the default bound: the first rate (BASELINE_RATE at
+ * most) for BASELINE_NS, or for as long as BASELINE_MESSAGES take when the
+ * rate is lower (BASELINE_MAX_NS at most), without the injected stall; the
+ * bound is RATE_BOUND_FACTOR times its p99.9 (see RATE_BOUND_FACTOR for
+ * why). Not written as a row. 0 or -1.
+ */
 static int baseline(struct rate *r, struct ivb_wl_ctx *ctx, struct outputs *o)
 {
-	uint64_t rate = r->sweep ? r->sweep_from : r->rate, saved = r->duration_ns;
+	uint64_t rate = r->sweep ? r->sweep_from : r->rate, saved = r->duration_ns, ns;
 	struct ivb_channel_fault stall = r->stall;
 	struct point pt;
 	int rc;
@@ -863,20 +1025,31 @@ static int baseline(struct rate *r, struct ivb_wl_ctx *ctx, struct outputs *o)
 	}
 	if (rate > BASELINE_RATE)
 		rate = BASELINE_RATE;
-	r->duration_ns = BASELINE_NS;
-	if (point_messages(r, rate) < 100) /* a low first rate: as long as 100 messages take */
-		r->duration_ns = (uint64_t)(100e9 / (double)rate);
+	ns = BASELINE_NS;
+	if (point_messages(r, rate) < BASELINE_MESSAGES)
+		ns = (uint64_t)((double)BASELINE_MESSAGES * 1e9 / (double)rate);
+	if (ns > BASELINE_MAX_NS)
+		ns = BASELINE_MAX_NS;
+	r->duration_ns = ns;
 	r->stall.stall_ns = 0;
-	rc = measure(r, ctx, rate, r->duration_ns, &pt, &o->lat, &o->lag);
+	rc = measure(r, ctx, rate, ns, &pt, &o->lat, &o->lag);
 	r->duration_ns = saved;
 	r->stall = stall;
 	if (rc < 0)
 		return -1;
+	r->quiet_rate = rate;
+	r->quiet_ns = ns;
 	r->quiet_p50 = pt.p50;
-	r->bound_used_ns = (uint64_t)llround(RATE_BOUND_FACTOR * pt.p50);
+	r->quiet_p99 = pt.p99;
+	r->quiet_p999 = pt.p999;
+	r->bound_used_ns = (uint64_t)llround(RATE_BOUND_FACTOR * pt.p999);
+	if (r->bound_used_ns < 1)
+		r->bound_used_ns = 1;
 	if (!ctx->quiet)
-		printf("  quiet p50 at %llu/s: %.3f us; p99 bound %.3f us\n", (unsigned long long)rate,
-		       pt.p50 / 1e3, (double)r->bound_used_ns / 1e3);
+		printf("  quiet run at %llu/s for %.1f s: p50 %.3f  p99 %.3f  p99.9 %.3f us; "
+		       "p99 bound %.3f us (%s)\n", (unsigned long long)rate, (double)ns / 1e9,
+		       pt.p50 / 1e3, pt.p99 / 1e3, pt.p999 / 1e3, (double)r->bound_used_ns / 1e3,
+		       RATE_BOUND_TEXT);
 	return rc;
 }
 
@@ -894,16 +1067,41 @@ static uint64_t ladder_next(uint64_t v)
 	return 10 * decade;
 }
 
+/*
+ * Set k's point pt (k 0 quiet, 1 + s set s) into its sweep history, and
+ * rate_rule()'s verdict on them into r->verdict[k] and r->knee[k].
+ */
+static void judge(struct rate *r, int k, const struct point *pt)
+{
+	if (r->nseen[k] < RATE_MAX_LADDER)
+		r->seen[k][r->nseen[k]++] = *pt;
+	rate_rule(r->seen[k], r->nseen[k], r->bound_used_ns, r->sweep ? r->sweep_to : pt->offered,
+		  &r->verdict[k]);
+	r->knee[k] = r->verdict[k].knee;
+}
+
+/* Print set k's stop reason (not quiet). */
+static void say_stop(const struct rate *r, const struct ivb_wl_ctx *ctx, int k)
+{
+	char name[64];
+
+	if (!ctx->quiet && r->sweep)
+		printf("  %10s %-16s stopped: %s\n", "", set_name(r, k - 1, name, sizeof(name)),
+		       r->verdict[k].reason);
+}
+
 static enum ivb_wl_outcome rate_run(void *st, struct ivb_wl_ctx *ctx)
 {
 	struct rate *r = st;
 	struct outputs *o = calloc(1, sizeof(*o));
 	uint64_t rate = r->sweep ? r->sweep_from : r->rate;
-	int rc = 0, bad = 0, s, done[RATE_MAX_SETS] = { 0 };
+	int rc = 0, bad = 0, s, k;
 
 	if (!o)
 		ivb_die("out of memory");
 	memset(r->knee, 0, sizeof(r->knee));
+	memset(r->nseen, 0, sizeof(r->nseen));
+	memset(r->verdict, 0, sizeof(r->verdict));
 	r->npts = 0;
 	r->rows = 0;
 	choose_cpus(r, ctx);
@@ -916,6 +1114,7 @@ static enum ivb_wl_outcome rate_run(void *st, struct ivb_wl_ctx *ctx)
 		free(o);
 		return IVB_WL_STOPPED;
 	}
+	ivb_counters_open(&r->ctr, ctx->watch_tid);
 	rc = baseline(r, ctx, o);
 	while (rc >= 0) {
 		struct point quiet, loaded;
@@ -924,24 +1123,43 @@ static enum ivb_wl_outcome rate_run(void *st, struct ivb_wl_ctx *ctx)
 		if (rc < 0)
 			break;
 		bad |= rc > 0;
-		if (quiet.sustained)
-			r->knee[0] = rate;
+		judge(r, 0, &quiet);
+		/* A set goes on until its own rule stops it, or the quiet one's does. */
 		for (s = 0; s < r->nsets && rc >= 0; s++) {
-			if (done[s])
+			if (r->verdict[1 + s].stop != RATE_GO_ON)
 				continue;
 			rc = point(r, ctx, o, rate, s, &quiet, &loaded);
 			bad |= rc > 0;
-			if (rc >= 0 && loaded.sustained)
-				r->knee[1 + s] = rate;
-			else if (rc >= 0)
-				done[s] = 1; /* its knee is found: no higher rate for it */
+			if (rc < 0)
+				break;
+			judge(r, 1 + s, &loaded);
+			if (r->verdict[1 + s].stop != RATE_GO_ON)
+				say_stop(r, ctx, 1 + s);
 		}
-		if (rc < 0 || !r->sweep || !quiet.sustained || rate >= r->sweep_to)
+		if (rc < 0 || !r->sweep || r->verdict[0].stop != RATE_GO_ON)
 			break;
 		rate = ladder_next(rate);
 		if (rate > r->sweep_to)
 			rate = r->sweep_to;
 	}
+	/* Why each set still going stopped: the quiet sweep's end, or the run's. */
+	for (k = 0; k <= r->nsets; k++) {
+		struct rate_verdict *v = &r->verdict[k];
+
+		if (v->stop != RATE_GO_ON && !(k == 0 && rc < 0))
+			continue;
+		if (rc < 0)
+			snprintf(v->reason, sizeof(v->reason), "the run stopped: %s", ctx->status);
+		else
+			snprintf(v->reason, sizeof(v->reason), "the quiet sweep stopped at %llu/s",
+				 (unsigned long long)rate);
+		v->stop = RATE_STOP_OTHER;
+	}
+	for (k = 0; k <= r->nsets && rc >= 0; k++)
+		if (k == 0 || r->verdict[k].stop == RATE_STOP_OTHER)
+			say_stop(r, ctx, k);
+	fflush(stdout);
+	ivb_counters_close(&r->ctr);
 	s = ivb_csv_close(o->csv);
 	if ((ivb_csv_close(o->hist) || s) && rc >= 0) {
 		snprintf(ctx->status, ctx->status_len, "%s", ivb_results_error(ctx->res));
@@ -984,11 +1202,27 @@ static void rate_json(const void *st, struct ivb_json *j, int selected)
 	ivb_json_uint(j, "histogram_sub_buckets", IVB_HIST_SUB);
 	ivb_json_uint(j, "histogram_max_ns", IVB_HIST_MAX_NS);
 	ivb_json_num(j, "histogram_relative_error", IVB_HIST_REL_ERROR, 6);
-	ivb_json_str(j, "p99_bound_source", r->bound_ns ? "given" : "10x the quiet p50");
-	if (!r->bound_ns)
-		ivb_json_num(j, "quiet_p50_ns", r->quiet_p50, 1);
+	ivb_json_str(j, "p99_bound_source", r->bound_ns ? "given" : RATE_BOUND_TEXT);
+	if (!r->bound_ns) {
+		ivb_json_begin(j, "quiet_run");
+		ivb_json_uint(j, "offered_per_s", r->quiet_rate);
+		ivb_json_uint(j, "duration_ns", r->quiet_ns);
+		ivb_json_num(j, "p50_ns", r->quiet_p50, 1);
+		ivb_json_num(j, "p99_ns", r->quiet_p99, 1);
+		ivb_json_num(j, "p99_9_ns", r->quiet_p999, 1);
+		ivb_json_end(j);
+		ivb_json_num(j, "p99_bound_factor", RATE_BOUND_FACTOR, 1);
+		ivb_json_num(j, "p99_bound_of_quiet_percentile", RATE_BOUND_PCT, 1);
+	}
 	ivb_json_uint(j, "p99_bound_ns", r->bound_used_ns);
 	ivb_json_num(j, "sustained_fraction", RATE_SUSTAINED, 2);
+	if (r->sweep) {
+		ivb_json_int(j, "stop_after_consecutive", RATE_STOP_AFTER);
+		ivb_json_str(j, "knee_rule", "the highest rate sustained (achieved >= 99 % of offered "
+			     "and p99 <= the bound) below the first 2 consecutive points not sustained "
+			     "(all points when the sweep reached --sweep-to); a lone point not sustained "
+			     "below the knee does not lower it (not_sustained_below_knee); 0: none");
+	}
 	if (r->nsets) {
 		ivb_json_begin(j, "interference");
 		ivb_json_int(j, "responder_cpu", r->resp_cpu);
@@ -1003,6 +1237,23 @@ static void rate_json(const void *st, struct ivb_json *j, int selected)
 	for (s = 0; s < r->nsets; s++)
 		ivb_json_uint(j, set_name(r, s, name, sizeof(name)), r->knee[1 + s]);
 	ivb_json_end(j);
+	if (r->sweep) {
+		ivb_json_begin(j, "stop_reason");
+		for (s = -1; s < r->nsets; s++)
+			ivb_json_str(j, set_name(r, s, name, sizeof(name)), r->verdict[1 + s].reason);
+		ivb_json_end(j);
+		ivb_json_begin(j, "not_sustained_below_knee");
+		for (s = -1; s < r->nsets; s++) {
+			const struct rate_verdict *v = &r->verdict[1 + s];
+			long long lone[RATE_MAX_LADDER];
+			int i;
+
+			for (i = 0; i < v->nlone; i++)
+				lone[i] = (long long)v->lone[i];
+			ivb_json_ints(j, set_name(r, s, name, sizeof(name)), lone, v->nlone);
+		}
+		ivb_json_end(j);
+	}
 	if (r->stall.stall_ns) {
 		ivb_json_begin(j, "fault_injection");
 		ivb_json_uint(j, "stall_after_message", r->stall.stall_after);
@@ -1012,6 +1263,7 @@ static void rate_json(const void *st, struct ivb_json *j, int selected)
 	if (r->guest_copy[0])
 		ivb_json_str(j, "guest_copy_impl", r->guest_copy);
 	ivb_json_int(j, "points", r->rows);
+	ivb_counters_json(&r->ctr, j, RATE_COUNTED);
 	ivb_json_end(j);
 }
 
@@ -1023,25 +1275,41 @@ static void rate_print(const void *st, const char *results_dir)
 
 	(void)results_dir;
 	printf("\nLatency under load (%s arrivals, %u-byte messages, from the %s send; p99 bound "
-	       "%.3f us%s):\n", arrivals_names[r->arrivals], r->size,
-	       r->arrivals == ARRIVALS_CLOSED ? "actual" : "scheduled", (double)r->bound_used_ns / 1e3,
-	       r->bound_ns ? "" : ", 10x the quiet p50");
+	       "%.3f us", arrivals_names[r->arrivals], r->size,
+	       r->arrivals == ARRIVALS_CLOSED ? "actual" : "scheduled", (double)r->bound_used_ns / 1e3);
+	if (r->bound_ns)
+		printf(", given):\n");
+	else
+		printf(", %s: %.3f us at %llu/s over %.1f s):\n", RATE_BOUND_TEXT, r->quiet_p999 / 1e3,
+		       (unsigned long long)r->quiet_rate, (double)r->quiet_ns / 1e9);
 	if (r->sweep) {
-		for (s = -1; s < r->nsets; s++)
-			printf("  knee %-16s %s%llu messages/s\n", set_name(r, s, name, sizeof(name)),
+		for (s = -1; s < r->nsets; s++) {
+			const struct rate_verdict *v = &r->verdict[1 + s];
+
+			printf("  knee %-16s %s%llu messages/s; stopped: %s\n",
+			       set_name(r, s, name, sizeof(name)),
 			       r->knee[1 + s] ? "" : "below the first rate, ",
-			       (unsigned long long)(r->knee[1 + s] ? r->knee[1 + s] : r->sweep_from));
+			       (unsigned long long)(r->knee[1 + s] ? r->knee[1 + s] : r->sweep_from),
+			       v->reason);
+			for (i = 0; i < v->nlone; i++)
+				printf("  %4s %-16s %llu/s not sustained, below the knee: not counted\n", "",
+				       "", (unsigned long long)v->lone[i]);
+		}
 		return;
 	}
 	for (i = 0; i < r->npts; i++) {
 		const struct point *p = &r->pts[i];
+		char say[64];
 
-		printf("  %10llu/s %-16s p50 %9.3f  p99 %9.3f  p99.9 %9.3f  max %9.3f us%s\n",
+		ivb_counters_say(say, sizeof(say), &p->host_ctr, &p->vcpu_ctr, p->received);
+		printf("  %10llu/s %-16s p50 %9.3f  p99 %9.3f  %s  p99.9 %9.3f  max %9.3f us%s\n",
 		       (unsigned long long)p->offered, set_name(r, p->set, name, sizeof(name)),
-		       p->p50 / 1e3, p->p99 / 1e3, p->p999 / 1e3, p->max / 1e3,
+		       p->p50 / 1e3, p->p99 / 1e3, say, p->p999 / 1e3, p->max / 1e3,
 		       p->sustained ? "" : "  not sustained");
 	}
 }
+
+static const char *const rate_json_keys[] = { "rate", NULL };
 
 const struct ivb_workload ivb_wl_rate = {
 	.name = "rate",
@@ -1057,5 +1325,6 @@ const struct ivb_workload ivb_wl_rate = {
 	.run = rate_run,
 	.serve = ivb_channel_serve,
 	.json = rate_json,
+	.json_keys = rate_json_keys,
 	.print = rate_print,
 };

@@ -211,6 +211,8 @@ static void sizelat_json(const void *st, struct ivb_json *j, int selected)
 	ivb_json_end(j);
 }
 
+static const char *const sizelat_json_keys[] = { "size_latency", NULL };
+
 const struct ivb_workload ivb_wl_sizelat = {
 	.name = "sizelat",
 	.summary = "round-trip latency by message size, copied in, echoed and checked both ways",
@@ -223,4 +225,5 @@ const struct ivb_workload ivb_wl_sizelat = {
 	.run = sizelat_run,
 	.serve = ivb_channel_serve,
 	.json = sizelat_json,
+	.json_keys = sizelat_json_keys,
 };

@@ -8,17 +8,9 @@
 
 #include <stdint.h>
 
-#define IVB_MAX_SIZES 32
-#define IVB_MAX_MESSAGE (64u << 20) /* 64 MiB: a 4K RGB frame (24.9 MB) fits */
-
-struct ivb_sizes {
-	uint32_t v[IVB_MAX_SIZES]; /* bytes, in the order given */
-	int n;
-	int ladder;                /* the list was "ladder" */
-};
-
-/* Parse list for option opt into s; exits 2 naming the option when it is bad. */
-void ivb_sizes_parse(const char *opt, const char *list, struct ivb_sizes *s);
+/* struct ivb_sizes, IVB_MAX_SIZES, IVB_MAX_MESSAGE and the parsers,
+ * ivb_parse_size_list() and ivb_sizes_parse(), beside the other units. */
+#include "units.h"
 
 /*
  * Exit 2 naming opt when a size the user gave cannot fit the shared memory

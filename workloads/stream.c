@@ -7,16 +7,18 @@
  *
  * Initiator: for each direction and size, open a point, move messages
  * until the duration has passed, close it, and write one row with the rate,
- * the CPU each side spent per message and the doorbells rung.
+ * the CPU each side spent per message, the doorbells rung, and what the
+ * kernel counted for the initiator's thread (and --watch-thread's) over the
+ * measured interval (counters.h).
  * Responder: ivb_channel_serve() (channel.c).
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "channel.h"
 #include "cli.h"
 #include "copy.h"
+#include "counters.h"
 #include "cpu.h"
 #include "sizes.h"
 #include "timing.h"
@@ -33,8 +35,10 @@ static const struct ivb_csv_schema stream_csv = {
 	"stream_results.csv",
 	"direction,message_bytes,slots,batch,verify,wait,messages,bytes,seconds,msgs_per_s,gbps,"
 	"errors,host_cpu_us_per_msg,guest_cpu_us_per_msg,vcpu_cpu_us_per_msg,host_cpu_percent,"
-	"guest_cpu_percent,doorbells_per_msg,host_doorbells,guest_doorbells,host_sleeps,guest_sleeps",
+	"guest_cpu_percent,doorbells_per_msg,host_doorbells,guest_doorbells,host_sleeps,guest_sleeps,"
+	IVB_COUNTERS_COLUMNS,
 };
+#define STREAM_COUNTED "each point's measured interval, after its warm-up (its messages and seconds)"
 
 struct stream {
 	struct ivb_sizes sizes;   /* message sizes */
@@ -46,6 +50,7 @@ struct stream {
 	long points, failed;      /* points run, points with bad messages */
 	char guest_impl[16];      /* the responder's XXH3 build, as it said */
 	char guest_copy[32];      /* the responder's copy per size class, as it said */
+	struct ivb_counters ctr;  /* the initiator's thread and --watch-thread's */
 };
 
 static void set_sizes(void *st, const char *arg)
@@ -131,14 +136,6 @@ static void stream_check(const void *st, uint64_t capacity, const char *shm_name
 			      s->batch, (unsigned long long)s->slots);
 }
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* What one point measured. */
 struct point {
 	uint64_t messages;     /* received between t0 and t1, both directions */
@@ -146,7 +143,8 @@ struct point {
 	uint64_t moved;        /* every message of the point, warm-up included (for CPU per message) */
 	uint64_t wall_ns;      /* the whole point */
 	uint64_t host_cpu_ns, guest_cpu_ns;
-	double vcpu_ticks;     /* the responder's vCPU thread, clock ticks, -1 unknown */
+	int64_t vcpu_cpu_ns;   /* the responder's vCPU thread, -1 unknown */
+	struct ivb_counts host_ctr, vcpu_ctr; /* between t0 and t1 (counters.h) */
 	uint64_t host_rings, guest_rings, host_sleeps, guest_sleeps;
 	uint64_t errors;
 };
@@ -167,9 +165,9 @@ static uint64_t received(struct ivb_channel *ch, enum ivb_stream_kind k)
 	return n;
 }
 
-/* Move messages for one point. 0, or -1 (status set). */
+/* Move messages for one point, counting ctr between t0 and t1. 0, or -1 (status set). */
 static int move(const struct stream *s, struct ivb_channel *ch, enum ivb_stream_kind k,
-		struct point *pt, char *status, size_t len)
+		struct ivb_counters *ctr, struct point *pt, char *status, size_t len)
 {
 	uint64_t start = ivb_now_ns(), t0 = 0, c0 = 0, warm = s->duration_ns / 5, now, count = 0;
 	int measuring = 0, rc = 0;
@@ -219,9 +217,11 @@ static int move(const struct stream *s, struct ivb_channel *ch, enum ivb_stream_
 			measuring = 1;
 			t0 = now;
 			c0 = received(ch, k);
+			ivb_counters_start(ctr);
 		} else if (measuring && now - t0 >= s->duration_ns) {
 			pt->messages = received(ch, k) - c0;
 			pt->ns = now - t0;
+			ivb_counters_stop(ctr, &pt->host_ctr, &pt->vcpu_ctr);
 			return 0;
 		}
 	}
@@ -235,11 +235,13 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 	struct ivb_channel ch;
 	struct point pt = { 0 };
 	uint64_t cpu0, wall0, rings0 = w->rings, sleeps0 = w->sleeps;
-	double v0 = ctx->watch_tid ? ivb_thread_cpu_ticks(ctx->watch_tid) : -1, bytes;
+	int64_t v0 = ctx->watch_tid ? ivb_thread_cpu_ns(ctx->watch_tid) : -1, v1;
+	double bytes;
+	char ctr_cells[512], ctr_say[64];
 	int rc;
 
 	wall0 = ivb_now_ns();
-	cpu0 = thread_cpu_ns();
+	cpu0 = (uint64_t)ivb_thread_cpu_ns(0);
 	rc = ivb_channel_open(&ch, ini, k, size, s->slots, s->batch, s->verify, ctx->responder_spin_ns);
 	if (rc == 1) {
 		if (!ctx->quiet)
@@ -251,7 +253,7 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
 		return -1;
 	}
-	if (move(s, &ch, k, &pt, ini->status, sizeof(ini->status))) {
+	if (move(s, &ch, k, &s->ctr, &pt, ini->status, sizeof(ini->status))) {
 		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
 		ivb_channel_abort(&ch);
 		return -1;
@@ -269,9 +271,10 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 	pt.errors = ch.errors + ch.result->errors;
 	pt.moved = ch.tx.local + ch.rx.local;
 	pt.wall_ns = ivb_now_ns() - wall0;
-	pt.host_cpu_ns = thread_cpu_ns() - cpu0;
+	pt.host_cpu_ns = (uint64_t)ivb_thread_cpu_ns(0) - cpu0;
 	pt.guest_cpu_ns = ch.result->cpu_ns;
-	pt.vcpu_ticks = v0 >= 0 ? ivb_thread_cpu_ticks(ctx->watch_tid) - v0 : -1;
+	v1 = v0 >= 0 ? ivb_thread_cpu_ns(ctx->watch_tid) : -1;
+	pt.vcpu_cpu_ns = v1 >= 0 ? v1 - v0 : -1;
 	pt.host_rings = w->rings - rings0;
 	pt.host_sleeps = w->sleeps - sleeps0;
 	pt.guest_rings = ch.result->rings;
@@ -284,14 +287,20 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 	bytes = (double)pt.messages * size;
 	{
 		double moved = pt.moved ? (double)pt.moved : 1, secs = (double)pt.ns / 1e9;
-		double vcpu_us = pt.vcpu_ticks >= 0 ?
-			pt.vcpu_ticks / (double)ivb_clock_ticks_per_s() * 1e6 / moved : -1;
+		double vcpu_us = pt.vcpu_cpu_ns >= 0 ? (double)pt.vcpu_cpu_ns / 1e3 / moved : -1;
 		char vcpu[32] = "";
 
 		if (vcpu_us >= 0)
 			snprintf(vcpu, sizeof(vcpu), "%.4f", vcpu_us);
+		if (ivb_counters_csv(ctr_cells, sizeof(ctr_cells), &pt.host_ctr, &pt.vcpu_ctr,
+				     pt.messages)) {
+			snprintf(ctx->status, ctx->status_len, "the counters' cells do not fit %zu "
+				 "bytes", sizeof(ctr_cells));
+			return -1;
+		}
+		ivb_counters_say(ctr_say, sizeof(ctr_say), &pt.host_ctr, &pt.vcpu_ctr, pt.messages);
 		if (ivb_csv_row(csv, "%s,%u,%llu,%u,%s,%s,%llu,%.0f,%.6f,%.1f,%.4f,%llu,%.4f,%.4f,%s,"
-				"%.1f,%.1f,%.5f,%llu,%llu,%llu,%llu",
+				"%.1f,%.1f,%.5f,%llu,%llu,%llu,%llu,%s",
 				ivb_stream_kind_name(k), size, (unsigned long long)(ch.tx.mask + 1),
 				s->batch, ivb_verify_name(s->verify), ctx->wait_name,
 				(unsigned long long)pt.messages, bytes, secs, (double)pt.messages / secs,
@@ -301,17 +310,18 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 				100.0 * (double)pt.guest_cpu_ns / (double)pt.wall_ns,
 				(double)(pt.host_rings + pt.guest_rings) / moved,
 				(unsigned long long)pt.host_rings, (unsigned long long)pt.guest_rings,
-				(unsigned long long)pt.host_sleeps, (unsigned long long)pt.guest_sleeps)) {
+				(unsigned long long)pt.host_sleeps, (unsigned long long)pt.guest_sleeps,
+				ctr_cells)) {
 			snprintf(ctx->status, ctx->status_len, "%s", ivb_results_error(ctx->res));
 			return -1;
 		}
 		if (!ctx->quiet)
 			printf("  %-5s %9u B  %12.0f msg/s  %8.3f GB/s  %6.2f doorbells/msg  "
-			       "host %.3f us/msg  guest %.3f us/msg%s\n", ivb_stream_kind_name(k), size,
-			       (double)pt.messages / secs, bytes / (double)pt.ns,
+			       "host %.3f us/msg  guest %.3f us/msg  %s%s\n", ivb_stream_kind_name(k),
+			       size, (double)pt.messages / secs, bytes / (double)pt.ns,
 			       (double)(pt.host_rings + pt.guest_rings) / moved,
 			       (double)pt.host_cpu_ns / 1e3 / moved, (double)pt.guest_cpu_ns / 1e3 / moved,
-			       pt.errors ? "  BAD MESSAGES" : "");
+			       ctr_say, pt.errors ? "  BAD MESSAGES" : "");
 	}
 	return 0;
 }
@@ -326,6 +336,7 @@ static enum ivb_wl_outcome stream_run(void *st, struct ivb_wl_ctx *ctx)
 		snprintf(ctx->status, ctx->status_len, "%s", ivb_results_error(ctx->res));
 		return IVB_WL_STOPPED;
 	}
+	ivb_counters_open(&s->ctr, ctx->watch_tid);
 	for (k = 0; k < 3 && rc == 0; k++) {
 		if (!s->dir[k])
 			continue;
@@ -336,6 +347,7 @@ static enum ivb_wl_outcome stream_run(void *st, struct ivb_wl_ctx *ctx)
 			rc = -1;
 		}
 	}
+	ivb_counters_close(&s->ctr);
 	if (ivb_csv_close(csv) && rc == 0) {
 		snprintf(ctx->status, ctx->status_len, "%s", ivb_results_error(ctx->res));
 		rc = -1;
@@ -375,8 +387,11 @@ static void stream_json(const void *st, struct ivb_json *j, int selected)
 	ivb_json_str(j, "guest_copy_impl", s->guest_copy);
 	ivb_json_int(j, "points", s->points);
 	ivb_json_int(j, "points_with_bad_messages", s->failed);
+	ivb_counters_json(&s->ctr, j, STREAM_COUNTED);
 	ivb_json_end(j);
 }
+
+static const char *const stream_json_keys[] = { "stream", NULL };
 
 const struct ivb_workload ivb_wl_stream = {
 	.name = "stream",
@@ -390,4 +405,5 @@ const struct ivb_workload ivb_wl_stream = {
 	.run = stream_run,
 	.serve = ivb_channel_serve,
 	.json = stream_json,
+	.json_keys = stream_json_keys,
 };

@@ -71,6 +71,9 @@ struct ivb_workload {
 	ivb_serve_fn serve;    /* the responder's work; NULL: the acknowledgements are all */
 	/* Its members of run.json: settings always, results once measured. */
 	void (*json)(const void *state, struct ivb_json *j, int ran);
+	/* The names of those members, NULL-ended (struct ivb_json: writing
+	 * another stops the program; --meta may not take them). */
+	const char *const *json_keys;
 	/* Its part of the printed summary, after run(). */
 	void (*print)(const void *state, const char *results_dir);
 };

@@ -18,6 +18,8 @@ extern const struct ivb_workload ivb_wl_frames;
 extern const struct ivb_workload ivb_wl_stream;
 extern const struct ivb_workload ivb_wl_sizelat;
 extern const struct ivb_workload ivb_wl_rate;
+extern const struct ivb_workload ivb_wl_limits;
+extern const struct ivb_workload ivb_wl_chain;
 
 const struct ivb_workload *const ivb_workloads[] = {
 	&ivb_wl_latency,
@@ -25,6 +27,8 @@ const struct ivb_workload *const ivb_workloads[] = {
 	&ivb_wl_stream,
 	&ivb_wl_sizelat,
 	&ivb_wl_rate,
+	&ivb_wl_limits,
+	&ivb_wl_chain,
 	NULL,
 };
 

@@ -6,7 +6,8 @@ analysis.kind.Kind), and its name in NAMES.
 
 from importlib import import_module
 
-NAMES = ("latency", "frames", "stream", "sizelat", "rate", "transport")
+NAMES = ("latency", "frames", "stream", "limits", "sizelat", "rate", "chain", "transport",
+         "matrix")
 
 KINDS = tuple(import_module(f"analysis.kinds.{name}").KIND for name in NAMES)
 

@@ -558,10 +558,16 @@ def metric_unit(m: dict, _lat_unit) -> str:
     return "ms" if m["metric"].startswith("duration") else m["unit"]
 
 
+def headline_figure(name: str) -> bool:
+    """Each frame size's mean verified bandwidth."""
+    return name.startswith("bandwidth ") and name.endswith(" mean")
+
+
 KIND = Kind(
     name="frames", key="bandwidth", title="Frames",
     files=((BANDWIDTH, load_bandwidth),),
     summarize=lambda df, _run: bandwidth_stats(df), text=report_bandwidth, html=html,
     plots=plots, headline=headline_facts, warnings=warnings, failures=failures,
     compare=compare, metric_text=metric_text, metric_unit=metric_unit,
+    headline_figure=headline_figure,
 )

@@ -427,9 +427,14 @@ def compare(summaries: list[dict], add) -> None:
             add(f"{prefix} {label}", "ns", "lower", [lat(s, part, key) for s in summaries])
 
 
+def headline_figure(name: str) -> bool:
+    """The round trip's p50, p99 and p99.9: what a repetition must settle."""
+    return name in ("latency p50", "latency p99", "latency p99.9")
+
+
 KIND = Kind(
     name="latency", key="latency", title="Round-trip latency",
     files=((LATENCY, load_latency),),
     summarize=summarize, text=text, html=html, plots=plots, headline=headline_facts,
-    data_notes=data_notes, compare=compare,
+    data_notes=data_notes, compare=compare, headline_figure=headline_figure,
 )

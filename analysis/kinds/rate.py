@@ -4,7 +4,10 @@ interference set; rate_histograms.csv, each such point's latency histogram):
 an open-loop sender offers messages at a rate whether or not the last was
 answered, and each is timed from its scheduled send, so a stall shows in
 every message queued behind it. Per interference set the knee (the highest
-rate sustained), each point's ratios to the quiet point of the same rate,
+rate sustained below the two rates in a row not sustained where the sweep
+stops, as workloads/rate.c's rate_rule() finds it; a lone point not
+sustained below it does not lower it), each point's ratios to the quiet
+point of the same rate,
 and each point's percentile spectrum to p99.999 from its histogram, which
 must agree with its row (within hist.h's 1/256).
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import page
+from analysis import counters, page
 from analysis.errors import DataError
 from analysis.kind import Fact, Flagged, Kind
 from analysis.plots import (PERCENTILE_STYLE, SET_COLORS, BAD_LABEL, Plot, compare_headline,
@@ -66,6 +69,7 @@ RATE = Schema("rate", "rate_results.csv", dict(
     p50_ratio=NON_NEGATIVE,
     p99_ratio=NON_NEGATIVE,
     p999_ratio=NON_NEGATIVE,
+    **counters.COLUMNS,  # what the kernel counted over the point (analysis/counters.py)
 ))
 
 # Each rate point's latency histogram (common/hist.h): one row per non-empty
@@ -194,6 +198,24 @@ def check_rate_rows(table: Table) -> None:
                        lambda i: f"{fmt_number(achieved[i])} is more than offered_per_s x "
                                  f"received / messages "
                                  f"({offered[i] * received[i] / messages[i]:.1f})")
+    counters.check_counters(table, received, "received", counted_span(table),
+                            "the point's schedule and its longest latency")
+
+
+def counted_span(table: Table) -> np.ndarray:
+    """The longest the counters' interval of each rate point can last, in
+    seconds. It runs from the point's first measured send to its last
+    echo, which comes at most max_ns after that message's scheduled time
+    (latencies are timed from the schedule, however late the send): so the
+    measured schedule (duration_s, to the 1 ms it is printed with, and 5 %;
+    Poisson gaps add up to it only on average: 5 standard deviations more,
+    1 / sqrt(messages) of it), then max_ns, then the counters' reading."""
+    cols = table.columns
+    messages = np.maximum(cols["messages"], 1)
+    poisson = cols["arrivals"] == "poisson" if "arrivals" in cols else True
+    room = 1.05 + np.where(poisson, 5 / np.sqrt(messages), 0)
+    duration = cols["duration_s"] if "duration_s" in cols else messages / cols["offered_per_s"]
+    return (duration + 5e-4) * room + cols["max_ns"] / 1e9 + counters.SLACK_S
 
 
 def bucket_width(low: np.ndarray) -> np.ndarray:
@@ -366,27 +388,62 @@ def set_order(df: pd.DataFrame) -> list[str]:
     return sorted(names, key=lambda n: n != QUIET)
 
 
-def knees_from_rows(df: pd.DataFrame) -> dict[str, tuple[int, object]]:
-    """Each interference set's knee as host_writer finds it: going up from
-    the set's first rate, the last rate sustained before the first that is
-    not (0 when not even the first is); with that first row not sustained
-    (None when every rate was)."""
-    knees = {}
-    for name in set_order(df):
-        knee, stop = 0, None
-        for row in df[df["interference"] == name].sort_values("offered_per_s").itertuples(
-                index=False):
-            if not row.sustained:
-                stop = row
-                break
-            knee = int(row.offered_per_s)
-        knees[name] = (knee, stop)
-    return knees
+RATE_STOP_AFTER = 2  # workloads/rate.c: rates in a row not sustained that end a sweep
+
+
+@dataclass
+class Knee:
+    """What rate.c's rate_rule() makes of one interference set's rows."""
+
+    knee: int            # the highest rate sustained below where the sweep stopped; 0: none
+    stopped: bool        # it stopped on stop_after rates in a row not sustained
+    above: list          # the rows not sustained above the knee (that run, or the last row)
+    lone: list           # the rows not sustained below the knee, which do not lower it
+
+
+def stop_after(info: dict | None) -> int:
+    """How many rates in a row not sustained end a sweep: run.json's
+    rate.stop_after_consecutive, else rate.c's RATE_STOP_AFTER."""
+    rate = (info or {}).get("rate")
+    n = rate.get("stop_after_consecutive") if isinstance(rate, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 64 \
+        else RATE_STOP_AFTER
+
+
+def knee_rule(rows: list, after: int) -> Knee:
+    """rate.c's rate_rule() on one set's rows (rates rising): the sweep
+    stops at the first `after` rows in a row not sustained; the knee is the
+    highest rate sustained before that run (before the end, when it did
+    not stop on one: it reached --sweep-to, ran out of rates, the quiet
+    sweep stopped, or a single --rate); a row not sustained below the knee
+    is a lone point that does not lower it. (A writer that stopped at the
+    first rate not sustained, as host_writer did before the rule, gives the
+    same knee: its rows never go on past one.)"""
+    run, end, stopped = 0, len(rows), False
+    for i, row in enumerate(rows):
+        run = 0 if row.sustained else run + 1
+        if run == after:
+            end, stopped = i + 1 - after, True
+            break
+    knee = max((int(r.offered_per_s) for r in rows[:end] if r.sustained), default=0)
+    upto = end + after if stopped else len(rows)
+    return Knee(knee, stopped,
+                [r for r in rows[:upto] if not r.sustained and r.offered_per_s > knee],
+                [r for r in rows[:end] if not r.sustained and r.offered_per_s < knee])
+
+
+def knees_from_rows(df: pd.DataFrame, after: int = RATE_STOP_AFTER) -> dict[str, Knee]:
+    """Each interference set's knee as host_writer finds it (knee_rule())."""
+    return {name: knee_rule(list(df[df["interference"] == name].sort_values(
+        "offered_per_s", kind="stable").itertuples(index=False)), after)
+        for name in set_order(df)}
 
 
 def check_knees(path: Path, info: dict, df: pd.DataFrame) -> None:
     """run.json's rate.knee_per_s against the rows: the same knee for each
-    interference set, and no set on one side only. DataError otherwise."""
+    interference set, and no set on one side only; and, when run.json lists
+    them, the same lone rates not sustained below each knee
+    (rate.not_sustained_below_knee). DataError otherwise."""
     rate = info.get("rate")
     if rate is None:
         return
@@ -399,7 +456,8 @@ def check_knees(path: Path, info: dict, df: pd.DataFrame) -> None:
             isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in recorded.values()):
         raise DataError(f"{path}: rate.knee_per_s: expected an object of interference set "
                         "to messages/s")
-    rows = {name: knee for name, (knee, _) in knees_from_rows(df).items()}
+    found = knees_from_rows(df, stop_after(info))
+    rows = {name: k.knee for name, k in found.items()}
     for name in list(dict.fromkeys(list(recorded) + list(rows))):
         if name not in rows:
             raise DataError(f"{path}: rate.knee_per_s has {shown(name)}, which has no row "
@@ -409,7 +467,36 @@ def check_knees(path: Path, info: dict, df: pd.DataFrame) -> None:
                             f"{RATE_CSV}")
         if recorded[name] != rows[name]:
             raise DataError(f"{path}: rate.knee_per_s.{name} is {recorded[name]:,}, but the "
-                            f"rows of {RATE_CSV} put it at {rows[name]:,} messages/s")
+                            f"rows of {RATE_CSV} put it at {rows[name]:,} messages/s "
+                            f"({knee_rule_text(stop_after(info))})")
+    lone = rate.get("not_sustained_below_knee")
+    if lone is None:
+        return
+    if not isinstance(lone, dict) or any(
+            not isinstance(v, list) or any(isinstance(r, bool) or not isinstance(r, int)
+                                           for r in v) for v in lone.values()):
+        raise DataError(f"{path}: rate.not_sustained_below_knee: expected an object of "
+                        "interference set to a list of messages/s")
+    for name, rates in lone.items():
+        mine = [int(r.offered_per_s) for r in found[name].lone] if name in found else None
+        if mine is None:
+            raise DataError(f"{path}: rate.not_sustained_below_knee has {shown(name)}, which "
+                            f"has no row in {RATE_CSV}")
+        if sorted(rates) != mine:
+            raise DataError(f"{path}: rate.not_sustained_below_knee.{name} is "
+                            f"{rates_text(sorted(rates))}, but the rows of {RATE_CSV} have "
+                            f"{rates_text(mine)} not sustained below the knee")
+
+
+def rates_text(rates: list[int]) -> str:
+    """'[5,000/s, 20,000/s]' for a message, '[]' for none."""
+    return "[" + ", ".join(f"{r:,}/s" for r in rates) + "]"
+
+
+def knee_rule_text(after: int) -> str:
+    """The rule the knees are checked by, briefly."""
+    return (f"the highest rate sustained below the first {after} rates in a row not "
+            "sustained" if after > 1 else "the last rate sustained before the first not")
 
 
 def assemble(run, loaded: dict, prov, info_path: Path) -> RateData | None:
@@ -491,11 +578,43 @@ def why_not_sustained(row, fraction: float) -> str:
     return "; ".join(reasons) or "marked not sustained by host_writer"
 
 
+def stopped_point(row, fraction: float) -> dict:
+    """A row not sustained as the knee's entry names it."""
+    return {"offered_per_s": int(row.offered_per_s), "achieved_per_s": float(row.achieved_per_s),
+            "p99_ns": float(row.p99_ns), "line": int(row.line),
+            "why": why_not_sustained(row, fraction)}
+
+
+# run.json's rate fields that only host_writer's two-in-a-row rule writes.
+RULE_FIELDS = ("stop_after_consecutive", "stop_reason", "not_sustained_below_knee", "quiet_run")
+
+
+def bound_used(info: dict) -> dict | None:
+    """The p99 bound as run.json gives it (rate.c's rate_json): its value,
+    where it came from ('given', or 10x the quiet p99.9), and the quiet run
+    it came from; None without a p99_bound_ns."""
+    ns = info.get("p99_bound_ns")
+    if isinstance(ns, bool) or not isinstance(ns, int) or ns < 0:
+        return None
+    source = info.get("p99_bound_source")
+    quiet = info.get("quiet_run")
+    figures = ("offered_per_s", "duration_ns", "p50_ns", "p99_ns", "p99_9_ns")
+    if not isinstance(quiet, dict) or any(
+            isinstance(quiet.get(k), bool) or not isinstance(quiet.get(k), (int, float))
+            or not math.isfinite(quiet[k]) or quiet[k] < 0 for k in figures):
+        quiet = None
+    return {"ns": ns, "source": source if isinstance(source, str) else None,
+            "quiet_run": {k: quiet[k] for k in figures} if quiet else None}
+
+
 def rate_stats(data: RateData, run) -> dict:
     """The rate points as written, by rate and then interference set (the
     quiet one first), each with its ratios to the quiet point of the same
     rate and its percentile spectrum; and each set's knee, from the rows
-    (checked against run.json's when the run completed)."""
+    by host_writer's rule (checked against run.json's when the run
+    completed), with run.json's stop reason and p99 bound when it gives
+    them. A run.json of a host_writer before the two-in-a-row rule, whose
+    rows the old rule explains as well, gets the entry it always had."""
     df = data.frame
     sets = set_order(df)
     rows = df.assign(_set=df["interference"].map(sets.index)).sort_values(
@@ -507,19 +626,28 @@ def rate_stats(data: RateData, run) -> dict:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
             or not 0 < fraction <= 1:
         fraction = 0.99  # host_writer's RATE_SUSTAINED
+    after = stop_after(run.info)
+    found = knees_from_rows(df, after)
+    reasons = info.get("stop_reason")
+    reasons = reasons if isinstance(reasons, dict) else {}
+    rule = any(k in info for k in RULE_FIELDS) or any(k.stopped or k.lone
+                                                       for k in found.values())
     knees = {}
-    for name, (knee, stop) in knees_from_rows(df).items():
+    for name, k in found.items():
         mine = [p["offered_per_s"] for p in points if p["interference"] == name]
         knees[name] = {
-            "knee_per_s": knee,
+            "knee_per_s": k.knee,
             "highest_measured_per_s": max(mine),
-            "first_not_sustained": None if stop is None else {
-                "offered_per_s": int(stop.offered_per_s),
-                "achieved_per_s": float(stop.achieved_per_s),
-                "p99_ns": float(stop.p99_ns),
-                "line": int(stop.line),
-                "why": why_not_sustained(stop, fraction)},
+            "first_not_sustained": stopped_point(k.above[0], fraction) if k.above else None,
         }
+        if rule:
+            reason = reasons.get(name)
+            knees[name].update({
+                "stopped_on_consecutive": k.stopped,
+                "not_sustained_above_knee": [stopped_point(r, fraction) for r in k.above],
+                "not_sustained_below_knee": [stopped_point(r, fraction) for r in k.lone],
+                "stop_reason": reason[:400] if isinstance(reason, str) else None,
+            })
     quiet = {p["offered_per_s"]: p for p in points if p["interference"] == QUIET}
     for p in points:
         p["point"] = point_name(p["interference"], p["offered_per_s"])
@@ -530,16 +658,17 @@ def rate_stats(data: RateData, run) -> dict:
             {label: ratio(p[key], base[key]) for label, key in RATE_RATIOS}
         h = data.hists.get(p["point"])
         p["spectrum"] = spectrum(h, p) if h is not None else None
+    counters.drop_absent(points, df)
     bad = [p for p in points if p["errors"]]
-    return {
+    criterion = f"achieved >= {100 * fraction:g} % of offered and p99 <= the bound"
+    entry = {
         "sets": sets,
         "rates": sorted({p["offered_per_s"] for p in points}),
         "points": points,
         "knee_per_s": {name: k["knee_per_s"] for name, k in knees.items()},
         "knees": knees,
-        "knee_rule": f"the highest rate sustained (achieved >= {100 * fraction:g} % of offered "
-                     "and p99 <= the bound), going up from the first rate; 0: not even the "
-                     "first",
+        "knee_rule": f"the highest rate sustained ({criterion}), going up from the first "
+                     "rate; 0: not even the first",
         "sweep_to_per_s": info.get("sweep_to") if info.get("mode") == "sweep" else None,
         "bad_points": len(bad),
         "errors": int(sum(p["errors"] for p in bad)),
@@ -548,6 +677,20 @@ def rate_stats(data: RateData, run) -> dict:
                             "limit); the spectrum (to p99.999) from rate_histograms.csv, "
                             "within 1/256 of the exact value",
     }
+    if rule:
+        entry["knee_rule"] = (
+            f"the rate offered, if sustained ({criterion}); 0: not sustained"
+            if info.get("mode") == "single" else
+            f"the highest rate sustained ({criterion}) below the first {after} rates in a "
+            f"row not sustained, where the sweep stops (below its end when it stopped "
+            f"otherwise: at --sweep-to, with the quiet sweep, or the run); a lone rate not "
+            f"sustained below the knee does not lower it; 0: none")
+        entry["stop_after_consecutive"] = after
+        entry["p99_bound"] = bound_used(info)
+    counted = counters.availability(run.info, "rate") if counters.present(df) else None
+    if counted:
+        entry["counters"] = counted
+    return entry
 
 
 # --------------------------------------------------------------------------
@@ -575,38 +718,124 @@ def rate_unit(points: list[dict]) -> tuple[str, float, int]:
 
 
 def knee_text(name: str, k: dict) -> str:
-    """What a set's knee is and why it is there, for the report."""
-    stop = k["first_not_sustained"]
-    if stop is None:
-        return (f"{k['knee_per_s']:,}/s: sustained at every rate measured (up to "
+    """What a set's knee is and why it is there, for the report: the rates
+    not sustained above it (the run that stopped the sweep, or its last
+    rate), and those below it that do not lower it."""
+    above = k.get("not_sustained_above_knee")
+    if above is None:  # an entry of the rule before two in a row
+        above = [k["first_not_sustained"]] if k["first_not_sustained"] else []
+    knee = k["knee_per_s"]
+    if not above:
+        text = (f"{knee:,}/s: sustained at every rate measured (up to "
                 f"{k['highest_measured_per_s']:,}/s), so the knee may be higher")
-    if not k["knee_per_s"]:
-        return f"none: not sustained at its first rate, {stop['offered_per_s']:,}/s: {stop['why']}"
-    return (f"{k['knee_per_s']:,}/s: the next rate, {stop['offered_per_s']:,}/s, was not "
-            f"sustained: {stop['why']}")
+    elif k.get("stopped_on_consecutive"):
+        which = " and ".join(f"{p['offered_per_s']:,}/s [{p['why']}]" for p in above)
+        text = (f"{knee:,}/s: the next {len(above)} rates in a row were not sustained: "
+                if knee else f"none: its first {len(above)} rates were not sustained: ") + which
+    elif not knee:
+        text = (f"none: not sustained at its first rate, {above[0]['offered_per_s']:,}/s: "
+                f"{above[0]['why']}")
+    else:
+        text = (f"{knee:,}/s: the next rate, {above[0]['offered_per_s']:,}/s, was not "
+                f"sustained: {above[0]['why']}")
+    lone = k.get("not_sustained_below_knee") or []
+    if lone:
+        text += ("; below it, a lone rate not sustained does not lower it (the rates above "
+                 "were carried): " + ", ".join(f"{p['offered_per_s']:,}/s [{p['why']}]"
+                                               for p in lone))
+    return text
+
+
+def time_text(ns: float) -> str:
+    """'223.882 ms': a time in the unit that suits it."""
+    unit = pick_unit(ns)
+    return f"{fmt_time(ns, unit)} {unit[0]}"
+
+
+def bound_text(rt: dict) -> str | None:
+    """The p99 bound the points were held to and where it came from, as
+    run.json gives it; None when it does not."""
+    bound = rt.get("p99_bound")
+    if not bound:
+        return None
+    text = f"p99 at most {time_text(bound['ns'])}"
+    if bound["source"]:
+        text += f" ({bound['source']})"
+    q = bound["quiet_run"]
+    if q:
+        text += (f"; the quiet run at {q['offered_per_s']:,.0f}/s for "
+                 f"{q['duration_ns'] / 1e9:g} s: p50 {time_text(q['p50_ns'])}, p99 "
+                 f"{time_text(q['p99_ns'])}, p99.9 {time_text(q['p99_9_ns'])}")
+    return text
+
+
+def lone_points(rt: dict) -> set[str]:
+    """The points not sustained below their set's knee, by point_name."""
+    return {point_name(name, p["offered_per_s"]) for name, k in rt["knees"].items()
+            for p in k.get("not_sustained_below_knee") or []}
+
+
+def stop_reasons(rt: dict) -> list[list[str]]:
+    """[set, why its sweep stopped] as run.json gives it."""
+    return [[name, rt["knees"][name]["stop_reason"]] for name in rt["sets"]
+            if rt["knees"][name].get("stop_reason")]
+
+
+def table_head(unit: tuple, ctx: str) -> list[str]:
+    """The percentiles' columns of the table of rate points, with the
+    context switches per 1000 messages beside p99 (headed ctx) when
+    counted."""
+    head = []
+    for name, key in RATE_TABLE:
+        head.append(f"{name} ({unit[0]})")
+        if ctx and key == "p99_ns":
+            head.append(ctx)
+    return head
+
+
+def table_times(p: dict, unit: tuple, ctx: str) -> list[str]:
+    """A point's cells of table_head()."""
+    cells = []
+    for _, key in RATE_TABLE:
+        # No message received: the row's zeros are no latencies.
+        cells.append(fmt_time(p[key] if p["received"] else None, unit))
+        if ctx and key == "p99_ns":
+            cells.append(counters.per_kmsg_text(p, p["received"]))
+    return cells
 
 
 def report_rate(rt: dict) -> list[str]:
     points = rt["points"]
     unit = rate_unit(points)
     sets = rt["sets"]
+    lone = lone_points(rt)
     lines = ["", "LATENCY UNDER LOAD", "------------------"] + RATE_NOTE
+    if counters.shown(points):
+        lines += textwrap.wrap(counters.TAIL_NOTE, 78)
     settings = settings_line(points, ("arrivals", "message_bytes", "verify", "wait",
                                       "duration_s", "p99_bound_ns"))
     if settings:
         lines.append("Settings: " + settings)
+    lines += counters.availability_lines(rt.get("counters"))
+    bound = bound_text(rt)
+    if bound:
+        lines += textwrap.wrap(f"Sustained only with {bound}.", 78)
     lines += [""] + textwrap.wrap(f"Knee: {rt['knee_rule']}.", 78)
     lines += ["  " + l for l in table([[name, knee_text(name, rt["knees"][name])]
                                        for name in sets], "ll")]
+    reasons = stop_reasons(rt)
+    if reasons:
+        lines += ["", "Where each sweep stopped (run.json's stop_reason):"]
+        lines += ["  " + l for l in table(reasons, "ll")]
     loaded = len(sets) > 1
-    head = ["rate/s", "interference", "achieved/s"] + [f"{n} ({unit[0]})" for n, _ in RATE_TABLE]
+    ctx = counters.HEADING if counters.shown(points) else ""
+    head = ["rate/s", "interference", "achieved/s"] + table_head(unit, ctx)
     head += ["late", "unsent", "errors", "sustained"]
     head += ["p50 x quiet", "p99 x quiet", "p99.9 x quiet", "max x quiet"] if loaded else []
     rows = [head + [""]]
     for p in points:
         cells = [f"{p['offered_per_s']:,}", p["interference"], f"{p['achieved_per_s']:,.0f}"]
-        # No message received: the row's zeros are no latencies.
-        cells += [fmt_time(p[key] if p["received"] else None, unit) for _, key in RATE_TABLE]
+        cells += table_times(p, unit, ctx)
         cells += [f"{p['late']:,}", f"{p['unsent']:,}", f"{p['errors']:,}",
                   "yes" if p["sustained"] else "NO"]
         if loaded:
@@ -614,6 +843,7 @@ def report_rate(rt: dict) -> list[str]:
             cells += [ratio_text(r[k]) if r.get(k) is not None else "-"
                       for k in ("p50", "p99", "p99.9", "max")]
         marks = (["<< knee"] if p["at_knee"] else []) + (
+            ["<< lone, below the knee: not counted"] if p["point"] in lone else []) + (
             [f"<< BAD: {p['errors']:,} bad messages"] if p["errors"] else [])
         rows.append(cells + [", ".join(marks)])
     lines += [""] + ["  " + l for l in table(rows, "rl")]
@@ -910,24 +1140,30 @@ def html(rt: dict) -> str:
     points = rt["points"]
     unit = rate_unit(points)
     sets = rt["sets"]
+    lone = lone_points(rt)
     loaded = len(sets) > 1
     settings = settings_line(points, ("arrivals", "message_bytes", "verify", "wait",
                                       "duration_s", "p99_bound_ns"))
-    knees = page.table(["interference", "knee (msgs/s)", "why there"],
+    reasons = dict(stop_reasons(rt))
+    knees = page.table(["interference", "knee (msgs/s)", "why there"]
+                       + (["where the sweep stopped (run.json)"] if reasons else []),
                        [[name, f"{rt['knees'][name]['knee_per_s']:,}",
                          knee_text(name, rt["knees"][name]).split(": ", 1)[-1]]
-                        for name in sets], "lrl")
-    head = ["offered (msgs/s)", "interference", "achieved (msgs/s)"] \
-        + [f"{n} ({unit[0]})" for n, _ in RATE_TABLE] \
+                        + ([reasons.get(name, "-")] if reasons else [])
+                        for name in sets], "lrll")
+    bound = bound_text(rt)
+    ctx = counters.PAGE_HEADING if counters.shown(points) else ""
+    head = ["offered (msgs/s)", "interference", "achieved (msgs/s)"] + table_head(unit, ctx) \
         + ["late (messages)", "unsent (messages)", "bad messages", "sustained"]
     head += ["p50 × quiet", "p99 × quiet", "p99.9 × quiet", "max × quiet"] if loaded else []
     rows = []
     for p in points:
         cells = [f"{p['offered_per_s']:,}", p["interference"], f"{p['achieved_per_s']:,.0f}"]
-        cells += [fmt_time(p[key] if p["received"] else None, unit) for _, key in RATE_TABLE]
+        cells += table_times(p, unit, ctx)
         cells += [f"{p['late']:,}", f"{p['unsent']:,}",
                   f"{p['errors']:,} BAD" if p["errors"] else "0",
-                  ("yes" if p["sustained"] else "NO") + (" (knee)" if p["at_knee"] else "")]
+                  ("yes" if p["sustained"] else "NO") + (" (knee)" if p["at_knee"] else "")
+                  + (" (lone, below the knee)" if p["point"] in lone else "")]
         if loaded:
             r = p["ratio_to_quiet"] or {}
             cells += [ratio_mark(r[k]) if r.get(k) is not None else "-"
@@ -939,7 +1175,10 @@ def html(rt: dict) -> str:
                        "more than one mean gap after its time; unsent: never sent. × quiet: "
                        "the figure over the quiet point's of the same rate."),
              page.para("Settings: " + settings, "note") if settings else "",
-             page.tag("h3", "Knees"), page.para(f"Knee: {rt['knee_rule']}.", "note"), knees,
+             counters.availability_html(rt.get("counters")),
+             page.para(counters.TAIL_NOTE, "note") if ctx else "",
+             page.tag("h3", "Knees"), page.para(f"Knee: {rt['knee_rule']}.", "note"),
+             page.para(f"Sustained only with {bound}.", "note") if bound else "", knees,
              page.tag("h3", "Every rate point"), page.table(head, rows, "rl")]
     spectral = [p for p in points if p["spectrum"]]
     if spectral:
@@ -970,8 +1209,18 @@ def knee_facts(rt: dict) -> list[Fact]:
     name = QUIET if QUIET in rt["knees"] else rt["sets"][0]
     k = rt["knees"][name]
     value = f"{k['knee_per_s']:,}" if k["knee_per_s"] else "none"
-    note = ("sustained at every rate measured" if k["first_not_sustained"] is None
-            else f"next rate {k['first_not_sustained']['offered_per_s']:,}/s not sustained")
+    above = k.get("not_sustained_above_knee") or (
+        [k["first_not_sustained"]] if k["first_not_sustained"] else [])
+    if not above:
+        note = "sustained at every rate measured"
+    elif k.get("stopped_on_consecutive"):
+        note = (" and ".join(f"{p['offered_per_s']:,}/s" for p in above)
+                + " not sustained: the sweep stopped")
+    else:
+        note = f"next rate {above[0]['offered_per_s']:,}/s not sustained"
+    lone = k.get("not_sustained_below_knee") or []
+    if lone:
+        note += f"; {len(lone)} lone rate{'s' if len(lone) > 1 else ''} below not sustained"
     label = "knee" + ("" if name == QUIET else f" ({name})")
     return [Fact(label, value, "msgs/s" if k["knee_per_s"] else "", k["knee_per_s"],
                  f"rate.knee_per_s.{name}", note)]
@@ -989,10 +1238,16 @@ FLAGGED = Flagged(
     file=RATE_CSV, rows=lambda rt: rt["points"], point=lambda p: f"rate {p['point']}",
     prefix="rate ", banner="rate point", counted="rate points")
 
+def headline_figure(name: str) -> bool:
+    """Each interference set's knee."""
+    return name.startswith("rate knee ")
+
+
 KIND = Kind(
     name="rate", key="rate", title="Latency under load",
     files=((RATE, load_rate), (RATE_HIST, load_rate_hist)),
     summarize=rate_stats, text=report_rate, html=html, assemble=assemble, plots=plots,
     headline=knee_facts, absent_notes=absent_notes, flagged=FLAGGED, compare=compare,
     metric_text=metric_text, metric_unit=metric_unit, compare_plots=compare_plots,
+    headline_figure=headline_figure,
 )

@@ -201,6 +201,11 @@ FLAGGED = Flagged(
     point=lambda s: f"size latency {fmt_size(s['message_bytes'])}", prefix="size latency ",
     banner="message size", counted="message sizes")
 
+def headline_figure(name: str) -> bool:
+    """Each message size's round-trip p50."""
+    return name.startswith("size latency ") and name.endswith(" p50")
+
+
 KIND = Kind(
     name="sizelat", key="size_latency", title="Round trip by message size",
     files=((SIZELAT, load_sizelat),),
@@ -208,4 +213,5 @@ KIND = Kind(
     flagged=FLAGGED, compare=compare,
     metric_text=lambda m, value, _unit: fmt_time(value, row_time_unit(m)),
     metric_unit=lambda m, _unit: row_time_unit(m)[0], compare_plots=compare_plots,
+    headline_figure=headline_figure,
 )

@@ -8,12 +8,13 @@ host_writer's, read strictly and never recomputed.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis import page
+from analysis import counters, page
 from analysis.kind import Fact, Flagged, Kind
 from analysis.plots import (Plot, compare_headline, headline, pyplot, run_style, size_axes,
                             size_curve)
@@ -49,6 +50,7 @@ STREAM = Schema("stream", "stream_results.csv", dict(
     guest_doorbells=COUNT,
     host_sleeps=COUNT,
     guest_sleeps=COUNT,
+    **counters.COLUMNS,  # what the kernel counted over the point (analysis/counters.py)
 ))
 
 
@@ -106,11 +108,16 @@ def check_stream_rows(table: Table) -> None:
         impossible(table, "gbps", np.abs(gbps * ns - size) > slack,
                    lambda i: f"{fmt_number(gbps[i])} is not bytes / seconds / 10^9 "
                              f"({fmt_number(size[i])} bytes in {fmt_number(secs[i])} s)")
+    # The counters cover the measured interval: seconds, read a moment after.
+    counters.check_counters(table, messages, "messages",
+                            (secs + 5e-7) * 1.05 + counters.SLACK_S,
+                            "the point's measured seconds")
 
 
-def stream_stats(df: pd.DataFrame) -> dict:
+def stream_stats(df: pd.DataFrame, info: dict | None = None) -> dict:
     """The stream points as written, per direction by size, with the peak
-    of each direction; figures are host_writer's, not recomputed."""
+    of each direction, and (with the counters' columns) what run.json says
+    was counted; figures are host_writer's, not recomputed."""
     directions = [d for d in STREAM_DIRECTIONS if (df["direction"] == d).any()]
     points, peaks = [], {}
     for d in directions:
@@ -119,9 +126,14 @@ def stream_stats(df: pd.DataFrame) -> dict:
         peaks[d] = {key: {"value": float(rows[key].max()),
                           "message_bytes": int(rows.loc[rows[key].idxmax(), "message_bytes"])}
                     for key in ("msgs_per_s", "gbps")}
+    counters.drop_absent(points, df)
     bad = [p for p in points if p["errors"]]
-    return {"directions": directions, "points": points, "peaks": peaks,
-            "bad_points": len(bad), "errors": int(sum(p["errors"] for p in bad))}
+    entry = {"directions": directions, "points": points, "peaks": peaks,
+             "bad_points": len(bad), "errors": int(sum(p["errors"] for p in bad))}
+    counted = counters.availability(info, "stream") if counters.present(df) else None
+    if counted:
+        entry["counters"] = counted
+    return entry
 
 
 # --------------------------------------------------------------------------
@@ -143,7 +155,10 @@ def report_stream(st: dict) -> list[str]:
     vcpu = any(p["vcpu_cpu_us_per_msg"] is not None for p in points)
     head = ["direction", "size", "msgs/s", "GB/s", "host us/msg", "guest us/msg"]
     head += ["vCPU us/msg"] if vcpu else []
-    head += ["host CPU %", "guest CPU %", "doorbells/msg", "errors", ""]
+    head += ["host CPU %", "guest CPU %", "doorbells/msg"]
+    ctx = counters.shown(points)
+    head += [counters.HEADING] if ctx else []
+    head += ["errors", ""]
     rows = [head]
     for p in points:
         cells = [p["direction"], fmt_size(p["message_bytes"]), f"{p['msgs_per_s']:,.0f}",
@@ -151,13 +166,18 @@ def report_stream(st: dict) -> list[str]:
                  fmt_sig(p["guest_cpu_us_per_msg"])]
         cells += [fmt_sig(p["vcpu_cpu_us_per_msg"])] if vcpu else []
         cells += [fmt_pct(p["host_cpu_percent"]), fmt_pct(p["guest_cpu_percent"]),
-                  fmt_sig(p["doorbells_per_msg"]), f"{p['errors']:,}",
+                  fmt_sig(p["doorbells_per_msg"])]
+        cells += [counters.per_kmsg_text(p, p["messages"])] if ctx else []
+        cells += [f"{p['errors']:,}",
                   f"<< BAD: {p['errors']:,} bad messages" if p["errors"] else ""]
         rows.append(cells)
     lines = ["", "STREAM THROUGHPUT", "-----------------"] + STREAM_NOTE
+    if ctx:
+        lines += textwrap.wrap(counters.NOTE, 78)
     settings = settings_line(points, ("verify", "wait", "slots", "batch"))
     if settings:
         lines.append("Settings: " + settings)
+    lines += counters.availability_lines(st.get("counters"))
     lines += [""] + ["  " + l for l in table(rows, "ll")]
     lines += ["", "Peak per direction:"]
     for d, peak in st["peaks"].items():
@@ -216,8 +236,10 @@ def html(st: dict) -> str:
     vcpu = any(p["vcpu_cpu_us_per_msg"] is not None for p in points)
     head = ["direction", "message size", "msgs/s", "GB/s", "host CPU (µs/msg)",
             "guest CPU (µs/msg)"] + (["vCPU (µs/msg)"] if vcpu else []) + [
-        "host CPU (% of a core)", "guest CPU (% of a core)", "doorbells/msg",
-        "bad messages"]
+        "host CPU (% of a core)", "guest CPU (% of a core)", "doorbells/msg"]
+    ctx = counters.shown(points)
+    head += [counters.PAGE_HEADING] if ctx else []
+    head += ["bad messages"]
     rows = []
     for p in points:
         cells = [p["direction"], fmt_size(p["message_bytes"]), f"{p['msgs_per_s']:,.0f}",
@@ -225,8 +247,9 @@ def html(st: dict) -> str:
                  fmt_sig(p["guest_cpu_us_per_msg"])]
         cells += [fmt_sig(p["vcpu_cpu_us_per_msg"])] if vcpu else []
         cells += [fmt_pct(p["host_cpu_percent"]), fmt_pct(p["guest_cpu_percent"]),
-                  fmt_sig(p["doorbells_per_msg"]),
-                  f"{p['errors']:,} BAD" if p["errors"] else "0"]
+                  fmt_sig(p["doorbells_per_msg"])]
+        cells += [counters.per_kmsg_text(p, p["messages"])] if ctx else []
+        cells += [f"{p['errors']:,} BAD" if p["errors"] else "0"]
         rows.append(page.Row(cells, "bad" if p["errors"] else ""))
     peaks = [f"{d}: {peak['msgs_per_s']['value']:,.0f} msgs/s at "
              f"{fmt_size(peak['msgs_per_s']['message_bytes'])}, "
@@ -238,7 +261,9 @@ def html(st: dict) -> str:
                   "arrive, over the measured time after a warm-up; bidir counts both "
                   "directions together. CPU per message: each side's thread CPU time per "
                   "message moved (vCPU: the guest's vCPU thread as the host saw it)."),
+        page.para(counters.NOTE, "note") if ctx else "",
         page.para("Settings: " + settings, "note") if settings else "",
+        counters.availability_html(st.get("counters")),
         page.table(head, rows, "ll"),
         page.tag("h3", "Peak per direction"), page.items(peaks))
 
@@ -318,10 +343,17 @@ FLAGGED = Flagged(
     point=lambda p: f"{p['direction']} {fmt_size(p['message_bytes'])}", prefix="",
     banner="stream point", counted="points")
 
+def headline_figure(name: str) -> bool:
+    """Each point's (direction and size) msgs/s and GB/s."""
+    return name.startswith("stream ") and name.endswith((" msgs/s", " GB/s"))
+
+
 KIND = Kind(
     name="stream", key="stream", title="Stream throughput",
     files=((STREAM, load_stream),),
-    summarize=lambda df, _run: stream_stats(df), text=report_stream, html=html, plots=plots,
+    summarize=lambda df, run: stream_stats(df, run.info if run is not None else None),
+    text=report_stream, html=html, plots=plots,
     headline=peak_facts, flagged=FLAGGED, compare=compare,
     metric_text=lambda m, value, _unit: fmt_sig(value), compare_plots=compare_plots,
+    headline_figure=headline_figure,
 )

@@ -627,6 +627,11 @@ FLAGGED = Flagged(
                     f"{fmt_size(r['message_bytes'])}",
     prefix="transport ", banner="transport point", counted="transport points")
 
+def headline_figure(name: str) -> bool:
+    """Each other transport's p50 by size and its stream's GB/s."""
+    return name.startswith("transport ") and name.endswith((" p50", " GB/s"))
+
+
 KIND = Kind(
     name="transport", key="transport", title="ivshmem and the other transports",
     files=((TRANSPORT, load_transport),),
@@ -634,5 +639,5 @@ KIND = Kind(
     headline=headline_facts, warnings=warnings, flagged=FLAGGED, compare=compare,
     metric_text=metric_text, metric_unit=metric_unit, subdir=SUBDIR, always=False,
     extra=((HOST_IVSHMEM, ((SIZELAT, load_sizelat), (STREAM, load_stream))),),
-    links=links,
+    links=links, headline_figure=headline_figure,
 )

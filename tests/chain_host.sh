@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# chain_host - the forwarding chain host-only: ring A -> guest_reader ->
+# ring B -> host_writer's second thread, every message verified for each
+# touch (none, read, write), through run_test.sh too; bad options refused
+# with one line; a ring corrupted by a third process (counted by both the
+# middle stage and the receiver, exit 1); a responder killed mid-run (a
+# timeout naming the point, exit 1, the rows measured before it kept).
+# timeout: 180
+# shellcheck disable=SC2016 # awk programs are single-quoted on purpose
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/lib.bash
+. tests/lib.bash
+host_test_begin chain
+rows() { echo $(($(wc -l <"$1") - 1)); }
+# The columns, by name, for the awk programs below.
+cols='BEGIN { FS = "," } NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }'
+
+# 1. Each touch, two sizes, two batches: every message forwarded and verified.
+start_reader --cpu 1
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/all" -t chain --chain-sizes 64,4k --chain-batch 1,16 \
+	--chain-duration 50ms --cpu 0 --timeout 5s >"$tmp/all.out" 2>&1 || rc=$?
+check "all touches: exit 0" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || cat "$tmp/all.out"
+csv=$tmp/all/chain_results.csv
+check "all touches: 12 rows (3 touches, 2 batches, 2 sizes)" [ "$(rows "$csv")" = 12 ]
+check "all touches: the header is the schema host_writer prints" bash -c "'$BIN/host_writer' --schema | grep -qF \"\$(head -1 '$csv')\""
+for touch in none read write; do
+	check "touch $touch: 4 rows, messages > 0, errors 0 at both stages" awk "$cols"'
+		$c["touch"] == t { n++; if ($c["messages"] <= 0 || $c["errors"] != 0 || $c["nf_errors"] != 0) bad = 1 }
+		END { exit bad || n != 4 }' t="$touch" "$csv"
+done
+check "every row: a latency for each message counted, ordered percentiles" awk "$cols"'
+	{ if ($c["latency_count"] < 1 || $c["latency_method"] != "exact" || $c["min_ns"] <= 0 ||
+	      $c["p50_ns"] > $c["p99_ns"] || $c["p99_ns"] > $c["max_ns"] || $c["msgs_per_s"] <= 0) exit 1 }' "$csv"
+check "run.json: the chain section, the receiver's CPU and why" bash -c 'grep -q "\"receiver_cpu\": 0" "$1" && grep -q "\"receiver_cpu_reason\"" "$1" && grep -q "\"chain_results.csv\": 12" "$1"' _ "$tmp/all/run.json"
+check "run.json: complete" grep -q '"status": "complete"' "$tmp/all/run.json"
+stop_reader
+
+# 2. Through run_test.sh, one point in flight at a time (--chain-inflight 1).
+rc=0
+IVSHMEM_RESULTS=$tmp/rt ./run_test.sh --host-only --test chain --chain-sizes 4k --chain-batch 1 \
+	--chain-touch write --chain-inflight 1 --chain-duration 50ms -q >"$tmp/rt.out" 2>&1 || rc=$?
+check "run_test.sh --host-only --test chain: exit 0" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || cat "$tmp/rt.out"
+check "run_test.sh: one write row, inflight 1, verified" awk "$cols"'
+	{ n++; if ($c["touch"] != "write" || $c["inflight"] != 1 || $c["errors"] != 0 || $c["messages"] <= 0) bad = 1 }
+	END { exit bad || n != 1 }' "$tmp/rt/chain_results.csv"
+
+# 3. Bad options: exit 2 and one line naming the option, before anything starts.
+expect2() { # expect2 PATTERN ARGS...
+	local pattern=$1 rc=0
+	shift
+	"$BIN/host_writer" --shm "$shm" -o "$tmp/x" -t chain "$@" >"$tmp/err.out" 2>&1 || rc=$?
+	check "host_writer $* -> 2, '$pattern'" bash -c '[ "$1" = 2 ] && grep -qF -- "$2" "$3" && [ "$(grep -c . "$3")" -le 2 ]' _ "$rc" "$pattern" "$tmp/err.out"
+}
+expect2 "--chain-touch: 'poke' is not none, read or write" --chain-touch read,poke
+expect2 "--chain-sizes: 8 bytes is below 24" --chain-sizes 8,64
+expect2 "--chain-batch: 64 is more than --chain-slots 32" --chain-slots 32 --chain-batch 1,64
+expect2 "--chain-slots: '100' is not a power of two" --chain-slots 100
+expect2 "--chain-duration: '0' is not a duration" --chain-duration 0
+expect2 "--chain-rx-cpu:" --chain-rx-cpu 4096
+expect2 "--chain-sizes: a 33550017-byte message cannot fit a ring in" --chain-sizes 33550017
+
+# 4. A third process corrupting ring A: the middle stage (read) and the receiver count it, exit 1.
+start_reader --cpu 1 -v
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/corrupt" -t chain --chain-sizes 4k --chain-batch 16 \
+	--chain-touch read --chain-duration 2s --timeout 5s --cpu 0 -q >"$tmp/corrupt.out" 2>&1 &
+writer=$!
+wait_line "$tmp/reader.log" 'attached to session' 20 || true
+/usr/bin/python3 - "$shm" <<'PY' &
+import mmap, os, sys, time
+f = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(f, 0)
+# Flip a message byte in one of ring A's slots (after the header page, the set-up page and
+# its control block) every 25 ms, 40 times: some land on messages in flight, fewer than the
+# 64 that would end the point, so its row is written.
+base = 4096 + 4096 + 256
+for k in range(40):
+    m[base + ((k * 37) % 256) * 4160 + 100] ^= 0x5a
+    time.sleep(0.025)
+PY
+corrupter=$!
+wait "$writer" || rc=$?
+wait "$corrupter" || true
+check "corruption: exit 1" [ "$rc" = 1 ]
+[ "$rc" = 1 ] || { echo "exit $rc:"; cat "$tmp/corrupt.out"; }
+check "corruption: bad messages named with a sequence number" grep -qE 'bad message\(s\).*sequence number [0-9]+' "$tmp/corrupt.out"
+check "corruption: the row counts them at both stages" awk "$cols"'
+	{ n++; if ($c["errors"] == 0 || $c["nf_errors"] == 0) bad = 1 } END { exit bad || n != 1 }' "$tmp/corrupt/chain_results.csv"
+check "corruption: the middle stage found them too" grep -qE '(too_many_bad_messages|[1-9][0-9]* found by the middle stage)' "$tmp/corrupt.out"
+stop_reader
+
+# 5. The responder dies mid-run: a timeout naming the point, soon; the first point's row kept.
+start_reader --cpu 1
+rc=0
+start=$SECONDS
+"$BIN/host_writer" --shm "$shm" -o "$tmp/dead" -t chain --chain-sizes 64 --chain-batch 16 \
+	--chain-touch none,read --chain-duration 400ms --timeout 1s --cpu 0 -q >"$tmp/dead.out" 2>&1 &
+writer=$!
+wait_line "$tmp/dead/chain_results.csv" '^64,16,' 20 || true
+kill -9 "$reader_pid"
+wait "$writer" || rc=$?
+reader_pid=''
+check "dead responder: exit 1" [ "$rc" = 1 ]
+check "dead responder: the message names the point" grep -qE 'timeout in a chain of 64-byte messages \(touch read, batch 16' "$tmp/dead.out"
+check "dead responder: well before a run of its own would end" [ $((SECONDS - start)) -lt 15 ]
+check "dead responder: the first point's row kept, listed in run.json" bash -c '[ "$(grep -c "^64,16,.*,none," "$1/chain_results.csv")" = 1 ] && grep -q "\"chain_results.csv\": 1" "$1/run.json" && grep -q "\"status\": \"timeout in a chain" "$1/run.json"' _ "$tmp/dead"
+exit $fail
