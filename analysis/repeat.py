@@ -325,8 +325,9 @@ def cmd_merge(args) -> int:
             write_json(target(out, f"{sub}/{RUN_JSON}"), own)
     write_json(target(out, RUN_JSON), finite(info))
     merged = ", ".join(f"{n} ({rows:,} rows)" for n, rows in totals.items()) or "no CSV"
-    print(f"{PROG}: merged {len(per)} repetition{'s' if len(per) > 1 else ''} into {out}: "
-          f"{merged}; status {info['status']}, stopped: {args.stopped}")
+    if not args.quiet:
+        print(f"{PROG}: merged {len(per)} repetition{'s' if len(per) > 1 else ''} into {out}: "
+              f"{merged}; status {info['status']}, stopped: {args.stopped}")
     return EXIT_OK
 
 
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--plan", required=True, metavar="SPEC", help="N or MIN..MAX")
     m.add_argument("--stopped", required=True, metavar="WHY", help=", ".join(STOPPED))
     m.add_argument("--ci", metavar="LEVEL,WIDTH")
+    m.add_argument("--quiet", "-q", action="store_true", help="no line saying what was merged")
     return parser
 
 
