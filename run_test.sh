@@ -1018,6 +1018,7 @@ repeat_run() {
 			break
 		elif [ "$rc" != 0 ]; then
 			why=failed
+			[ "$rc" = 2 ] || vm_warn "repetition $k failed (exit $rc$([ "$rc" -le 128 ] || echo ", killed by SIG$(kill -l "$rc")")); the $((k - 1)) before it are merged in $dir, which says it is partial"
 			break
 		fi
 		if [ -n "$REPEAT_CI" ] && [ "$k" -ge "$REPEAT_MIN" ]; then
