@@ -9,7 +9,11 @@
  * until the duration has passed, close it, and write one row with the rate,
  * the CPU each side spent per message, the doorbells rung, and what the
  * kernel counted for the initiator's thread (and --watch-thread's) over the
- * measured interval (counters.h).
+ * measured interval (counters.h). The rate and the counters cover the
+ * measured interval (seconds); the CPU figures cover the whole point
+ * (point_seconds: opening, warm-up, interval, draining and closing), the
+ * only span both sides can time, so a thread descheduled outside the
+ * interval has a lower host_cpu_percent than its task clock's share.
  * Responder: ivb_channel_serve() (channel.c).
  */
 #include <stdlib.h>
@@ -36,7 +40,7 @@ static const struct ivb_csv_schema stream_csv = {
 	"direction,message_bytes,slots,batch,verify,wait,messages,bytes,seconds,msgs_per_s,gbps,"
 	"errors,host_cpu_us_per_msg,guest_cpu_us_per_msg,vcpu_cpu_us_per_msg,host_cpu_percent,"
 	"guest_cpu_percent,doorbells_per_msg,host_doorbells,guest_doorbells,host_sleeps,guest_sleeps,"
-	IVB_COUNTERS_COLUMNS,
+	"point_seconds," IVB_COUNTERS_COLUMNS,
 };
 #define STREAM_COUNTED "each point's measured interval, after its warm-up (its messages and seconds)"
 
@@ -300,7 +304,7 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 		}
 		ivb_counters_say(ctr_say, sizeof(ctr_say), &pt.host_ctr, &pt.vcpu_ctr, pt.messages);
 		if (ivb_csv_row(csv, "%s,%u,%llu,%u,%s,%s,%llu,%.0f,%.6f,%.1f,%.4f,%llu,%.4f,%.4f,%s,"
-				"%.1f,%.1f,%.5f,%llu,%llu,%llu,%llu,%s",
+				"%.1f,%.1f,%.5f,%llu,%llu,%llu,%llu,%.6f,%s",
 				ivb_stream_kind_name(k), size, (unsigned long long)(ch.tx.mask + 1),
 				s->batch, ivb_verify_name(s->verify), ctx->wait_name,
 				(unsigned long long)pt.messages, bytes, secs, (double)pt.messages / secs,
@@ -311,7 +315,7 @@ static int run_point(struct stream *s, struct ivb_wl_ctx *ctx, enum ivb_stream_k
 				(double)(pt.host_rings + pt.guest_rings) / moved,
 				(unsigned long long)pt.host_rings, (unsigned long long)pt.guest_rings,
 				(unsigned long long)pt.host_sleeps, (unsigned long long)pt.guest_sleeps,
-				ctr_cells)) {
+				(double)pt.wall_ns / 1e9, ctr_cells)) {
 			snprintf(ctx->status, ctx->status_len, "%s", ivb_results_error(ctx->res));
 			return -1;
 		}

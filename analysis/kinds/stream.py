@@ -50,6 +50,7 @@ STREAM = Schema("stream", "stream_results.csv", dict(
     guest_doorbells=COUNT,
     host_sleeps=COUNT,
     guest_sleeps=COUNT,
+    point_seconds=OPTIONAL,  # the whole point, which the *_cpu_ columns cover
     **counters.COLUMNS,  # what the kernel counted over the point (analysis/counters.py)
 ))
 
