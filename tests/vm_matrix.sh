@@ -40,4 +40,16 @@ assert all(float(r["value"]) > 0 for r in rows)
 ' "$out/matrix_results.csv"
 check "the guest the matrix started is stopped" bash -c './setup.sh status 2>/dev/null | grep -q "not running"'
 grep '^== ' "$tmp/matrix.out" || true
+
+# cpu-pm=on is KVM's: where KVM cannot run a guest (no /dev/kvm, or a KVM boot that
+# failed here before, as the cache records), its cell is a row saying so, and no boot.
+# (IVSHMEM_ACCEL=tcg, as the VM tests have it, would refuse the value: exit 2.)
+mkdir -p "$tmp/cache" && echo "2026-01-01T00:00:00Z on kernel test" >"$tmp/cache/kvm-failed"
+rc=0
+IVSHMEM_ACCEL=auto IVSHMEM_CACHE_DIR=$tmp/cache IVSHMEM_RESULTS=$tmp/pm ./run_test.sh --matrix 'cpu-pm=on' -t latency \
+	--iterations 100 -q >"$tmp/pm.out" 2>&1 || rc=$?
+check "cpu-pm=on without a working KVM: exit 1 ($rc)" [ "$rc" = 1 ]
+check "its row says not available and why ($(tail -n 1 "$tmp/pm/matrix_results.csv" 2>/dev/null))" \
+	grep -qE '^1,on,failed,.*IVSHMEM_CPU_PM=on: not available: needs KVM' "$tmp/pm/matrix_results.csv"
+check "no boot for it" bash -c '! ls "$1"/boot-*.log >/dev/null 2>&1' _ "$tmp/pm"
 exit $fail

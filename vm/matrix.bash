@@ -70,11 +70,11 @@
 # one failed (after all were visited).
 
 # The VM-level axes: the variable setup.sh reads, the key vm.env records.
-MATRIX_VM_AXES=(backing bar-map vcpus pin accel mode)
+MATRIX_VM_AXES=(backing bar-map vcpus pin accel mode cpu-pm)
 declare -A MATRIX_VM_VAR=([backing]=IVSHMEM_BACKING [bar-map]=IVSHMEM_BAR_MAP [vcpus]=IVSHMEM_VCPUS
-	[pin]=IVSHMEM_VCPU_CPU [accel]=IVSHMEM_ACCEL [mode]=IVSHMEM_MODE)
+	[pin]=IVSHMEM_VCPU_CPU [accel]=IVSHMEM_ACCEL [mode]=IVSHMEM_MODE [cpu-pm]=IVSHMEM_CPU_PM)
 declare -A MATRIX_VM_KEY=([backing]=VM_BACKING [bar-map]=VM_BAR_MAP [vcpus]=VM_VCPUS
-	[pin]=VM_VCPU_CPU [accel]=VM_ACCEL [mode]=VM_MODE)
+	[pin]=VM_VCPU_CPU [accel]=VM_ACCEL [mode]=VM_MODE [cpu-pm]=VM_CPU_PM)
 # What a guest that ran before was started with: vm.env's key, setup.sh's variable.
 MATRIX_VM_BASE=(VM_MODE:IVSHMEM_MODE VM_GUEST:IVSHMEM_GUEST VM_ACCEL:IVSHMEM_ACCEL
 	VM_VCPUS:IVSHMEM_VCPUS VM_VCPU_CPU:IVSHMEM_VCPU_CPU VM_MEM:IVSHMEM_MEM

@@ -283,6 +283,12 @@ settings_cpu_pm() {
 	if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 		settings_fail IVSHMEM_CPU_PM "not available: needs KVM, and /dev/kvm is missing or not accessible"
 	fi
+	# A KVM that failed to boot a guest here before (vm_remember_kvm_failure)
+	# is tried again only when asked for by name.
+	local failed=${IVSHMEM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ivshmem-bench}/kvm-failed
+	if [ "$IVSHMEM_ACCEL" != kvm ] && [ -f "$failed" ]; then
+		settings_fail IVSHMEM_CPU_PM "not available: needs KVM, and a KVM guest did not boot here ($(head -c 200 "$failed"), $failed); IVSHMEM_ACCEL=kvm tries KVM again"
+	fi
 }
 
 # Everything setup.sh start needs, in the order a user would fix them.
