@@ -51,5 +51,6 @@ IVSHMEM_ACCEL=auto IVSHMEM_CACHE_DIR=$tmp/cache IVSHMEM_RESULTS=$tmp/pm ./run_te
 check "cpu-pm=on without a working KVM: exit 1 ($rc)" [ "$rc" = 1 ]
 check "its row says not available and why ($(tail -n 1 "$tmp/pm/matrix_results.csv" 2>/dev/null))" \
 	grep -qE '^1,on,failed,.*IVSHMEM_CPU_PM=on: not available: needs KVM' "$tmp/pm/matrix_results.csv"
+# shellcheck disable=SC2016 # a bash -c program
 check "no boot for it" bash -c '! ls "$1"/boot-*.log >/dev/null 2>&1' _ "$tmp/pm"
 exit $fail
