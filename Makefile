@@ -35,7 +35,8 @@ GUEST_LIB := $(BUILD)/libivb-static.a
 GUEST_OBJ := $(patsubst %.c,$(BUILD)/obj-static/%.o,$(wildcard common/*.c workloads/*.c) \
              server/ivshmem_client.c)
 PROGRAMS  := $(BUILD)/host_writer $(BUILD)/guest_reader $(BUILD)/guest/host_writer \
-             $(BUILD)/eventfd_pingpong $(BUILD)/transport_bench $(BUILD)/guest/transport_bench
+             $(BUILD)/eventfd_pingpong $(BUILD)/transport_bench $(BUILD)/guest/transport_bench \
+             $(BUILD)/chain_sink
 ifneq ($(wildcard server/main.c),)
 PROGRAMS  += $(BUILD)/ivshmem_server
 endif
@@ -110,6 +111,9 @@ $(BUILD)/guest/transport_bench: $(BUILD)/obj-static/transport_bench.o $(GUEST_LI
 	$(CC) -static $(LDFLAGS) -o $@ $^ -lcrypto -lpthread -lm
 
 $(BUILD)/eventfd_pingpong: $(BUILD)/obj/tools/eventfd_pingpong.o $(LIB)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
+
+$(BUILD)/chain_sink: $(BUILD)/obj/tools/chain_sink.o $(LIB)
 	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS_PROJECT)
 
 $(BUILD)/ivshmem_server: $(BUILD)/obj/server/main.o $(LIB)

@@ -263,6 +263,8 @@ def run_label(run: Run) -> str:
             label += ", host-only baseline"
         elif guest:
             label += f", {guest} guest"
+        if info.get("topology") == "vm-vm":
+            label += " pair (guest A -> guest B)"
     return label + (" [PARTIAL]" if run.partial else "")
 
 

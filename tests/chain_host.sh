@@ -4,7 +4,9 @@
 # touch (none, read, write), through run_test.sh too; bad options refused
 # with one line; a ring corrupted by a third process (counted by both the
 # middle stage and the receiver, exit 1); a responder killed mid-run (a
-# timeout naming the point, exit 1, the rows measured before it kept).
+# timeout naming the point, exit 1, the rows measured before it kept); a
+# remote receiver (chain_sink, another process) whose clock offset, on one
+# host, must come out within its own bound of zero, and none at all.
 # timeout: 180
 # shellcheck disable=SC2016 # awk programs are single-quoted on purpose
 set -euo pipefail
@@ -108,4 +110,40 @@ check "dead responder: exit 1" [ "$rc" = 1 ]
 check "dead responder: the message names the point" grep -qE 'timeout in a chain of 64-byte messages \(touch read, batch 16' "$tmp/dead.out"
 check "dead responder: well before a run of its own would end" [ $((SECONDS - start)) -lt 15 ]
 check "dead responder: the first point's row kept, listed in run.json" bash -c '[ "$(grep -c "^64,16,.*,none," "$1/chain_results.csv")" = 1 ] && grep -q "\"chain_results.csv\": 1" "$1/run.json" && grep -q "\"status\": \"timeout in a chain" "$1/run.json"' _ "$tmp/dead"
+# 6. A remote receiver (--chain-receiver remote): chain_sink, another process, takes ring B.
+# On one host both clocks are the same clock, so each point's measured offset must be
+# within its own error bound of zero: the probes' arithmetic checked against the truth.
+start_reader --cpu 1
+"$BIN/chain_sink" --shm "$shm" --cpu 0 --probe-cpu 1 --idle 60s >"$tmp/sink.out" 2>&1 &
+sink=$!
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/remote" -t chain --chain-sizes 64,4k --chain-batch 1,16 \
+	--chain-touch none,write --chain-duration 50ms --chain-receiver remote --cpu 0 --timeout 5s \
+	>"$tmp/remote.out" 2>&1 || rc=$?
+kill "$sink" 2>/dev/null || true
+wait "$sink" || true
+check "remote receiver: exit 0" [ "$rc" = 0 ]
+[ "$rc" = 0 ] || cat "$tmp/remote.out" "$tmp/sink.out"
+check "remote receiver: 8 rows, receiver remote, verified, a latency and a clock bound each" awk "$cols"'
+	{ n++; if ($c["receiver"] != "remote" || $c["messages"] <= 0 || $c["errors"] != 0 || $c["nf_errors"] != 0 ||
+	           $c["latency_count"] < 1 || $c["clock_error_ns"] < 1 || $c["p50_ns"] > $c["max_ns"]) bad = 1 }
+	END { exit bad || n != 8 }' "$tmp/remote/chain_results.csv"
+check "remote receiver: chain_sink served the 8 points, none bad" \
+	[ "$(grep -cE '^chain_sink: .* received, .* 0 bad$' "$tmp/sink.out")" = 8 ]
+check "remote receiver: each offset within its bound of the truth, 0 ($(grep -oE 'offset -?[0-9]+ ns \+- [0-9]+' "$tmp/sink.out" | head -3 | tr '\n' ' '))" \
+	awk '/clock offset/ { for (i = 1; i <= NF; i++) if ($i == "offset") { o = $(i + 1); e = $(i + 4) + 0 }
+		n++; if (o < 0) o = -o; if (o > e) bad = 1 } END { exit bad || n != 8 }' "$tmp/sink.out"
+check "remote receiver: run.json says where the receiver was and how latency was timed" bash -c '
+	grep -q "\"receiver\": \"remote: another process" "$1" && grep -q "less the clocks. offset" "$1" &&
+	grep -q "\"status\": \"complete\"" "$1"' _ "$tmp/remote/run.json"
+check "remote receiver: the lines say two clocks" grep -q '(two clocks)' "$tmp/remote.out"
+# No receiver at all: the first point says so once its deadline passes, exit 1.
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/nosink" -t chain --chain-sizes 64 --chain-batch 1 \
+	--chain-touch none --chain-duration 50ms --chain-receiver remote --cpu 0 --timeout 1s -q \
+	>"$tmp/nosink.out" 2>&1 || rc=$?
+check "no remote receiver: exit 1, saying so" bash -c '[ "$1" = 1 ] && grep -q "no remote receiver took ring B within 1 s" "$2"' _ "$rc" "$tmp/nosink.out"
+stop_reader
+expect2 "--chain-receiver: 'far' is not local or remote" --chain-receiver far
+
 exit $fail

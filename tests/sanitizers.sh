@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# sanitizers: the server tests, the ring and the host-only protocol and stream tests built with ASan and UBSan (make SANITIZE=1) run clean: they pass, and no sanitizer reports an error or a leak.
+# sanitizers: the server tests, the ring and the host-only protocol, stream and chain tests (chain_sink included) built with ASan and UBSan (make SANITIZE=1) run clean: they pass, and no sanitizer reports an error or a leak.
 # timeout: 300
 #
 # Usage: tests/sanitizers.sh [TARGET...]
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SAN_BUILD=${SAN_BUILD:-$BUILD/san}
 DEFAULT_TARGETS=(tests/server_protocol tests/server_robust tests/unit_ring tests/protocol_proof
-	tests/unit_hist tests/protocol_host.sh tests/stream_host.sh)
+	tests/unit_hist tests/protocol_host.sh tests/stream_host.sh tests/chain_host.sh)
 TARGET_TIMEOUT=${SAN_TARGET_TIMEOUT:-120}
 
 tmp=$(mktemp -d /tmp/ivs_san.XXXXXX)

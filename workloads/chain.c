@@ -41,6 +41,19 @@
  * the receiver drains ring B, and ivb_channel_close() checks that every
  * count agrees.
  *
+ * The receiver can be another process instead (--chain-receiver remote):
+ * in a vm-vm run, guest A sends, guest B forwards and the host's chain_sink
+ * (tools/chain_sink.c, ivb_chain_sink() below) receives: guest A -> guest
+ * B -> host. The two then meet on the chain's remote lines after the set-up
+ * (struct chain_remote): the sender announces the point there, the
+ * receiver measures the offset between their clocks (probes answered by
+ * the sender: the offset of the fastest round trip, within half of it),
+ * says it is ready, closes its window, measures the offset again when ring
+ * B has ended (the error bound grows by the drift), and leaves its counts
+ * and latency summary there for the sender's row. The message
+ * bytes come from a seed on that line, so a remote receiver can compare
+ * what a write kept. It polls: remote is plain mode only.
+ *
  * Two CPUs: the sender has the writer's CPU and the responder the other.
  * The receiver shares the sender's by default: the middle stage is what is
  * measured and keeps a CPU of its own (in a VM, its vCPU), and the two
@@ -55,6 +68,7 @@
 #include <time.h>
 
 #include "attach.h"
+#include "chain.h"
 #include "channel.h"
 #include "cli.h"
 #include "copy.h"
@@ -73,6 +87,7 @@
 #define DEFAULT_DURATION "200ms"
 #define DEFAULT_RX_CPU "writer"
 #define DEFAULT_INFLIGHT "0"
+#define DEFAULT_RECEIVER "local"
 #define CHAIN_MAX_BATCHES 8
 #define CHAIN_MIN_MESSAGE 24u       /* sequence number, send time, hop count */
 #define CHAIN_STAMP_AT 8u           /* message bytes 8..15: the sender's clock */
@@ -80,6 +95,10 @@
 #define CHAIN_MAX_SAMPLES (1u << 24) /* latencies kept exactly (128 MiB, touched as used); then a histogram */
 #define CHAIN_WAIT_SLICE_NS 10000000ull /* longest single wait of the sender: it looks at the receiver */
 #define CHAIN_RX_WRITER (-2)        /* --chain-rx-cpu writer */
+#define CHAIN_PROBES 64             /* clock probes a remote receiver makes per point, at least */
+#define CHAIN_PROBE_GOOD_NS 20000ull /* ... and more until one comes back this fast ... */
+#define CHAIN_PROBE_NS 100000000ull /* ... for up to this long */
+#define CHAIN_REMOTE_MAGIC 0x3158522d4e494843ull /* "CHIN-RX1": a point wants a remote receiver */
 
 enum chain_touch {
 	CHAIN_TOUCH_NONE = 0,  /* forward as it is */
@@ -105,11 +124,56 @@ _Static_assert(CHAIN_SETUP_AT == 256, "after the channel's params and result");
 _Static_assert(CHAIN_SETUP_AT + sizeof(struct chain_setup) <= IVB_CHANNEL_SETUP_BYTES,
 	       "the set-up fits before the rings");
 
+/*
+ * The remote receiver's lines (--chain-receiver remote), after the chain's
+ * set-up: one the sender writes, three the receiver writes. The sender
+ * clears the receiver's lines and writes its own before it sets point
+ * (release); the receiver acts on a point number it has not seen, and
+ * writes nothing after done (release) until the next one.
+ */
+struct chain_remote {
+	/* ---- line 0: sender-written ---- */
+	uint64_t magic;          /* CHAIN_REMOTE_MAGIC while a point wants a remote receiver */
+	uint64_t point;          /* the point's number (random, never 0) */
+	uint64_t seed;           /* the message's bytes: chain_fill(seed) */
+	uint64_t probe_ack;      /* the last probe answered ... */
+	uint64_t probe_time;     /* ... and the sender's clock when it did */
+	uint64_t duration_ns;    /* the window (a fifth of it first, warming up) */
+	uint64_t inflight;       /* --chain-inflight: received must follow each message */
+	uint64_t quit;           /* the sender gave the point up */
+	/* ---- line 1: receiver-written, during the point ---- */
+	uint64_t probe;          /* a probe asked (its number) */
+	uint64_t ready;          /* the receiver takes ring B: the sender may start */
+	uint64_t measured;       /* its window is over: the sender stops */
+	uint64_t done;           /* it has ended: the rest is valid */
+	uint64_t received;       /* ring B messages taken (with --chain-inflight, as they go) */
+	int64_t rc;              /* 0, or why it stopped: -errno */
+	uint64_t errors, first_bad;
+	/* ---- line 2: receiver-written, its window ---- */
+	uint64_t t0, t1, c0, c1; /* its clock reads and ring B counts */
+	int64_t offset_ns;       /* the sender's clock minus the receiver's */
+	uint64_t offset_err_ns;  /* within this (half the fastest probe's round trip) */
+	uint64_t count;          /* latencies in the summary */
+	uint64_t histogram;      /* 1: past CHAIN_MAX_SAMPLES, the summary is the histogram's */
+	/* ---- line 3: receiver-written, the summary ---- */
+	double min, mean, p50, p90, p99, p999, max;
+	uint64_t pid;            /* the receiver's process */
+};
+
+#define CHAIN_REMOTE_AT (CHAIN_SETUP_AT + sizeof(struct chain_setup))
+
+_Static_assert(sizeof(struct chain_remote) == 256, "the remote lines are four lines");
+_Static_assert(offsetof(struct chain_remote, probe) == 64, "receiver's line");
+_Static_assert(offsetof(struct chain_remote, t0) == 128, "receiver's window line");
+_Static_assert(offsetof(struct chain_remote, min) == 192, "receiver's summary line");
+_Static_assert(CHAIN_REMOTE_AT + sizeof(struct chain_remote) <= IVB_CHANNEL_SETUP_BYTES,
+	       "the remote lines fit before the rings");
+
 static const struct ivb_csv_schema chain_csv = {
 	"chain_results.csv",
 	"message_bytes,batch,slots,inflight,touch,verify,wait,messages,seconds,msgs_per_s,gbps,latency_count,"
 	"latency_method,min_ns,mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,errors,nf_errors,"
-	"nf_cpu_us_per_msg",
+	"nf_cpu_us_per_msg,receiver,clock_error_ns",
 };
 
 struct chain {
@@ -121,6 +185,7 @@ struct chain {
 	uint64_t duration_ns;             /* measured time per point (a fifth more of warm-up first) */
 	int rx_cpu_opt;                   /* --chain-rx-cpu: a CPU, -1 none, CHAIN_RX_WRITER */
 	uint64_t inflight;                /* most messages sent and not yet received, 0: what the rings hold */
+	int remote;                       /* --chain-receiver remote: another process receives */
 	/* What the run saw, for run.json. */
 	int writer_cpu;                   /* the sender's CPU (its affinity), -1 unpinned */
 	int rx_cpu;                       /* the receiver's, -1 unpinned */
@@ -205,6 +270,13 @@ static void set_inflight(void *st, const char *arg)
 	((struct chain *)st)->inflight = ivb_opt_count("--chain-inflight", arg, 0, 1u << 21);
 }
 
+static void set_receiver(void *st, const char *arg)
+{
+	if (strcmp(arg, "local") && strcmp(arg, "remote"))
+		ivb_die_usage("--chain-receiver: '%s' is not local or remote", arg);
+	((struct chain *)st)->remote = !strcmp(arg, "remote");
+}
+
 static const struct ivb_wl_option chain_opts[] = {
 	{ "chain-sizes", 0, "LIST", "message sizes, at least 24 B, or ladder (default %s)", DEFAULT_SIZES, set_sizes },
 	{ "chain-batch", 0, "LIST", "messages published per index store, each a point, <= slots (default %s)", DEFAULT_BATCHES, set_batch },
@@ -213,6 +285,7 @@ static const struct ivb_wl_option chain_opts[] = {
 	{ "chain-inflight", 0, "N", "most messages in the chain at once, 0: as many as the rings hold (default %s)", DEFAULT_INFLIGHT, set_inflight },
 	{ "chain-duration", 0, "DUR", "measured time per point, after a fifth more of warm-up (default %s)", DEFAULT_DURATION, set_duration },
 	{ "chain-rx-cpu", 0, "CPU", "the receiving thread's CPU: N, writer or none (default %s: the sender's, so the middle stage keeps its own)", DEFAULT_RX_CPU, set_rx_cpu },
+	{ "chain-receiver", 0, "WHERE", "local (a thread of this process) or remote (another process, such as the host's chain_sink; plain mode) (default %s)", DEFAULT_RECEIVER, set_receiver },
 	{ 0 },
 };
 
@@ -227,6 +300,7 @@ static void chain_defaults(void *st)
 	set_duration(st, DEFAULT_DURATION);
 	set_rx_cpu(st, DEFAULT_RX_CPU);
 	set_inflight(st, DEFAULT_INFLIGHT);
+	set_receiver(st, DEFAULT_RECEIVER);
 	c->writer_cpu = c->rx_cpu = -1;
 }
 
@@ -452,6 +526,28 @@ static uint64_t pow2_floor(uint64_t x)
 	return p;
 }
 
+/* A message's bytes from a seed (splitmix64), with no hop yet: a remote
+ * receiver makes the same from the seed on the remote line. */
+static void chain_fill(uint8_t *msg, uint32_t len, uint64_t seed)
+{
+	uint32_t i;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		memcpy(msg + i, &z, len - i < 8 ? len - i : 8);
+	}
+	memset(msg + CHAIN_HOPS_AT, 0, sizeof(uint64_t));
+}
+
+static struct chain_remote *remote_lines(void *payload)
+{
+	return (struct chain_remote *)((uint8_t *)payload + CHAIN_REMOTE_AT);
+}
+
 struct started_wait {
 	const struct ivb_stream_result *res;
 	const struct ivb_header *hdr;
@@ -470,14 +566,15 @@ static int started_or_refused(void *arg)
 /*
  * Lay the two rings out as ivb_channel_open() does (each half of what
  * follows the set-up page, in whole pages), write the set-up with the
- * touch, post IVB_CMD_CHAIN and wait for the responder to start. Ring B's
- * consumer side gets rx_waiter, the receiving thread's own. Returns 0,
+ * touch (and, for a remote receiver, its line: remote), post IVB_CMD_CHAIN
+ * and wait for the responder to start. Ring B's consumer side gets
+ * rx_waiter, the receiving thread's own. Returns 0,
  * 1 when a message of len bytes cannot fit (nothing posted), -1 on failure
  * (ini->status says why).
  */
 static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_t len,
 		      uint64_t slots, uint32_t batch, uint32_t touch, uint64_t responder_spin_ns,
-		      struct ivb_waiter *rx_waiter)
+		      struct ivb_waiter *rx_waiter, const struct chain_remote *remote)
 {
 	uint64_t base = IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES, half, slot_size, nslots;
 	struct ivb_stream_params *p = (struct ivb_stream_params *)ini->payload;
@@ -503,13 +600,12 @@ static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_
 	ch->verify = IVB_VERIFY_XXH3;
 	ch->src = malloc(len);
 	ch->dst = malloc(len);
-	if (!ch->src || !ch->dst || ivb_random(ch->src, len)) {
-		snprintf(ini->status, sizeof(ini->status), "out of memory or OpenSSL failed for "
-			 "%u-byte messages", len);
+	if (!ch->src || !ch->dst) {
+		snprintf(ini->status, sizeof(ini->status), "out of memory for %u-byte messages", len);
 		ivb_channel_free(ch);
 		return -1;
 	}
-	memset(ch->src + CHAIN_HOPS_AT, 0, sizeof(uint64_t)); /* no hop yet */
+	chain_fill(ch->src, len, remote->seed);
 	memset(p, 0, sizeof(*p));
 	memset(res, 0, sizeof(*res));
 	memset(cs, 0, sizeof(*cs));
@@ -525,6 +621,19 @@ static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_
 							 .nslots = nslots, .slot_size = slot_size };
 	ivb_ring_init(&ch->tx, ini->hdr, &p->ring[0], ini->waiter, ini->peer, batch, 1);
 	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], rx_waiter, ini->peer, batch, 1);
+	{
+		/* The remote lines: the receiver's cleared, then ours, the point last. */
+		struct chain_remote *rl = remote_lines(ini->payload);
+
+		memset(rl, 0, sizeof(*rl));
+		if (remote->magic) {
+			rl->seed = remote->seed;
+			rl->duration_ns = remote->duration_ns;
+			rl->inflight = remote->inflight;
+			rl->magic = CHAIN_REMOTE_MAGIC;
+			ivb_store_release(&rl->point, remote->point);
+		}
+	}
 	ini->hdr->payload_size = IVB_CHANNEL_SETUP_BYTES;
 	ch->post_t0 = ivb_now_ns();
 	ch->post_seq = ivb_post(ini, IVB_CMD_CHAIN);
@@ -559,6 +668,10 @@ struct chain_point {
 	uint64_t warm_ns, duration_ns;
 	int rx_cpu, yield;
 	uint64_t inflight;         /* most messages sent and not received, 0: no limit */
+	uint64_t timeout_ns;       /* the receiver's longest wait for a message */
+	int64_t offset;            /* the sender's clock minus the receiver's (remote) */
+	uint64_t slack;            /* how far off that may be: a stamp may be this much ahead */
+	uint64_t idle_sleep_ns;    /* sleep this long when ring B is empty (0: yield or spin) */
 	/* Written by the receiver, read after the join. */
 	uint64_t t0, t1, c0, c1;   /* the window: its clock reads and ring B counts */
 	uint64_t *samples;         /* latencies in the window, exactly */
@@ -566,12 +679,22 @@ struct chain_point {
 	struct ivb_hist *hist;     /* the rest, past CHAIN_MAX_SAMPLES (NULL until then) */
 	uint64_t last_stamp;       /* send time of the last whole message */
 	int rx_rc;                 /* 0, or why it stopped: -errno */
-	/* Between the threads (release/acquire). */
+	/* Between the threads (release/acquire); a remote receiver's are on its lines. */
 	uint64_t measured;         /* the window is over: the sender stops */
 	uint64_t rx_done;          /* the receiver has ended */
 	uint64_t quit;             /* the sender gave up: the receiver ends too */
 	uint64_t received;         /* with inflight: messages taken off ring B so far */
+	uint64_t *measured_p, *rx_done_p, *received_p, *quit_p; /* where each of them is */
 };
+
+/* The words between sender and receiver: this struct's (a thread). */
+static void local_words(struct chain_point *pt)
+{
+	pt->measured_p = &pt->measured;
+	pt->rx_done_p = &pt->rx_done;
+	pt->received_p = &pt->received;
+	pt->quit_p = &pt->quit;
+}
 
 /* Count the message just taken as bad (not timed). */
 static void rx_bad(struct chain_point *pt)
@@ -611,17 +734,23 @@ static int rx_stamp_ok(struct chain_point *pt, uint64_t now, uint64_t *sent)
 	memcpy(&seq, d, sizeof(seq));
 	memcpy(sent, d + CHAIN_STAMP_AT, sizeof(*sent));
 	memcpy(&hops, d + CHAIN_HOPS_AT, sizeof(hops));
-	if (seq != pt->ch.rx.local - 1 || *sent > now || *sent < pt->last_stamp ||
+	if (seq != pt->ch.rx.local - 1 || *sent < pt->last_stamp ||
 	    hops != (pt->touch == CHAIN_TOUCH_WRITE ? 1u : 0u))
 		return 0;
 	pt->last_stamp = *sent;
+	*sent = (uint64_t)((int64_t)*sent - pt->offset); /* on the receiver's clock */
+	if (*sent > now + pt->slack)
+		return 0; /* sent after it arrived, by more than the clocks can be apart */
+	if (*sent > now)
+		*sent = now; /* within the offset's uncertainty: no time at all */
 	return 1;
 }
 
 /*
  * The receiving thread: take ring B until its end marker, counting
  * arrivals in the window and timing every whole message in it; set
- * measured when the window closes, rx_done when it ends (rx_rc says why).
+ * measured when the window closes (its rx_done when it ends is the
+ * caller's to set; rx_rc says why).
  * It waits by polling (the host's one doorbell is the sender's to sleep
  * on), yielding its CPU when it shares the sender's.
  */
@@ -666,18 +795,18 @@ static int chain_rx_loop(void *arg)
 			window = 2;
 			pt->t1 = now;
 			pt->c1 = ch->rx.local;
-			ivb_store_release(&pt->measured, 1);
+			ivb_store_release(pt->measured_p, 1);
 		}
 		if (got > 0) {
 			if (pt->inflight) /* whole or bad, it has left the chain */
-				ivb_store_release(&pt->received, ch->rx.local);
+				ivb_store_release(pt->received_p, ch->rx.local);
 			idle_since = 0;
 			continue;
 		}
 		/* Nothing there: a deadline, a stop signal, the sender giving up. */
 		if (!idle_since) {
 			idle_since = now;
-		} else if (now - idle_since > ch->ini->timeout_ns) {
+		} else if (now - idle_since > pt->timeout_ns) {
 			pt->rx_rc = -ETIMEDOUT;
 			break;
 		}
@@ -685,11 +814,13 @@ static int chain_rx_loop(void *arg)
 			pt->rx_rc = -EINTR;
 			break;
 		}
-		if (ivb_load_acquire(&pt->quit)) {
+		if (ivb_load_acquire(pt->quit_p)) {
 			pt->rx_rc = -ECANCELED;
 			break;
 		}
-		if (pt->yield)
+		if (pt->idle_sleep_ns)
+			ivb_sleep_ns(pt->idle_sleep_ns);
+		else if (pt->yield)
 			sched_yield();
 	}
 	return 0;
@@ -737,9 +868,9 @@ static int chain_send(struct chain_point *pt)
 		uint64_t now = ivb_now_ns();
 		int rc;
 
-		if (ivb_load_acquire(&pt->measured) || ivb_load_acquire(&pt->rx_done))
+		if (ivb_load_acquire(pt->measured_p) || ivb_load_acquire(pt->rx_done_p))
 			return 0;
-		if (pt->inflight && ch->tx.local - ivb_load_acquire(&pt->received) >= pt->inflight) {
+		if (pt->inflight && ch->tx.local - ivb_load_acquire(pt->received_p) >= pt->inflight) {
 			ivb_ring_flush(&ch->tx); /* what is in flight must be visible */
 			rc = 0;
 		} else {
@@ -786,53 +917,65 @@ static int own_cpu(void)
 	return cpu;
 }
 
-/* Write the point's row and print its line. 0, or -1 (ctx->status set). */
-static int chain_row(struct chain *c, struct ivb_wl_ctx *ctx, struct chain_point *pt,
-		     uint32_t batch, struct ivb_csv *csv)
+/* The receiver's latencies summarised; 1 when it is the histogram's. */
+static int chain_summary(struct chain_point *pt, struct ivb_summary *s)
 {
-	struct ivb_channel *ch = &pt->ch;
-	uint64_t messages = pt->c1 - pt->c0, ns = pt->t1 - pt->t0, moved = ch->rx.local;
-	double secs = (double)ns / 1e9, bytes = (double)messages * ch->len;
-	struct ivb_summary s = { 0 };
-	const char *method = "exact";
-	char lat[160] = ",,,,,,"; /* no whole message in the window: no latency */
-
+	memset(s, 0, sizeof(*s));
 	if (pt->hist) { /* past CHAIN_MAX_SAMPLES: everything into the histogram */
 		size_t i;
 
 		for (i = 0; i < pt->nsamples; i++)
 			ivb_hist_record(pt->hist, pt->samples[i]);
-		method = "histogram";
-		s.count = pt->hist->count;
-		s.min = (double)pt->hist->min;
-		s.max = (double)pt->hist->max;
-		s.mean = ivb_hist_mean(pt->hist);
-		s.p50 = ivb_hist_percentile(pt->hist, 50);
-		s.p90 = ivb_hist_percentile(pt->hist, 90);
-		s.p99 = ivb_hist_percentile(pt->hist, 99);
-		s.p999 = ivb_hist_percentile(pt->hist, 99.9);
-	} else if (pt->nsamples) {
-		ivb_summarize(pt->samples, pt->nsamples, &s);
+		pt->nsamples = 0;
+		s->count = pt->hist->count;
+		s->min = (double)pt->hist->min;
+		s->max = (double)pt->hist->max;
+		s->mean = ivb_hist_mean(pt->hist);
+		s->p50 = ivb_hist_percentile(pt->hist, 50);
+		s->p90 = ivb_hist_percentile(pt->hist, 90);
+		s->p99 = ivb_hist_percentile(pt->hist, 99);
+		s->p999 = ivb_hist_percentile(pt->hist, 99.9);
+		return 1;
 	}
+	if (pt->nsamples)
+		ivb_summarize(pt->samples, pt->nsamples, s);
+	return 0;
+}
+
+/* Write the point's row (latencies s, from one clock or two within
+ * clock_err ns) and print its line. 0, or -1 (ctx->status set). */
+static int chain_row(struct chain *c, struct ivb_wl_ctx *ctx, struct chain_point *pt,
+		     uint32_t batch, const struct ivb_summary *sum, int histogram,
+		     uint64_t clock_err, struct ivb_csv *csv)
+{
+	struct ivb_channel *ch = &pt->ch;
+	uint64_t messages = pt->c1 - pt->c0, ns = pt->t1 - pt->t0, moved = ch->rx.local;
+	double secs = (double)ns / 1e9, bytes = (double)messages * ch->len;
+	const struct ivb_summary s = *sum;
+	const char *method = histogram ? "histogram" : "exact";
+	char lat[160] = ",,,,,,"; /* no whole message in the window: no latency */
+
 	if (s.count)
 		snprintf(lat, sizeof(lat), "%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%.0f", s.min, s.mean, s.p50,
 			 s.p90, s.p99, s.p999, s.max);
-	if (ivb_csv_row(csv, "%u,%u,%llu,%llu,%s,%s,%s,%llu,%.6f,%.1f,%.4f,%zu,%s,%s,%llu,%llu,%.4f",
+	if (ivb_csv_row(csv, "%u,%u,%llu,%llu,%s,%s,%s,%llu,%.6f,%.1f,%.4f,%zu,%s,%s,%llu,%llu,%.4f,%s,%llu",
 			ch->len, batch, (unsigned long long)(ch->tx.mask + 1),
 			(unsigned long long)pt->inflight, touch_names[pt->touch],
 			ivb_verify_name(ch->verify), ctx->wait_name,
 			(unsigned long long)messages, secs, (double)messages / secs, bytes / (double)ns,
 			s.count, method, lat,
 			(unsigned long long)ch->errors, (unsigned long long)ch->result->errors,
-			(double)ch->result->cpu_ns / 1e3 / (double)(moved ? moved : 1))) {
+			(double)ch->result->cpu_ns / 1e3 / (double)(moved ? moved : 1),
+			c->remote ? "remote" : "local", (unsigned long long)clock_err)) {
 		snprintf(ctx->status, ctx->status_len, "%s", ivb_results_error(ctx->res));
 		return -1;
 	}
 	if (!ctx->quiet)
 		printf("  %-5s batch %-4u %9u B  %12.0f msg/s  %8.3f GB/s  p50 %9.3f  p99 %9.3f  "
-		       "max %9.3f us%s\n", touch_names[pt->touch], batch, ch->len,
+		       "max %9.3f us%s%s\n", touch_names[pt->touch], batch, ch->len,
 		       (double)messages / secs, bytes / (double)ns, s.p50 / 1e3, s.p99 / 1e3,
-		       s.max / 1e3, ch->errors || ch->result->errors ? "  BAD MESSAGES" : "");
+		       s.max / 1e3, c->remote ? "  (two clocks)" : "",
+		       ch->errors || ch->result->errors ? "  BAD MESSAGES" : "");
 	memcpy(c->guest_impl, ch->result->verify_impl, sizeof(c->guest_impl));
 	c->guest_impl[sizeof(c->guest_impl) - 1] = 0;
 	memcpy(c->guest_copy, ch->result->copy_impl, sizeof(c->guest_copy));
@@ -841,17 +984,84 @@ static int chain_row(struct chain *c, struct ivb_wl_ctx *ctx, struct chain_point
 }
 
 /*
- * One point: open, start the receiver, send until its window is over, end
- * ring A, join it, close, write the row. 0, 1 (bad messages: a row that
- * says so, and the run fails), -1 (stopped; ctx->status says why).
+ * A remote receiver's start: answer its clock probes until it says it is
+ * ready. 0, or -errno (-ENOTCONN: no receiver came within the deadline;
+ * -EPIPE: it or the responder gave the point up).
+ */
+/* Answer a remote receiver's clock probe, if one is waiting: 1 if so. */
+static int answer_probe(struct chain_remote *rl)
+{
+	uint64_t probe = ivb_load_acquire(&rl->probe);
+
+	if (probe == rl->probe_ack)
+		return 0;
+	rl->probe_time = ivb_now_ns();
+	ivb_store_release(&rl->probe_ack, probe);
+	return 1;
+}
+
+static int remote_ready(struct chain_point *pt, struct chain_remote *rl)
+{
+	uint64_t t0 = ivb_now_ns();
+
+	for (;;) {
+		if (answer_probe(rl))
+			continue;
+		if (ivb_load_acquire(&rl->ready))
+			return 0;
+		if (ivb_load_acquire(&rl->done) || responder_answered(&pt->ch))
+			return -EPIPE;
+		if (ivb_interrupted)
+			return -EINTR;
+		if (ivb_now_ns() - t0 > pt->timeout_ns)
+			return -ENOTCONN;
+	}
+}
+
+/*
+ * Wait for a remote receiver to end (ring B's end, or the sender's quit),
+ * answering its second round of clock probes, then take its window,
+ * counts and errors as a local receiver's: ring B's
+ * consumer index becomes the count it took. 0, or -ETIMEDOUT, -EINTR.
+ */
+static int remote_done(struct chain_point *pt, struct chain_remote *rl)
+{
+	uint64_t t0 = ivb_now_ns();
+	struct ivb_ring *rx = &pt->ch.rx;
+
+	while (!ivb_load_acquire(&rl->done)) {
+		if (answer_probe(rl))
+			continue;
+		if (ivb_interrupted)
+			return -EINTR;
+		if (ivb_now_ns() - t0 > pt->timeout_ns)
+			return -ETIMEDOUT;
+	}
+	pt->rx_rc = (int)rl->rc;
+	pt->measured = rl->measured;
+	pt->t0 = rl->t0, pt->t1 = rl->t1, pt->c0 = rl->c0, pt->c1 = rl->c1;
+	pt->ch.errors = rl->errors;
+	pt->ch.first_bad_seq = rl->first_bad;
+	rx->local = rx->published = rx->other = rl->received;
+	return 0;
+}
+
+/*
+ * One point: open, start the receiver (a thread, or a remote one's
+ * handshake), send until its window is over, end ring A, wait for the
+ * receiver, close, write the row. 0, 1 (bad messages: a row that says so,
+ * and the run fails), -1 (stopped; ctx->status says why).
  */
 static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uint32_t batch,
 		     uint32_t touch, struct ivb_csv *csv)
 {
 	struct ivb_initiator *ini = ctx->ini;
 	struct chain_point *pt = calloc(1, sizeof(*pt));
+	struct chain_remote want = { 0 }, *rl = remote_lines(ini->payload);
+	struct ivb_summary sum;
+	uint64_t clock_err = 0;
 	pthread_t rx;
-	int rc, prc, ret = -1;
+	int rc, prc, histogram, ret = -1;
 
 	if (!pt)
 		ivb_die("out of memory");
@@ -864,10 +1074,29 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 	pt->warm_ns = c->duration_ns / 5;
 	pt->duration_ns = c->duration_ns;
 	pt->inflight = c->inflight;
-	pt->samples = malloc(CHAIN_MAX_SAMPLES * sizeof(*pt->samples));
-	pt->cap = pt->samples ? CHAIN_MAX_SAMPLES : 0; /* without it, the histogram */
+	pt->timeout_ns = ini->timeout_ns;
+	local_words(pt);
+	if (ivb_random(&want.seed, sizeof(want.seed)) ||
+	    (c->remote && ivb_random(&want.point, sizeof(want.point)))) {
+		snprintf(ctx->status, ctx->status_len, "OpenSSL's random bytes failed");
+		free(pt);
+		return -1;
+	}
+	if (c->remote) {
+		want.magic = CHAIN_REMOTE_MAGIC;
+		want.point |= 1; /* never 0 */
+		want.duration_ns = c->duration_ns;
+		want.inflight = c->inflight;
+		pt->measured_p = &rl->measured;
+		pt->rx_done_p = &rl->done;
+		pt->received_p = &rl->received;
+		pt->quit_p = &rl->quit;
+	} else {
+		pt->samples = malloc(CHAIN_MAX_SAMPLES * sizeof(*pt->samples));
+		pt->cap = pt->samples ? CHAIN_MAX_SAMPLES : 0; /* without it, the histogram */
+	}
 	rc = chain_open(&pt->ch, ini, size, c->slots, batch, touch, ctx->responder_spin_ns,
-			&pt->rx_waiter);
+			&pt->rx_waiter, &want);
 	if (rc == 1) {
 		if (!ctx->quiet)
 			printf("  %-5s batch %-4u %9u B: does not fit the shared memory; skipped\n",
@@ -886,20 +1115,46 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 	if (!pt->ref)
 		ivb_die("out of memory");
 	memcpy(pt->ref, pt->ch.src, size);
-	pt->start = ivb_now_ns();
-	pt->last_stamp = pt->start;
-	if ((prc = pthread_create(&rx, NULL, chain_rx, pt)) != 0) {
-		snprintf(ctx->status, ctx->status_len, "cannot start the receiving thread: %s",
-			 strerror(prc));
-		ivb_channel_abort(&pt->ch);
-		goto out;
+	if (c->remote) {
+		if ((rc = remote_ready(pt, rl)) != 0) {
+			if (rc == -ENOTCONN)
+				snprintf(ctx->status, ctx->status_len, "no remote receiver took ring B within "
+					 "%.0f s (--chain-receiver remote: in a vm-vm run the host's "
+					 "chain_sink takes it)", (double)pt->timeout_ns / 1e9);
+			else if (rc == -EPIPE && ivb_load_acquire(&rl->done))
+				snprintf(ctx->status, ctx->status_len, "the remote receiver refused the "
+					 "point: %s", ivb_channel_error((int)rl->rc));
+			else
+				snprintf(ctx->status, ctx->status_len, "%s waiting for the remote receiver "
+					 "of a chain of %u-byte messages", ivb_channel_error(rc), size);
+			ivb_store_release(&rl->quit, 1);
+			ivb_channel_abort(&pt->ch);
+			goto out;
+		}
+		pt->start = ivb_now_ns();
+		rc = chain_send(pt);
+		ivb_ring_finish(&pt->ch.tx, pt->ch.tx.local);
+		if (rc)
+			ivb_store_release(&rl->quit, 1);
+		prc = remote_done(pt, rl);
+		if (!rc)
+			rc = prc;
+	} else {
+		pt->start = ivb_now_ns();
+		pt->last_stamp = pt->start;
+		if ((prc = pthread_create(&rx, NULL, chain_rx, pt)) != 0) {
+			snprintf(ctx->status, ctx->status_len, "cannot start the receiving thread: %s",
+				 strerror(prc));
+			ivb_channel_abort(&pt->ch);
+			goto out;
+		}
+		rc = chain_send(pt);
+		/* The end of ring A: the responder forwards what is left and ends ring B. */
+		ivb_ring_finish(&pt->ch.tx, pt->ch.tx.local);
+		if (rc)
+			ivb_store_release(&pt->quit, 1);
+		pthread_join(rx, NULL);
 	}
-	rc = chain_send(pt);
-	/* The end of ring A: the responder forwards what is left and ends ring B. */
-	ivb_ring_finish(&pt->ch.tx, pt->ch.tx.local);
-	if (rc)
-		ivb_store_release(&pt->quit, 1);
-	pthread_join(rx, NULL);
 	if (!rc && pt->rx_rc)
 		rc = pt->rx_rc;
 	if (!rc && !pt->measured)
@@ -917,11 +1172,21 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 				 "(touch %s, batch %u; sent %llu, received %llu)",
 				 rc == -ECANCELED ? "the receiver was stopped" :
 				 rc == -EFAULT ? "a bus error in the receiver (the shared memory was cut short)" :
+				 rc == -ETIMEDOUT && c->remote ? "timeout (the remote receiver did not end)" :
 				 ivb_channel_error(rc), size,
 				 touch_names[touch], batch, (unsigned long long)pt->ch.tx.local,
 				 (unsigned long long)pt->ch.rx.local);
 		ivb_channel_abort(&pt->ch);
 		goto out;
+	}
+	if (c->remote) {
+		sum = (struct ivb_summary){ .count = rl->count, .min = rl->min, .mean = rl->mean,
+					    .p50 = rl->p50, .p90 = rl->p90, .p99 = rl->p99,
+					    .p999 = rl->p999, .max = rl->max };
+		histogram = rl->histogram != 0;
+		clock_err = rl->offset_err_ns;
+	} else {
+		histogram = chain_summary(pt, &sum);
 	}
 	rc = ivb_channel_close(&pt->ch);
 	if (rc < 0) {
@@ -929,7 +1194,7 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 		goto out;
 	}
 	c->points++;
-	if (chain_row(c, ctx, pt, batch, csv))
+	if (chain_row(c, ctx, pt, batch, &sum, histogram, clock_err, csv))
 		goto out;
 	ret = 0;
 	if (rc > 0 || pt->ch.errors) {
@@ -944,6 +1209,8 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 		ret = 1;
 	}
 out:
+	if (c->remote)
+		ivb_store_release(&rl->magic, 0); /* no receiver acts on this point again */
 	free(pt->ref);
 	free(pt->samples);
 	free(pt->hist);
@@ -962,12 +1229,23 @@ static enum ivb_wl_outcome chain_run(void *st, struct ivb_wl_ctx *ctx)
 		return IVB_WL_STOPPED;
 	}
 	c->writer_cpu = own_cpu();
-	c->rx_cpu = c->rx_cpu_opt == CHAIN_RX_WRITER ? c->writer_cpu : c->rx_cpu_opt;
+	if (c->remote && ctx->ini->waiter->ops) {
+		/* The middle stage would sleep on ring B with no one to ring it. */
+		snprintf(ctx->status, ctx->status_len, "--chain-receiver remote needs plain mode: a "
+			 "remote receiver polls, and has no doorbell to wake the middle stage");
+		ivb_csv_close(csv);
+		return IVB_WL_STOPPED;
+	}
+	c->rx_cpu = c->remote ? -1 : c->rx_cpu_opt == CHAIN_RX_WRITER ? c->writer_cpu : c->rx_cpu_opt;
 	/* Sharing a CPU (the sender's; on two CPUs, else the responder's) or
 	 * not pinned at all: wait by yielding, or the two spinning threads
 	 * take turns of a whole time slice (milliseconds a message). */
-	c->rx_yields = c->rx_cpu < 0 || c->rx_cpu == c->writer_cpu || ivb_cpu_count() <= 2;
-	if (!ctx->quiet)
+	c->rx_yields = !c->remote &&
+		       (c->rx_cpu < 0 || c->rx_cpu == c->writer_cpu || ivb_cpu_count() <= 2);
+	if (!ctx->quiet && c->remote)
+		printf("  sender on CPU %d, receiver remote (another process: its clock is not "
+		       "ours, each point measures the offset)\n", c->writer_cpu);
+	else if (!ctx->quiet)
 		printf("  sender on CPU %d, receiver on CPU %d%s\n", c->writer_cpu, c->rx_cpu,
 		       c->rx_yields ? " (it yields its CPU while it waits)" : "");
 	for (t = 0; t < CHAIN_TOUCH__COUNT && rc >= 0; t++) {
@@ -998,6 +1276,188 @@ static enum ivb_wl_outcome chain_run(void *st, struct ivb_wl_ctx *ctx)
 	return c->failed ? IVB_WL_ERRORS : IVB_WL_COMPLETE;
 }
 
+/* ------------------------------------------------------------------ */
+/* A remote receiver (chain.h): the host's end of guest A -> guest B    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Measure the offset between the sender's clock and ours: probes, each
+ * answered with the sender's clock; the fastest round trip's midpoint is
+ * taken, within half of that round trip. CHAIN_PROBES of them, and more
+ * (for up to CHAIN_PROBE_NS) while none came back within
+ * CHAIN_PROBE_GOOD_NS: a descheduled side makes every probe of a short
+ * burst slow. 0, or -errno.
+ */
+static int sink_offset(struct chain_remote *rl, uint64_t timeout_ns, int yield, int64_t *offset,
+		       uint64_t *err)
+{
+	uint64_t best = UINT64_MAX, k, start = ivb_now_ns(), base = rl->probe; /* ours */
+
+	for (k = 1; k <= CHAIN_PROBES || (best > CHAIN_PROBE_GOOD_NS &&
+					  ivb_now_ns() - start < CHAIN_PROBE_NS); k++) {
+		uint64_t t1 = ivb_now_ns(), t2;
+
+		ivb_store_release(&rl->probe, base + k);
+		while (ivb_load_acquire(&rl->probe_ack) != base + k) {
+			if (ivb_interrupted)
+				return -EINTR;
+			if (ivb_load_acquire(&rl->quit))
+				return -ECANCELED;
+			if (ivb_now_ns() - t1 > timeout_ns)
+				return -ETIMEDOUT;
+			if (yield)
+				sched_yield();
+		}
+		t2 = ivb_now_ns();
+		if (t2 - t1 < best) {
+			best = t2 - t1;
+			*offset = (int64_t)rl->probe_time - (int64_t)(t1 + best / 2);
+		}
+	}
+	*err = best / 2 + 1;
+	return 0;
+}
+
+/* sink_offset() where the sender can answer at once (o->probe_cpu: a CPU
+ * of its own, or the middle stage's for these few microseconds), then
+ * back where we receive. */
+static int sink_probe(struct chain_remote *rl, uint64_t timeout_ns, int yield,
+		      const struct ivb_chain_sink_opts *o, int64_t *offset, uint64_t *err)
+{
+	cpu_set_t own;
+	int rc, moved = o->probe_cpu >= 0 && o->probe_cpu != o->cpu &&
+			!pthread_getaffinity_np(pthread_self(), sizeof(own), &own) &&
+			!ivb_pin_self(o->probe_cpu);
+
+	rc = sink_offset(rl, timeout_ns, moved ? 0 : yield, offset, err);
+	if (moved)
+		pthread_setaffinity_np(pthread_self(), sizeof(own), &own);
+	return rc;
+}
+
+/* One point as its remote receiver; the outcome is on the lines (done). */
+static void sink_point(uint8_t *base, size_t map_size, struct chain_remote *rl,
+		       const struct ivb_chain_sink_opts *o)
+{
+	uint8_t *payload = base + IVB_PAYLOAD_OFFSET;
+	struct chain_point *pt = calloc(1, sizeof(*pt));
+	struct ivb_stream_params p;
+	struct chain_setup cs;
+	struct ivb_waiter w;
+	struct ivb_summary s;
+	int64_t after;
+	uint64_t after_err;
+	int rc = 0;
+
+	ivb_waiter_poll(&w);
+	memcpy(&p, payload, sizeof(p));
+	memcpy(&cs, payload + CHAIN_SETUP_AT, sizeof(cs));
+	if (!pt || check_setup(&p, &cs, map_size) != IVB_OK) {
+		rc = pt ? -EPROTO : -ENOMEM;
+		goto done;
+	}
+	pt->ch.len = p.msg_len;
+	pt->ch.verify = (enum ivb_verify)p.verify;
+	pt->ch.dst = malloc(p.msg_len);
+	pt->ref = malloc(p.msg_len);
+	pt->samples = malloc(CHAIN_MAX_SAMPLES * sizeof(*pt->samples));
+	pt->cap = pt->samples ? CHAIN_MAX_SAMPLES : 0;
+	if (!pt->ch.dst || !pt->ref) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	chain_fill(pt->ref, p.msg_len, rl->seed);
+	ivb_ring_init(&pt->ch.rx, base, &p.ring[1], &w, IVB_NO_PEER, p.batch, 0);
+	pt->touch = cs.touch;
+	pt->duration_ns = rl->duration_ns;
+	pt->warm_ns = pt->duration_ns / 5;
+	pt->inflight = rl->inflight;
+	pt->timeout_ns = p.timeout_ns < o->timeout_ns ? p.timeout_ns : o->timeout_ns;
+	pt->yield = o->yield;
+	pt->idle_sleep_ns = o->idle_sleep_ns;
+	pt->measured_p = &rl->measured;
+	pt->rx_done_p = &rl->done;
+	pt->received_p = &rl->received;
+	pt->quit_p = &rl->quit;
+	/* Probing where the sender's CPU is free to answer (a CPU of its own,
+	 * or the middle stage's for these few microseconds), then back. */
+	if ((rc = sink_probe(rl, pt->timeout_ns, pt->yield, o, &pt->offset, &pt->slack)) != 0)
+		goto done;
+	pt->start = ivb_now_ns();
+	ivb_store_release(&rl->ready, 1);
+	if (ivb_guarded_thread(chain_rx_loop, pt) == -EFAULT)
+		pt->rx_rc = -EFAULT;
+	rc = pt->rx_rc;
+	/* Again after the point (the sender answers while it waits for done):
+	 * the clocks may drift apart, and the error bound says by how much. */
+	if (!rc && !(rc = sink_probe(rl, pt->timeout_ns, pt->yield, o, &after, &after_err))) {
+		uint64_t drift = (uint64_t)(after > pt->offset ? after - pt->offset : pt->offset - after);
+
+		pt->slack += after_err + drift;
+	}
+	rl->histogram = (uint64_t)chain_summary(pt, &s);
+	rl->count = s.count;
+	rl->min = s.min, rl->mean = s.mean, rl->p50 = s.p50, rl->p90 = s.p90;
+	rl->p99 = s.p99, rl->p999 = s.p999, rl->max = s.max;
+	rl->t0 = pt->t0, rl->t1 = pt->t1, rl->c0 = pt->c0, rl->c1 = pt->c1;
+	rl->offset_ns = pt->offset;
+	rl->offset_err_ns = pt->slack;
+	rl->errors = pt->ch.errors;
+	rl->first_bad = pt->ch.first_bad_seq;
+	rl->received = pt->ch.rx.local;
+	if (o->say) {
+		double secs = (double)(pt->t1 - pt->t0) / 1e9;
+
+		fprintf(o->say, "chain_sink: %u B, touch %s, batch %u: %llu received, %.0f msg/s "
+			"in its window, p50 %.3f us, clock offset %lld ns +- %llu, %llu bad%s%s\n",
+			p.msg_len, touch_names[pt->touch], p.batch,
+			(unsigned long long)pt->ch.rx.local,
+			secs > 0 ? (double)(pt->c1 - pt->c0) / secs : 0.0, s.p50 / 1e3,
+			(long long)pt->offset, (unsigned long long)pt->slack,
+			(unsigned long long)pt->ch.errors, rc ? ": " : "", rc ? ivb_channel_error(rc) : "");
+		fflush(o->say);
+	}
+done:
+	rl->pid = (uint64_t)getpid();
+	rl->rc = rc;
+	ivb_store_release(&rl->done, 1);
+	if (pt) {
+		free(pt->ch.dst);
+		free(pt->ref);
+		free(pt->samples);
+		free(pt->hist);
+		free(pt);
+	}
+}
+
+int ivb_chain_sink(void *base, size_t map_size, const struct ivb_chain_sink_opts *o)
+{
+	const struct ivb_header *hdr = base;
+	struct chain_remote *rl = remote_lines((uint8_t *)base + IVB_PAYLOAD_OFFSET);
+	uint64_t last = 0, idle = ivb_now_ns();
+	long points = 0;
+
+	if (map_size < IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES)
+		return -1;
+	while (!ivb_interrupted) {
+		uint64_t point = ivb_load_acquire(&rl->point);
+
+		if (ivb_load_acquire(&hdr->magic) == IVB_MAGIC &&
+		    ivb_load_acquire(&rl->magic) == CHAIN_REMOTE_MAGIC && point && point != last &&
+		    !ivb_load_acquire(&rl->ready) && !ivb_load_acquire(&rl->done)) {
+			last = point;
+			sink_point(base, map_size, rl, o);
+			points++;
+			idle = ivb_now_ns();
+			continue;
+		}
+		if (o->idle_ns && ivb_now_ns() - idle > o->idle_ns)
+			break;
+		ivb_sleep_ns(o->poll_ns);
+	}
+	return (int)(points > INT32_MAX ? INT32_MAX : points);
+}
+
 static void chain_json(const void *st, struct ivb_json *j, int selected)
 {
 	const struct chain *c = st;
@@ -1025,15 +1485,23 @@ static void chain_json(const void *st, struct ivb_json *j, int selected)
 	ivb_json_str(j, "verify", ivb_verify_name(IVB_VERIFY_XXH3));
 	ivb_json_int(j, "sender_cpu", c->writer_cpu);
 	ivb_json_int(j, "receiver_cpu", c->rx_cpu);
-	ivb_json_str(j, "receiver_cpu_choice", c->rx_cpu_opt == CHAIN_RX_WRITER ? "writer" :
+	ivb_json_str(j, "receiver", c->remote ? "remote: another process (in a vm-vm run, the host's "
+		     "chain_sink)" : "local: a thread of host_writer");
+	ivb_json_str(j, "receiver_cpu_choice", c->remote ? "remote" : c->rx_cpu_opt == CHAIN_RX_WRITER ? "writer" :
 		     c->rx_cpu_opt < 0 ? "none" : "given");
-	ivb_json_str(j, "receiver_cpu_reason",
+	ivb_json_str(j, "receiver_cpu_reason", c->remote ? "another process: it chooses its own" :
 		     c->rx_cpu_opt == CHAIN_RX_WRITER ?
 		     "shares the sender's CPU so the middle stage (responder, vCPU) keeps a CPU of its own" :
 		     "--chain-rx-cpu");
-	ivb_json_str(j, "receiver_wait", c->rx_yields ? "poll, yielding the CPU while it waits" :
-		     "poll (a CPU of its own)");
-	ivb_json_str(j, "latency", "sender's clock before its copy into ring A -> receiver's clock "
+	ivb_json_str(j, "receiver_wait", c->remote ? "its own" : c->rx_yields ?
+		     "poll, yielding the CPU while it waits" : "poll (a CPU of its own)");
+	ivb_json_str(j, "latency", c->remote ?
+		     "sender's clock before its copy into ring A -> the remote receiver's clock after "
+		     "its copy out of ring B and its check, less the clocks' offset (measured each "
+		     "point from at least 64 probes: the fastest round trip's midpoint; clock_error_ns "
+		     "bounds the error: half the fastest round trip before the point and after it, "
+		     "plus how far the offset moved between the two)" :
+		     "sender's clock before its copy into ring A -> receiver's clock "
 		     "after its copy out of ring B and its check");
 	ivb_json_str(j, "host_verify_impl", ivb_verify_impl());
 	ivb_json_str(j, "guest_verify_impl", c->guest_impl);

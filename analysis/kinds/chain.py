@@ -63,6 +63,8 @@ CHAIN = Schema("chain", "chain_results.csv", dict(
     errors=Column(required=True, integer=True),
     nf_errors=Column(required=True, integer=True),
     nf_cpu_us_per_msg=NON_NEGATIVE,
+    receiver=Column(numeric=False, allow_empty=True),  # local (a thread) or remote (a process)
+    clock_error_ns=Column(integer=True, allow_empty=True),  # remote: the two clocks' bound
 ))
 CHAIN_CSV = CHAIN.file
 RENAME = {"p999_ns": "p99_9_ns"}    # as the other kinds' percentiles are named
@@ -138,7 +140,7 @@ def check_chain_rows(table: Table) -> None:
 
 
 # run.json's chain object: the settings the report repeats, as strings or numbers.
-INFO_TEXT = ("receiver_cpu_choice", "receiver_cpu_reason", "receiver_wait", "latency",
+INFO_TEXT = ("receiver", "receiver_cpu_choice", "receiver_cpu_reason", "receiver_wait", "latency",
              "host_verify_impl", "guest_verify_impl", "host_copy_impl", "guest_copy_impl")
 INFO_NUMBERS = ("sender_cpu", "receiver_cpu", "duration_ns", "warmup_ns", "points",
                 "points_with_bad_messages")
@@ -227,7 +229,18 @@ def settings_lines(ch: dict) -> list[str]:
     """Where the three stages ran and what was timed, from run.json."""
     s = ch["settings"]
     out = []
-    if "sender_cpu" in s or "receiver_cpu" in s:
+    if s.get("receiver", "").startswith("remote"):
+        if "sender_cpu" in s:
+            out.append(f"Sender on CPU {s['sender_cpu']}." if s["sender_cpu"] >= 0
+                       else "Sender unpinned.")
+        out.append(f"Receiver: {s['receiver']}.")
+        errs = [p["clock_error_ns"] for p in ch["points"]
+                if p.get("clock_error_ns") is not None and p["clock_error_ns"] == p["clock_error_ns"]]
+        if errs:
+            out.append(f"Its latencies come from two clocks, each within "
+                       f"{fmt_time(max(errs), pick_unit(max(errs)))} {pick_unit(max(errs))[0]} "
+                       f"(clock_error_ns).")
+    elif "sender_cpu" in s or "receiver_cpu" in s:
         where = [f"{who} on CPU {s[key]}" if s[key] >= 0 else f"{who} unpinned"
                  for who, key in (("sender", "sender_cpu"), ("receiver", "receiver_cpu"))
                  if key in s]
