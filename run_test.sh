@@ -71,6 +71,7 @@ sig_catch
 # Repetitions of the benchmark's latency and stream runs: 6 is the fewest
 # whose [min, max] is a 95 % interval for the median (96.9 %).
 : "${IVSHMEM_BENCH_REPEAT:=6}"
+IVSHMEM_TESTS_GIVEN=${IVSHMEM_TESTS:+1} # unset: the running guest's topology may choose (chain)
 : "${IVSHMEM_TESTS:=latency,frames,stream,sizelat}"
 # The full sweep of --stream: every size from 8 B to 16 MiB, half a second a point.
 STREAM_SWEEP=(--test stream,sizelat --sizes ladder --lat-sizes ladder --duration 500ms)
@@ -201,8 +202,11 @@ run_vm() {
 	vm_load_env || die "no $VM_ENV: restart the VM with ./setup.sh stop && ./setup.sh"
 	missing=$(vm_missing)
 	[ -z "$missing" ] || die "the VM (QEMU pid $pid) is not usable: $missing; IVSHMEM_MODE=$VM_MODE ./setup.sh restarts it"
-	# The running VM decides the mode and guest, whatever the environment says.
+	# The running VM decides the mode and guest, whatever the environment says;
+	# one booted with IVSHMEM_TOPOLOGY=chain runs the forwarding chain unless
+	# IVSHMEM_TESTS (or --test) says otherwise.
 	IVSHMEM_MODE=$VM_MODE IVSHMEM_GUEST=$VM_GUEST
+	[ "${VM_TOPOLOGY:-}" != chain ] || [ -n "$IVSHMEM_TESTS_GIVEN" ] || IVSHMEM_TESTS=chain
 	writer_args
 	if [ "$VM_MODE" = doorbell ]; then
 		WRITER_ARGS+=(--doorbell "$VM_SERVER_SOCKET" --vectors "$VM_VECTORS")
@@ -218,7 +222,7 @@ run_vm() {
 	# without them had what there was then: shm, uc, no cpu-pm), and the
 	# host's pause-loop exiting now.
 	run_writer "$out" "${WRITER_ARGS[@]}" \
-		--meta target=vm --meta topology=host-vm --meta guest="$VM_GUEST" --meta accel="$VM_ACCEL" \
+		--meta target=vm --meta topology="${VM_TOPOLOGY:-host-vm}" --meta guest="$VM_GUEST" --meta accel="$VM_ACCEL" \
 		--meta qemu_version="$VM_QEMU_VERSION" --meta guest_kernel="$VM_GUEST_KERNEL" \
 		--meta vcpu_cpu="$VM_VCPU_CPU" --meta vcpus="$VM_VCPUS" \
 		--meta guest_memory="$VM_MEM" --meta boot_seconds="$VM_BOOT_SECONDS" \
@@ -322,7 +326,7 @@ run_host_only() {
 # collects the results (vm/intervm.bash says how). The same CSV files and
 # run.json as a host-vm run, with the pair's topology, CPUs and peer ids.
 run_intervm() {
-	local out=$1 args=() i rc=0
+	local out=$1 args=() i rc=0 sink_log
 	shift
 	[ -d "$VM_STATE_DIR" ] || die "no VM pair running: start it with IVSHMEM_TOPOLOGY=vm-vm ./setup.sh (or IVSHMEM_TOPOLOGY=vm-vm make test)"
 	vm_lock "a run"
@@ -334,7 +338,33 @@ run_intervm() {
 		if [ "${WRITER_ARGS[i]}" = --cpu ]; then i=$((i + 1)); else args+=("${WRITER_ARGS[i]}"); fi
 	done
 	intervm_meta
+	# The chain's end on the host (guest A -> guest B -> host): chain_sink,
+	# started before guest A is asked and stopped once it has answered.
+	intervm_chain_plan "${args[@]}" "$@"
+	if [ -n "$INTERVM_SINK" ]; then
+		sig_mktemp sink_log "${TMPDIR:-/tmp}/ivshmem-bench-chain-sink.XXXXXX"
+		intervm_sink_start "$sink_log"
+		args+=(--chain-receiver remote --meta chain_receiver="the host: chain_sink (pid $INTERVM_SINK_PID) on CPU ${VM_A_VCPU_CPU:-none} (guest A's vCPU's), sleeping 20 us whenever ring B is empty; clock probes on CPU ${VM_B_VCPU_CPU:-none} (guest B's)")
+		[[ " $* " == *" -q "* || " $* " == *" --quiet "* ]] ||
+			echo "chain: guest A -> guest B -> the host's chain_sink, which shares CPU ${VM_A_VCPU_CPU:-?} with guest A's vCPU$([ "$(nproc)" -ge 3 ] || echo ": three polling stages on $(nproc) CPUs take turns, which bounds the rate and adds to the latency")"
+	elif [ -n "$INTERVM_SINK_WHY" ]; then
+		echo "chain: guest A -> guest B -> guest A: $INTERVM_SINK_WHY" >&2
+	fi
 	intervm_run "$out" "${args[@]}" --cpu 0 "${INTERVM_META[@]}" "$@" || rc=$?
+	if [ -n "$INTERVM_SINK" ]; then
+		if ! kill -0 "$INTERVM_SINK_PID" 2>/dev/null; then
+			local st=0
+			wait "$INTERVM_SINK_PID" 2>/dev/null || st=$?
+			vm_warn "the host's chain receiver (chain_sink, pid $INTERVM_SINK_PID) ended during the run ($([ "$st" -gt 128 ] && echo "killed by SIG$(kill -l "$st")" || echo "exit status $st")): nothing took ring B after that, so guest B stalled on it; its lines are in $out/chain_sink.log"
+			rc=1
+		fi
+		sig_stop "$INTERVM_SINK_PID"
+		if [ -d "$out" ] && ! files_write "$out/chain_sink.log" <"$sink_log"; then
+			vm_warn "cannot keep chain_sink's lines in $out/chain_sink.log"
+		fi
+		rm -f "$sink_log"
+		sig_forget "$sink_log"
+	fi
 	sig_exit_if_stopped
 	return "$rc"
 }

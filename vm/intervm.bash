@@ -645,6 +645,56 @@ intervm_meta() {
 		--meta cpu_pm="${VM_CPU_PM:-off}" --meta ple="$(vm_ple)")
 }
 
+# intervm_chain_plan ARG... : whether the host receives the chain (guest
+# A -> guest B -> host): the workloads host_writer will run (its last
+# --test among ARGs) include chain, no --chain-receiver says otherwise, and
+# the pair is in plain mode with its memory in a file the host can map.
+# Sets INTERVM_SINK (1 or empty) and INTERVM_SINK_WHY (why not, when chain
+# runs without it: its receiver is then guest A's own thread).
+intervm_chain_plan() {
+	local tests=default receiver="" prev=""
+	INTERVM_SINK="" INTERVM_SINK_WHY=""
+	for arg; do
+		case $prev in
+		-t | --te | --tes | --test) tests=$arg ;;
+		--chain-receiver) receiver=$arg ;;
+		esac
+		case $arg in
+		-t?*) tests=${arg#-t} ;;
+		--te=* | --tes=* | --test=*) tests=${arg#*=} ;;
+		--chain-receiver=*) receiver=${arg#*=} ;;
+		esac
+		prev=$arg
+	done
+	[[ ,$tests, == *,chain,* || ,$tests, == *,all,* ]] || return 0
+	case $receiver in
+	local) INTERVM_SINK_WHY="--chain-receiver local: guest A's own thread receives" ;;
+	remote | "")
+		if [ "$VM_MODE" != plain ]; then
+			INTERVM_SINK_WHY="the host receives only in plain mode (a remote receiver polls, with no doorbell to wake guest B)"
+		elif [ ! -f "$VM_SHM_PATH" ]; then
+			INTERVM_SINK_WHY="the pair's memory is not a file the host can map (${VM_BACKING:-shm} backing)"
+		else
+			INTERVM_SINK=1
+		fi
+		;;
+	esac
+	if [ -z "$INTERVM_SINK" ] && [ "$receiver" = remote ]; then
+		vm_die "--chain-receiver remote: $INTERVM_SINK_WHY"
+	fi
+}
+
+# intervm_sink_start LOG : start the host's chain_sink on the pair's memory,
+# its lines into LOG; its pid in INTERVM_SINK_PID. It receives on guest A's
+# host CPU, yielding while ring B is empty (the middle stage, guest B, keeps
+# its CPU, as a local receiver leaves it), and measures the clocks' offset
+# on guest B's, where guest A can answer each probe at once.
+intervm_sink_start() {
+	local cpu=${VM_A_VCPU_CPU:-none} probe=${VM_B_VCPU_CPU:-none}
+	sig_start INTERVM_SINK_PID "$BIN/chain_sink" --shm "$VM_SHM_PATH" --cpu "${cpu:-none}" \
+		--probe-cpu "${probe:-none}" >"$1" 2>&1
+}
+
 # intervm_bench_run MODE OUT STATE [OPTION...] : for the benchmark: boot a
 # pair in MODE in state directory STATE (with its own shared memory and
 # socket: the user's VMs are left alone), run run_test.sh with OPTIONs

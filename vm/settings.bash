@@ -177,11 +177,12 @@ settings_state_dir() {
 	fi
 }
 
-# settings_topology : IVSHMEM_TOPOLOGY is host-vm or vm-vm, and a vm-vm pair
+# settings_topology : IVSHMEM_TOPOLOGY is host-vm, vm-vm or chain (host-vm
+# running the forwarding chain by default: vm/vm.sh), and a vm-vm pair
 # is made of micro guests (the cloud guest's run goes over SSH, and no
 # second cloud instance is prepared).
 settings_topology() {
-	settings_choice IVSHMEM_TOPOLOGY host-vm vm-vm
+	settings_choice IVSHMEM_TOPOLOGY host-vm vm-vm chain
 	if [ "$IVSHMEM_TOPOLOGY" = vm-vm ] && [ "${IVSHMEM_GUEST:-micro}" != micro ]; then
 		settings_fail IVSHMEM_GUEST "does not combine with IVSHMEM_TOPOLOGY=vm-vm, whose two guests are micro guests (unset IVSHMEM_GUEST)"
 	fi
@@ -382,8 +383,9 @@ settings_check_run() {
 	settings_duration IVSHMEM_GAP 0 60000000000 0..60s
 	settings_duration IVSHMEM_TIMEOUT 1000000 3600000000000 1ms..1h
 	settings_cpu IVSHMEM_WRITER_CPU none
-	[[ $IVSHMEM_TESTS =~ ^(default|all|latency|frames|bandwidth|stream|sizelat)(,(default|all|latency|frames|bandwidth|stream|sizelat))*$ ]] ||
-		settings_fail IVSHMEM_TESTS "is not a comma-separated list of latency, frames, stream, sizelat, default or all"
+	local w='(default|all|latency|frames|bandwidth|stream|sizelat|rate|limits|chain)'
+	[[ $IVSHMEM_TESTS =~ ^$w(,$w)*$ ]] ||
+		settings_fail IVSHMEM_TESTS "is not a comma-separated list of latency, frames, stream, sizelat, rate, limits, chain, default or all"
 	[ ! -e "$IVSHMEM_RESULTS" ] || [ -d "$IVSHMEM_RESULTS" ] ||
 		settings_fail IVSHMEM_RESULTS "exists and is not a directory"
 }

@@ -15,7 +15,14 @@ VM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$VM_TOP/vm/settings.bash"
 
 : "${IVSHMEM_MODE:=plain}"                  # plain | doorbell
-: "${IVSHMEM_TOPOLOGY:=host-vm}"            # host-vm | vm-vm (two guests, vm/intervm.bash)
+: "${IVSHMEM_TOPOLOGY:=host-vm}"            # host-vm | vm-vm (two guests, vm/intervm.bash) | chain
+# IVSHMEM_TOPOLOGY=chain is host-vm whose default workload is the forwarding
+# chain (host -> the guest, which forwards -> host): vm.env records it
+# (VM_TOPOLOGY=chain), so `make test` against that guest runs the chain.
+VM_CHAIN_TOPOLOGY=""
+if [ "$IVSHMEM_TOPOLOGY" = chain ]; then
+	IVSHMEM_TOPOLOGY=host-vm VM_CHAIN_TOPOLOGY=1
+fi
 : "${IVSHMEM_GUEST:=micro}"                 # micro | cloud
 : "${IVSHMEM_SHM_PATH:=/dev/shm/ivshmem}"   # shared-memory file (plain mode)
 : "${IVSHMEM_SHM_SIZE:=64M}"                # power of two
@@ -535,7 +542,8 @@ vm_load_env() {
 # $4, seconds to ready $5.
 # shellcheck disable=SC2034 # the VM_* are written by name, through VM_ENV_KEYS
 vm_write_env() {
-	VM_TOPOLOGY=host-vm VM_MODE=$IVSHMEM_MODE VM_GUEST=$IVSHMEM_GUEST VM_ACCEL=$1 VM_QEMU_PID=$2
+	VM_TOPOLOGY=${VM_CHAIN_TOPOLOGY:+chain} VM_MODE=$IVSHMEM_MODE VM_GUEST=$IVSHMEM_GUEST VM_ACCEL=$1 VM_QEMU_PID=$2
+	VM_TOPOLOGY=${VM_TOPOLOGY:-host-vm}
 	VM_SHM_PATH=$(vm_shm_where) VM_SHM_SIZE=$IVSHMEM_SHM_SIZE VM_KERNEL=$3 VM_GUEST_KERNEL=$4
 	VM_QEMU_VERSION=$(qemu-system-x86_64 --version | head -n1) VM_VCPU_CPU=$IVSHMEM_VCPU_CPU
 	VM_VCPUS=$IVSHMEM_VCPUS VM_MEM=$IVSHMEM_MEM VM_BOOT_SECONDS=$5
