@@ -57,16 +57,23 @@ int ivb_attach(const struct ivb_attach_opts *o, size_t min_size, struct ivb_endp
 			 "BAR2 uncached, and only sysfs has resource2_wc");
 		return -1;
 	}
-	if (o->vfio) {
-		if (ivb_vfio_open(bdf, o->vectors, &ep->vfio, err, errlen))
+	if (o->vfio || o->bar_map == IVB_BAR_MAP_VFIO) {
+		/* Plain mode with --bar-map vfio: the same mappings, no interrupts. */
+		if (ivb_vfio_open(bdf, o->vfio ? o->vectors : IVB_VFIO_NO_IRQS, &ep->vfio, err, errlen))
 			return -1;
 		ep->using_vfio = 1;
 		ep->map.base = ep->vfio.shm;
 		ep->map.size = ep->vfio.shm_size;
-		snprintf(ep->map.source, sizeof(ep->map.source), "vfio:%s (peer %u, %d MSI-X vectors)",
-			 bdf, ivb_vfio_peer_id(&ep->vfio), ep->vfio.nvectors);
-		ivb_waiter_vfio(&ep->waiter, &ep->vfio);
-		snprintf(ep->bar_map, sizeof(ep->bar_map), "uc (VFIO)");
+		if (o->vfio) {
+			snprintf(ep->map.source, sizeof(ep->map.source), "vfio:%s (peer %u, %d MSI-X "
+				 "vectors)", bdf, ivb_vfio_peer_id(&ep->vfio), ep->vfio.nvectors);
+			ivb_waiter_vfio(&ep->waiter, &ep->vfio);
+		} else {
+			snprintf(ep->map.source, sizeof(ep->map.source), "vfio:%s (region 2, no "
+				 "interrupts)", bdf);
+		}
+		snprintf(ep->bar_map, sizeof(ep->bar_map), o->bar_map == IVB_BAR_MAP_VFIO ? "vfio" :
+			 "uc (VFIO)");
 	} else if (ivb_map_pci_bar(sysfs, bdf, 2, o->bar_map, &ep->map, err, errlen)) {
 		return -1;
 	} else {
@@ -96,8 +103,10 @@ int ivb_attach_option(struct ivb_attach_opts *o, int c, const char *arg)
 			o->bar_map = IVB_BAR_MAP_UC;
 		else if (!strcmp(arg, "wc"))
 			o->bar_map = IVB_BAR_MAP_WC;
+		else if (!strcmp(arg, "vfio"))
+			o->bar_map = IVB_BAR_MAP_VFIO;
 		else
-			ivb_die_usage("--bar-map: '%s' is not uc or wc", arg);
+			ivb_die_usage("--bar-map: '%s' is not uc, wc or vfio", arg);
 		o->bar_map_given = 1;
 		break;
 	case IVB_OPT_SHM_FD:

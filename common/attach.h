@@ -40,7 +40,7 @@ struct ivb_attach_opts {
 	const char *sysfs_root; /* where PCI devices are listed (IVB_DEFAULT_SYSFS) */
 	int vfio;               /* doorbell in a guest: the device through VFIO */
 	int vectors;            /* VFIO: MSI-X vectors to wire (0: all, at most 8) */
-	enum ivb_bar_map bar_map; /* BAR2 through sysfs: resource2 (uc) or resource2_wc */
+	enum ivb_bar_map bar_map; /* BAR2: resource2 (uc), resource2_wc (wc) or VFIO's region (vfio) */
 	int bar_map_given;      /* --bar-map was given (it needs the PCI device) */
 	int shm_fd;             /* map this inherited descriptor, when shm_fd_given */
 	int shm_fd_given;

@@ -144,7 +144,7 @@ int ivb_pci_find(const char *sysfs_root, unsigned vendor, unsigned device, int i
 
 const char *ivb_bar_map_name(enum ivb_bar_map how)
 {
-	return how == IVB_BAR_MAP_WC ? "wc" : "uc";
+	return how == IVB_BAR_MAP_WC ? "wc" : how == IVB_BAR_MAP_VFIO ? "vfio" : "uc";
 }
 
 int ivb_map_inherited_fd(int fd, size_t min_size, struct ivb_map *m, char *err, size_t errlen)

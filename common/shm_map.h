@@ -54,9 +54,10 @@ int ivb_pci_find(const char *sysfs_root, unsigned vendor, unsigned device, int i
 enum ivb_bar_map {
 	IVB_BAR_MAP_UC = 0, /* resourceN: uncached (UC-), the default */
 	IVB_BAR_MAP_WC = 1, /* resourceN_wc: write-combining (a prefetchable BAR only) */
+	IVB_BAR_MAP_VFIO = 2, /* VFIO's region N (attach.c): the device bound to vfio-pci */
 };
 
-/* "uc" or "wc". */
+/* "uc", "wc" or "vfio". */
 const char *ivb_bar_map_name(enum ivb_bar_map how);
 
 /*

@@ -35,9 +35,11 @@ struct ivb_vfio {
 /*
  * Open PCI device bdf through VFIO, map BAR0 and BAR2 and route nvectors
  * MSI-X vectors (0: all the device has, at most IVB_VFIO_MAX_VECTORS) to
- * eventfds, which also enables MSI-X. Returns 0, or -1
- * with a message naming the failed step in err.
+ * eventfds, which also enables MSI-X and bus mastering; IVB_VFIO_NO_IRQS:
+ * none of that, the mappings only (ivshmem-plain has no MSI-X). Returns 0,
+ * or -1 with a message naming the failed step in err.
  */
+#define IVB_VFIO_NO_IRQS (-1)
 int ivb_vfio_open(const char *bdf, int nvectors, struct ivb_vfio *v, char *err, size_t errlen);
 
 /* This VM's peer id (the IVPosition register). */

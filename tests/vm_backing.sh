@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vm_backing - the VM-level settings in a TCG micro guest: IVSHMEM_BAR_MAP=wc
 # (the guest maps BAR2 through resource2_wc and says so; run.json records
-# bar_map) and a backing other than shm that this machine can give
+# bar_map), IVSHMEM_BAR_MAP=vfio (BAR2 as VFIO's region 2, the plain device
+# bound to vfio-pci behind QEMU's intel-iommu) and a backing other than shm that this machine can give
 # (hugetlb in plain mode, with wc, where a hugetlbfs mount has 8 free 2 MiB
 # pages; otherwise memfd, which is doorbell mode's: a second guest), each a
 # short latency run whose run.json records backing, bar_map, cpu_pm and ple;
@@ -24,7 +25,8 @@ one_line() { [ "$1" = 2 ] && [ "$(grep -c . "$2")" = 1 ] && grep -q -- "$3" "$2"
 # Refusals first: one line, exit 2, nothing started.
 for bad in "IVSHMEM_BACKING=memfd IVSHMEM_MODE=plain|not available in plain mode" \
 	"IVSHMEM_BAR_MAP=wc IVSHMEM_MODE=doorbell|not available in doorbell mode" \
-	"IVSHMEM_CPU_PM=on IVSHMEM_ACCEL=tcg|needs KVM" "IVSHMEM_BAR_MAP=wb|expected uc, wc"; do
+	"IVSHMEM_CPU_PM=on IVSHMEM_ACCEL=tcg|needs KVM" "IVSHMEM_BAR_MAP=wb|expected uc, wc" \
+	"IVSHMEM_BAR_MAP=vfio IVSHMEM_GUEST=cloud|micro guest only"; do
 	rc=0
 	# shellcheck disable=SC2086 # the settings are words on purpose
 	env ${bad%%|*} ./setup.sh >"$tmp/bad.out" 2>&1 || rc=$?
@@ -69,6 +71,14 @@ rc=0
 IVSHMEM_BAR_MAP=uc ./setup.sh >"$tmp/differ.out" 2>&1 || rc=$?
 check "a VM with wc running: IVSHMEM_BAR_MAP=uc is refused (stop first)" bash -c \
 	'[ "$1" = 1 ] && grep -q "BAR map wc (you asked for uc).*stop first" "$2"' _ "$rc" "$tmp/differ.out"
+./setup.sh stop >/dev/null 2>&1
+
+echo "# plain mode, IVSHMEM_BAR_MAP=vfio (BAR2 as VFIO's region 2, no interrupts)"
+rm -f "$tmp/vm/console.log"
+IVSHMEM_BAR_MAP=vfio IVSHMEM_BACKING=shm ./setup.sh >"$tmp/setup-vfio.out" 2>&1 ||
+	{ cat "$tmp/setup-vfio.out"; tail -20 "$tmp/vm/console.log"; exit 1; }
+check "the guest mapped BAR2 through VFIO and said so" grep -aq 'IVB-GUEST-READY vfio:.* (region 2, no interrupts) .* bar_map vfio' "$tmp/vm/console.log"
+IVSHMEM_BAR_MAP=vfio latency_run plain-vfio shm vfio
 ./setup.sh stop >/dev/null 2>&1
 
 if [ "$backing" = memfd ]; then

@@ -264,12 +264,17 @@ settings_backing() {
 	esac
 }
 
-# settings_bar_map : IVSHMEM_BAR_MAP is uc or wc; wc only where the guest
-# maps BAR2 through sysfs (plain mode: VFIO's mappings are uncached).
+# settings_bar_map : IVSHMEM_BAR_MAP is uc, wc or vfio; wc only where the
+# guest maps BAR2 through sysfs (plain mode: VFIO's mappings are uncached);
+# vfio (VFIO's region 2, the device bound to vfio-pci as in doorbell mode)
+# in the micro guest, whose initramfs binds it.
 settings_bar_map() {
-	settings_choice IVSHMEM_BAR_MAP uc wc
+	settings_choice IVSHMEM_BAR_MAP uc wc vfio
 	if [ "$IVSHMEM_BAR_MAP" = wc ] && [ "$IVSHMEM_MODE" = doorbell ]; then
 		settings_fail IVSHMEM_BAR_MAP "not available in doorbell mode: the guest maps BAR2 through VFIO, whose mappings are uncached (resource2_wc is sysfs's, for plain mode)"
+	fi
+	if [ "$IVSHMEM_BAR_MAP" = vfio ] && [ "${IVSHMEM_GUEST:-micro}" != micro ]; then
+		settings_fail IVSHMEM_BAR_MAP "micro guest only (its initramfs binds the device to vfio-pci); the cloud guest maps BAR2 through sysfs (uc or wc)"
 	fi
 }
 

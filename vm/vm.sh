@@ -690,27 +690,33 @@ vm_kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 # Fill VM_QEMU_ARGS for accel $1 (kvm|tcg).
 vm_qemu_args() {
 	local accel=$1 kernel=$2 machine=q35 cpu=max append
+	# VFIO in the guest (doorbell mode, or a plain BAR2 mapped through it)
+	# needs an IOMMU for the device: QEMU's intel-iommu, intel_iommu=on.
+	local iommu=""
+	[ "$IVSHMEM_MODE" = plain ] && [ "$IVSHMEM_BAR_MAP" != vfio ] || iommu=1
 	if [ "$accel" = kvm ]; then
 		cpu=host
-		[ "$IVSHMEM_MODE" = doorbell ] && machine=q35,kernel-irqchip=split
+		[ -z "$iommu" ] || machine=q35,kernel-irqchip=split
 	fi
 	# What this boot is, for vm.env (the VM_* of VM_ENV_KEYS).
 	VM_BACKING=$IVSHMEM_BACKING VM_BAR_MAP=$IVSHMEM_BAR_MAP VM_CPU_PM=$IVSHMEM_CPU_PM
 	[ "$accel" = kvm ] || VM_CPU_PM="not applicable under ${accel^^}"
-	[ "$IVSHMEM_MODE" = plain ] || VM_BAR_MAP="uc (VFIO)"
+	[ "$IVSHMEM_MODE" = plain ] || [ "$IVSHMEM_BAR_MAP" = vfio ] || VM_BAR_MAP="uc (VFIO)"
 	VM_QEMU_ARGS=(-name ivshmem-bench,debug-threads=on -machine "$machine" -accel "$accel"
 		-cpu "$cpu" -m "$IVSHMEM_MEM" -smp "$IVSHMEM_VCPUS" -nodefaults -display none
 		-no-reboot -chardev "file,id=con,path=$VM_CONSOLE" -serial chardev:con
 		-pidfile "$VM_PIDFILE" -daemonize)
 	[ "$accel" != kvm ] || [ "$IVSHMEM_CPU_PM" != on ] || VM_QEMU_ARGS+=(-overcommit cpu-pm=on)
 	append="console=ttyS0 panic=-1 quiet ivb.mode=$IVSHMEM_MODE${IVSHMEM_APPEND:+ $IVSHMEM_APPEND}"
-	[ "$IVSHMEM_MODE" != plain ] || append+=" ivb.bar_map=$IVSHMEM_BAR_MAP"
+	[ "$IVSHMEM_MODE" != plain ] && [ "$IVSHMEM_BAR_MAP" != vfio ] || append+=" ivb.bar_map=$IVSHMEM_BAR_MAP"
 	[ -z "$IVSHMEM_GUEST_ARGS" ] || append+=" ivb.args=${IVSHMEM_GUEST_ARGS// /,}"
-	if [ "$IVSHMEM_MODE" = doorbell ]; then
-		VM_QEMU_ARGS+=(-device "intel-iommu,intremap=${IVSHMEM_INTREMAP:-on}"
-			-chardev "socket,id=ivsock,path=$IVSHMEM_SERVER_SOCKET"
-			-device "ivshmem-doorbell,chardev=ivsock,vectors=$IVSHMEM_VECTORS")
+	if [ -n "$iommu" ]; then
+		VM_QEMU_ARGS+=(-device "intel-iommu,intremap=${IVSHMEM_INTREMAP:-on}")
 		append+=" intel_iommu=on"
+	fi
+	if [ "$IVSHMEM_MODE" = doorbell ]; then
+		VM_QEMU_ARGS+=(-chardev "socket,id=ivsock,path=$IVSHMEM_SERVER_SOCKET"
+			-device "ivshmem-doorbell,chardev=ivsock,vectors=$IVSHMEM_VECTORS")
 	else
 		# shm: a file on /dev/shm; hugetlb: a file on the hugetlbfs mount
 		# (settings_backing put IVSHMEM_SHM_PATH there). The host maps the
