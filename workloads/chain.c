@@ -325,14 +325,6 @@ static void chain_check(const void *st, uint64_t capacity, const char *shm_name)
 /* Responder: forward ring A onto ring B                               */
 /* ------------------------------------------------------------------ */
 
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Check the set-up copied from shared memory against this side's mapping. */
 static enum ivb_error check_setup(const struct ivb_stream_params *p, const struct chain_setup *cs,
 				  size_t map_size)
@@ -424,7 +416,7 @@ static enum ivb_error chain_serve(struct ivb_responder *r, const struct ivb_mess
 {
 	uint8_t *payload = (uint8_t *)r->hdr + IVB_PAYLOAD_OFFSET;
 	struct ivb_stream_result *res = (struct ivb_stream_result *)(payload + sizeof(struct ivb_stream_params));
-	uint64_t cpu0 = thread_cpu_ns(), rings0, sleeps0, spin0 = r->waiter->spin_ns;
+	uint64_t cpu0 = (uint64_t)ivb_thread_cpu_ns(0), rings0, sleeps0, spin0 = r->waiter->spin_ns;
 	enum ivb_error e = IVB_OK;
 	struct forwarding f = { 0 };
 	struct chain_setup cs;
@@ -497,7 +489,7 @@ static enum ivb_error chain_serve(struct ivb_responder *r, const struct ivb_mess
 	res->produced = f.b.local;
 	res->errors = f.errors;
 	res->first_bad_seq = f.first_bad;
-	res->cpu_ns = thread_cpu_ns() - cpu0;
+	res->cpu_ns = (uint64_t)ivb_thread_cpu_ns(0) - cpu0;
 	res->rings = r->waiter->rings - rings0;
 	res->sleeps = r->waiter->sleeps - sleeps0;
 	snprintf(res->verify_impl, sizeof(res->verify_impl), "%s", ivb_verify_impl());
@@ -514,17 +506,6 @@ static enum ivb_error chain_serve(struct ivb_responder *r, const struct ivb_mess
 /* ------------------------------------------------------------------ */
 /* Initiator: set a point up                                           */
 /* ------------------------------------------------------------------ */
-
-static uint64_t pow2_floor(uint64_t x)
-{
-	uint64_t p = 1;
-
-	if (!x)
-		return 0;
-	while (p <= x / 2)
-		p *= 2;
-	return p;
-}
 
 /* A message's bytes from a seed (splitmix64), with no hop yet: a remote
  * receiver makes the same from the seed on the remote line. */
@@ -548,24 +529,9 @@ static struct chain_remote *remote_lines(void *payload)
 	return (struct chain_remote *)((uint8_t *)payload + CHAIN_REMOTE_AT);
 }
 
-struct started_wait {
-	const struct ivb_stream_result *res;
-	const struct ivb_header *hdr;
-	uint64_t seq;
-};
-
-static int started_or_refused(void *arg)
-{
-	struct started_wait *s = arg;
-	uint64_t ack = ivb_load_acquire(&s->hdr->ack);
-
-	return ivb_load_acquire(&s->res->started) ||
-	       (ivb_ack_seq(ack) == s->seq && ivb_ack_state(ack) == IVB_STATE_ERROR);
-}
-
 /*
- * Lay the two rings out as ivb_channel_open() does (each half of what
- * follows the set-up page, in whole pages), write the set-up with the
+ * Lay the two rings out as ivb_channel_open() does (ivb_channel_layout()),
+ * write the set-up with the
  * touch (and, for a remote receiver, its line: remote), post IVB_CMD_CHAIN
  * and wait for the responder to start. Ring B's consumer side gets
  * rx_waiter, the receiving thread's own. Returns 0,
@@ -576,23 +542,15 @@ static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_
 		      uint64_t slots, uint32_t batch, uint32_t touch, uint64_t responder_spin_ns,
 		      struct ivb_waiter *rx_waiter, const struct chain_remote *remote)
 {
-	uint64_t base = IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES, half, slot_size, nslots;
 	struct ivb_stream_params *p = (struct ivb_stream_params *)ini->payload;
 	struct ivb_stream_result *res = (struct ivb_stream_result *)(ini->payload + sizeof(*p));
 	struct chain_setup *cs = (struct chain_setup *)(ini->payload + CHAIN_SETUP_AT);
-	struct started_wait sw;
-	int i, rc;
+	struct ivb_ring_geometry ring[2];
+	int rc;
 
 	memset(ch, 0, sizeof(*ch));
-	if (ini->map_size < base + 2 * (IVB_RING_CTL_SIZE + 4096))
+	if (ivb_channel_layout(ini->map_size, len, slots, ring))
 		return 1;
-	half = ((ini->map_size - base) / 2) & ~4095ull;
-	slot_size = ((uint64_t)len + IVB_SLOT_HEADER + IVB_CACHE_LINE - 1) & ~(uint64_t)(IVB_CACHE_LINE - 1);
-	nslots = pow2_floor((half - IVB_RING_CTL_SIZE) / slot_size);
-	if (nslots == 0)
-		return 1;
-	if (nslots > slots)
-		nslots = pow2_floor(slots);
 	ch->ini = ini;
 	ch->params = p;
 	ch->result = res;
@@ -616,9 +574,8 @@ static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_
 	p->spin_ns = responder_spin_ns;
 	p->timeout_ns = ini->timeout_ns;
 	cs->touch = touch;
-	for (i = 0; i < 2; i++)
-		p->ring[i] = (struct ivb_ring_geometry){ .offset = base + (uint64_t)i * half,
-							 .nslots = nslots, .slot_size = slot_size };
+	p->ring[0] = ring[0];
+	p->ring[1] = ring[1];
 	ivb_ring_init(&ch->tx, ini->hdr, &p->ring[0], ini->waiter, ini->peer, batch, 1);
 	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], rx_waiter, ini->peer, batch, 1);
 	{
@@ -634,11 +591,7 @@ static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_
 			ivb_store_release(&rl->point, remote->point);
 		}
 	}
-	ini->hdr->payload_size = IVB_CHANNEL_SETUP_BYTES;
-	ch->post_t0 = ivb_now_ns();
-	ch->post_seq = ivb_post(ini, IVB_CMD_CHAIN);
-	sw = (struct started_wait){ res, ini->hdr, ch->post_seq };
-	rc = ivb_wait_until(ini->waiter, started_or_refused, &sw, ch->post_t0 + ini->timeout_ns);
+	rc = ivb_channel_post(ch, IVB_CMD_CHAIN);
 	if (rc || !ivb_load_acquire(&res->started)) {
 		struct ivb_ack a;
 

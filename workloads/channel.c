@@ -65,6 +65,39 @@ static int started_or_refused(void *arg)
 	       (ivb_ack_seq(ack) == s->seq && ivb_ack_state(ack) == IVB_STATE_ERROR);
 }
 
+int ivb_channel_layout(size_t map_size, uint32_t len, uint64_t slots,
+		       struct ivb_ring_geometry ring[2])
+{
+	uint64_t base = IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES, half, slot_size, nslots;
+	int i;
+
+	if (map_size < base + 2 * (IVB_RING_CTL_SIZE + 4096))
+		return 1;
+	half = ((map_size - base) / 2) & ~4095ull;
+	slot_size = ((uint64_t)len + IVB_SLOT_HEADER + IVB_CACHE_LINE - 1) & ~(uint64_t)(IVB_CACHE_LINE - 1);
+	nslots = pow2_floor((half - IVB_RING_CTL_SIZE) / slot_size);
+	if (nslots == 0)
+		return 1;
+	if (nslots > slots)
+		nslots = pow2_floor(slots);
+	for (i = 0; i < 2; i++)
+		ring[i] = (struct ivb_ring_geometry){ .offset = base + (uint64_t)i * half,
+						      .nslots = nslots, .slot_size = slot_size };
+	return 0;
+}
+
+int ivb_channel_post(struct ivb_channel *ch, uint32_t cmd)
+{
+	struct ivb_initiator *ini = ch->ini;
+	struct started_wait sw;
+
+	ini->hdr->payload_size = IVB_CHANNEL_SETUP_BYTES;
+	ch->post_t0 = ivb_now_ns();
+	ch->post_seq = ivb_post(ini, cmd);
+	sw = (struct started_wait){ ch->result, ini->hdr, ch->post_seq };
+	return ivb_wait_until(ini->waiter, started_or_refused, &sw, ch->post_t0 + ini->timeout_ns);
+}
+
 int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb_stream_kind kind,
 		     uint32_t len, uint64_t slots, uint32_t batch, enum ivb_verify v,
 		     uint64_t responder_spin_ns)
@@ -77,22 +110,14 @@ int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
 			   enum ivb_verify v, uint64_t responder_spin_ns,
 			   const struct ivb_channel_fault *fault)
 {
-	uint64_t base = IVB_PAYLOAD_OFFSET + IVB_CHANNEL_SETUP_BYTES, half, slot_size, nslots;
 	struct ivb_stream_params *p = (struct ivb_stream_params *)ini->payload;
 	struct ivb_stream_result *res = (struct ivb_stream_result *)(ini->payload + sizeof(*p));
-	struct started_wait sw;
-	int i, rc;
+	struct ivb_ring_geometry ring[2];
+	int rc;
 
 	memset(ch, 0, sizeof(*ch));
-	if (ini->map_size < base + 2 * (IVB_RING_CTL_SIZE + 4096))
+	if (ivb_channel_layout(ini->map_size, len, slots, ring))
 		return 1;
-	half = ((ini->map_size - base) / 2) & ~4095ull;
-	slot_size = ((uint64_t)len + IVB_SLOT_HEADER + IVB_CACHE_LINE - 1) & ~(uint64_t)(IVB_CACHE_LINE - 1);
-	nslots = pow2_floor((half - IVB_RING_CTL_SIZE) / slot_size);
-	if (nslots == 0)
-		return 1;
-	if (nslots > slots)
-		nslots = pow2_floor(slots);
 	ch->ini = ini;
 	ch->params = p;
 	ch->result = res;
@@ -118,18 +143,12 @@ int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
 		p->stall_after = fault->stall_after;
 		p->stall_ns = fault->stall_ns;
 	}
-	for (i = 0; i < 2; i++) {
-		p->ring[i] = (struct ivb_ring_geometry){ .offset = base + (uint64_t)i * half,
-							 .nslots = nslots, .slot_size = slot_size };
-	}
+	p->ring[0] = ring[0];
+	p->ring[1] = ring[1];
 	ivb_ring_init(&ch->tx, ini->hdr, &p->ring[0], ini->waiter, ini->peer, batch, 1);
 	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], ini->waiter, ini->peer,
 		      kind == IVB_STREAM_ECHO ? 1 : batch, 1);
-	ini->hdr->payload_size = IVB_CHANNEL_SETUP_BYTES;
-	ch->post_t0 = ivb_now_ns();
-	ch->post_seq = ivb_post(ini, IVB_CMD_STREAM);
-	sw = (struct started_wait){ res, ini->hdr, ch->post_seq };
-	rc = ivb_wait_until(ini->waiter, started_or_refused, &sw, ch->post_t0 + ini->timeout_ns);
+	rc = ivb_channel_post(ch, IVB_CMD_STREAM);
 	if (rc || !ivb_load_acquire(&res->started)) {
 		struct ivb_ack a;
 

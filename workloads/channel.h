@@ -167,6 +167,23 @@ uint64_t ivb_channel_max_message(uint64_t map_size);
 void ivb_channel_free(struct ivb_channel *ch);
 
 /*
+ * The two rings of a point for a mapping of map_size bytes: each half of
+ * what follows the set-up page, in whole pages, with at most slots slots
+ * (a power of two) of len-byte messages. 0, or 1 when such a message does
+ * not fit. (ivb_channel_open's layout, for a workload with a set-up of its
+ * own, such as chain.c.)
+ */
+int ivb_channel_layout(size_t map_size, uint32_t len, uint64_t slots,
+		       struct ivb_ring_geometry ring[2]);
+
+/*
+ * Post cmd with the set-up already in place (ch's ini, result and rings
+ * set) and wait for the responder to start or refuse: ivb_wait_until()'s
+ * result (0 when one of the two happened; res->started says which).
+ */
+int ivb_channel_post(struct ivb_channel *ch, uint32_t cmd);
+
+/*
  * Give a point up: announce the end of ring 0, tell the responder to stop,
  * ring it, and free the buffers, so a responder never waits out its
  * timeout on a point nobody will finish. Does not wait.
