@@ -6,7 +6,8 @@
 # middle stage and the receiver, exit 1); a responder killed mid-run (a
 # timeout naming the point, exit 1, the rows measured before it kept); a
 # remote receiver (chain_sink, another process) whose clock offset, on one
-# host, must come out within its own bound of zero, and none at all.
+# host, must come out within its own bound of zero, none at all, and a
+# forged one whose report is impossible (exit 1, never complete).
 # timeout: 180
 # shellcheck disable=SC2016 # awk programs are single-quoted on purpose
 set -euo pipefail
@@ -143,7 +144,61 @@ rc=0
 	--chain-touch none --chain-duration 50ms --chain-receiver remote --cpu 0 --timeout 1s -q \
 	>"$tmp/nosink.out" 2>&1 || rc=$?
 check "no remote receiver: exit 1, saying so" bash -c '[ "$1" = 1 ] && grep -q "no remote receiver took ring B within 1 s" "$2"' _ "$rc" "$tmp/nosink.out"
+# A forged receiver: it says ready and measured at once, then reports a window whose end
+# count is below its start: an impossible report, exit 1, never a complete run.
+/usr/bin/python3 - "$shm" >"$tmp/forger.out" 2>&1 <<'PY' &
+import mmap, os, struct, sys, time
+m = mmap.mmap(os.open(sys.argv[1], os.O_RDWR), 0)
+TX, RX, WIN = 4096 + 320, 4096 + 384, 4096 + 448   # chain.c's struct chain_remote
+deadline = time.time() + 20
+while time.time() < deadline:
+    magic, point = struct.unpack_from("<QQ", m, TX)
+    if magic == 0x3158522D4E494843 and point:
+        break
+    time.sleep(0.001)
+struct.pack_into("<Q", m, RX + 8, 1)            # ready, without a probe
+time.sleep(0.05)
+struct.pack_into("<Q", m, RX + 16, 1)           # measured
+time.sleep(0.05)
+struct.pack_into("<QQQQ", m, WIN, 1, 2, 10, 5)  # t0, t1, c0 = 10 > c1 = 5
+struct.pack_into("<Qq", m, RX + 32, 5, 0)       # received 5, rc 0
+struct.pack_into("<Q", m, RX + 24, 1)           # done
+print("forged")
+PY
+forger=$!
+rc=0
+"$BIN/host_writer" --shm "$shm" -o "$tmp/forged" -t chain --chain-sizes 64 --chain-batch 1 \
+	--chain-touch none --chain-duration 50ms --chain-receiver remote --cpu 0 --timeout 3s -q \
+	>"$tmp/forged.out" 2>&1 || rc=$?
+wait "$forger" || true
+check "forged receiver: exit 1, an impossible report named ($(tail -n 1 "$tmp/forged.out"))" bash -c '
+	[ "$1" = 1 ] && grep -q "an impossible report from the remote receiver" "$2"' _ "$rc" "$tmp/forged.out"
+check "forged receiver: no row, run.json not complete" bash -c '
+	[ "$(wc -l <"$1/chain_results.csv")" = 1 ] && ! grep -q "\"status\": \"complete\"" "$1/run.json"' _ "$tmp/forged"
 stop_reader
+# A forged sender: chain_sink sees a point whose set-up is garbage; it answers that point
+# with a refusal (EPROTO) and goes on serving, never reading past its mapping.
+"$BIN/chain_sink" --shm "$shm" --idle 20s >"$tmp/sink2.out" 2>&1 &
+sink=$!
+/usr/bin/python3 - "$shm" >"$tmp/fsend.out" 2>&1 <<'PY'
+import mmap, os, struct, sys, time
+m = mmap.mmap(os.open(sys.argv[1], os.O_RDWR), 0)
+P, TX, RX = 4096, 4096 + 320, 4096 + 384
+m[P:P + 4096] = os.urandom(4096)                   # params, result, set-up: garbage
+struct.pack_into("<Q", m, 0, 0x3148434E45425649)   # a session header's magic
+struct.pack_into("<8Q", m, RX, *([0] * 8))
+struct.pack_into("<QQQQQQQQ", m, TX, 0x3158522D4E494843, 7, 1, 0, 0, 1 << 62, 0, 0)
+deadline = time.time() + 10
+while time.time() < deadline and not struct.unpack_from("<Q", m, RX + 24)[0]:
+    time.sleep(0.005)
+print("done", struct.unpack_from("<Q", m, RX + 24)[0], "rc", struct.unpack_from("<q", m, RX + 40)[0])
+PY
+alive=0
+kill -0 "$sink" 2>/dev/null && alive=1
+kill "$sink" 2>/dev/null || true
+wait "$sink" || true
+check "forged sender: chain_sink refused the point ($(cat "$tmp/fsend.out"), $(head -n 1 "$tmp/sink2.out")) and was still serving" \
+	bash -c '[ "$1" = 1 ] && grep -qx "done 1 rc -71" "$2" && grep -q "^chain_sink: a point not received: its set-up is impossible" "$3"' _ "$alive" "$tmp/fsend.out" "$tmp/sink2.out"
 expect2 "--chain-receiver: 'far' is not local or remote" --chain-receiver far
 
 exit $fail

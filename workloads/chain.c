@@ -691,8 +691,8 @@ static int rx_stamp_ok(struct chain_point *pt, uint64_t now, uint64_t *sent)
 	    hops != (pt->touch == CHAIN_TOUCH_WRITE ? 1u : 0u))
 		return 0;
 	pt->last_stamp = *sent;
-	*sent = (uint64_t)((int64_t)*sent - pt->offset); /* on the receiver's clock */
-	if (*sent > now + pt->slack)
+	*sent -= (uint64_t)pt->offset; /* on the receiver's clock (wrapping: stamps are input) */
+	if (*sent > now && *sent - now > pt->slack)
 		return 0; /* sent after it arrived, by more than the clocks can be apart */
 	if (*sent > now)
 		*sent = now; /* within the offset's uncertainty: no time at all */
@@ -974,13 +974,18 @@ static int remote_ready(struct chain_point *pt, struct chain_remote *rl)
 /*
  * Wait for a remote receiver to end (ring B's end, or the sender's quit),
  * answering its second round of clock probes, then take its window,
- * counts and errors as a local receiver's: ring B's
- * consumer index becomes the count it took. 0, or -ETIMEDOUT, -EINTR.
+ * counts, errors and latency summary as a local receiver's (ring B's
+ * consumer index becomes the count it took), once, checked: shared memory
+ * is input. 0, or -ETIMEDOUT, -EINTR, -EBADE (a report no receiver could
+ * have made).
  */
-static int remote_done(struct chain_point *pt, struct chain_remote *rl)
+static int remote_done(struct chain_point *pt, struct chain_remote *rl, struct ivb_summary *sum,
+		       int *histogram, uint64_t *clock_err)
 {
 	uint64_t t0 = ivb_now_ns();
 	struct ivb_ring *rx = &pt->ch.rx;
+	struct chain_remote r;
+	int ordered;
 
 	while (!ivb_load_acquire(&rl->done)) {
 		if (answer_probe(rl))
@@ -990,12 +995,25 @@ static int remote_done(struct chain_point *pt, struct chain_remote *rl)
 		if (ivb_now_ns() - t0 > pt->timeout_ns)
 			return -ETIMEDOUT;
 	}
-	pt->rx_rc = (int)rl->rc;
-	pt->measured = rl->measured;
-	pt->t0 = rl->t0, pt->t1 = rl->t1, pt->c0 = rl->c0, pt->c1 = rl->c1;
-	pt->ch.errors = rl->errors;
-	pt->ch.first_bad_seq = rl->first_bad;
-	rx->local = rx->published = rx->other = rl->received;
+	memcpy(&r, rl, sizeof(r));
+	*sum = (struct ivb_summary){ .count = r.count, .min = r.min, .mean = r.mean, .p50 = r.p50,
+				     .p90 = r.p90, .p99 = r.p99, .p999 = r.p999, .max = r.max };
+	ordered = r.count == 0 || (r.min >= 0 && r.min <= r.p50 && r.p50 <= r.p90 &&
+				   r.p90 <= r.p99 && r.p99 <= r.p999 && r.p999 <= r.max &&
+				   r.min <= r.mean && r.mean <= r.max);
+	if (r.rc > 0 || r.rc < -4095 || r.measured > 1 || r.histogram > 1 ||
+	    r.received > pt->ch.tx.local || r.errors > r.received || !ordered ||
+	    (r.measured && (r.c0 > r.c1 || r.c1 > r.received || r.t0 >= r.t1 ||
+			    r.count > r.c1 - r.c0)))
+		return -EBADE;
+	pt->rx_rc = (int)r.rc;
+	pt->measured = r.measured;
+	pt->t0 = r.t0, pt->t1 = r.t1, pt->c0 = r.c0, pt->c1 = r.c1;
+	pt->ch.errors = r.errors;
+	pt->ch.first_bad_seq = r.first_bad;
+	*histogram = r.histogram != 0;
+	*clock_err = r.offset_err_ns;
+	rx->local = rx->published = rx->other = r.received;
 	return 0;
 }
 
@@ -1011,10 +1029,10 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 	struct ivb_initiator *ini = ctx->ini;
 	struct chain_point *pt = calloc(1, sizeof(*pt));
 	struct chain_remote want = { 0 }, *rl = remote_lines(ini->payload);
-	struct ivb_summary sum;
+	struct ivb_summary sum = { 0 };
 	uint64_t clock_err = 0;
 	pthread_t rx;
-	int rc, prc, histogram, ret = -1;
+	int rc, prc, histogram = 0, ret = -1;
 
 	if (!pt)
 		ivb_die("out of memory");
@@ -1089,7 +1107,7 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 		ivb_ring_finish(&pt->ch.tx, pt->ch.tx.local);
 		if (rc)
 			ivb_store_release(&rl->quit, 1);
-		prc = remote_done(pt, rl);
+		prc = remote_done(pt, rl, &sum, &histogram, &clock_err);
 		if (!rc)
 			rc = prc;
 	} else {
@@ -1126,21 +1144,16 @@ static int run_point(struct chain *c, struct ivb_wl_ctx *ctx, uint32_t size, uin
 				 rc == -ECANCELED ? "the receiver was stopped" :
 				 rc == -EFAULT ? "a bus error in the receiver (the shared memory was cut short)" :
 				 rc == -ETIMEDOUT && c->remote ? "timeout (the remote receiver did not end)" :
+				 rc == -EBADE ? "an impossible report from the remote receiver (its lines "
+						"are forged or corrupt)" :
 				 ivb_channel_error(rc), size,
 				 touch_names[touch], batch, (unsigned long long)pt->ch.tx.local,
 				 (unsigned long long)pt->ch.rx.local);
 		ivb_channel_abort(&pt->ch);
 		goto out;
 	}
-	if (c->remote) {
-		sum = (struct ivb_summary){ .count = rl->count, .min = rl->min, .mean = rl->mean,
-					    .p50 = rl->p50, .p90 = rl->p90, .p99 = rl->p99,
-					    .p999 = rl->p999, .max = rl->max };
-		histogram = rl->histogram != 0;
-		clock_err = rl->offset_err_ns;
-	} else {
+	if (!c->remote)
 		histogram = chain_summary(pt, &sum);
-	}
 	rc = ivb_channel_close(&pt->ch);
 	if (rc < 0) {
 		snprintf(ctx->status, ctx->status_len, "%s", ini->status);
@@ -1264,11 +1277,17 @@ static int sink_offset(struct chain_remote *rl, uint64_t timeout_ns, int yield, 
 		t2 = ivb_now_ns();
 		if (t2 - t1 < best) {
 			best = t2 - t1;
-			*offset = (int64_t)rl->probe_time - (int64_t)(t1 + best / 2);
+			/* Unsigned, then as signed: the sender's clock is input. */
+			*offset = (int64_t)(rl->probe_time - (t1 + best / 2));
 		}
 	}
 	*err = best / 2 + 1;
 	return 0;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
 /* sink_offset() where the sender can answer at once (o->probe_cpu: a CPU
@@ -1300,7 +1319,7 @@ static void sink_point(uint8_t *base, size_t map_size, struct chain_remote *rl,
 	struct ivb_summary s;
 	int64_t after;
 	uint64_t after_err;
-	int rc = 0;
+	int rc = 0, measured = 0;
 
 	ivb_waiter_poll(&w);
 	memcpy(&p, payload, sizeof(p));
@@ -1336,6 +1355,7 @@ static void sink_point(uint8_t *base, size_t map_size, struct chain_remote *rl,
 	 * or the middle stage's for these few microseconds), then back. */
 	if ((rc = sink_probe(rl, pt->timeout_ns, pt->yield, o, &pt->offset, &pt->slack)) != 0)
 		goto done;
+	measured = 1;
 	pt->start = ivb_now_ns();
 	ivb_store_release(&rl->ready, 1);
 	if (ivb_guarded_thread(chain_rx_loop, pt) == -EFAULT)
@@ -1344,9 +1364,12 @@ static void sink_point(uint8_t *base, size_t map_size, struct chain_remote *rl,
 	/* Again after the point (the sender answers while it waits for done):
 	 * the clocks may drift apart, and the error bound says by how much. */
 	if (!rc && !(rc = sink_probe(rl, pt->timeout_ns, pt->yield, o, &after, &after_err))) {
-		uint64_t drift = (uint64_t)(after > pt->offset ? after - pt->offset : pt->offset - after);
+		uint64_t drift = (uint64_t)after - (uint64_t)pt->offset;
 
-		pt->slack += after_err + drift;
+		if ((int64_t)drift < 0)
+			drift = -drift;
+
+		pt->slack = sat_add(sat_add(pt->slack, after_err), drift);
 	}
 	rl->histogram = (uint64_t)chain_summary(pt, &s);
 	rl->count = s.count;
@@ -1371,6 +1394,12 @@ static void sink_point(uint8_t *base, size_t map_size, struct chain_remote *rl,
 		fflush(o->say);
 	}
 done:
+	if (!measured && o->say) {
+		fprintf(o->say, "chain_sink: a point not received: %s\n",
+			rc == -EPROTO ? "its set-up is impossible (forged or corrupt)" :
+			rc == -ENOMEM ? "out of memory" : ivb_channel_error(rc));
+		fflush(o->say);
+	}
 	rl->pid = (uint64_t)getpid();
 	rl->rc = rc;
 	ivb_store_release(&rl->done, 1);
