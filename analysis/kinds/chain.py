@@ -151,9 +151,13 @@ def run_settings(run) -> dict:
     is input): only the strings and integers the report shows."""
     info = (run.info or {}).get("chain") if run is not None else None
     info = info if isinstance(info, dict) else {}
-    found = {k: info[k][:300] for k in INFO_TEXT if isinstance(info.get(k), str) and info[k]}
+    found = {k: info[k][:600] for k in INFO_TEXT if isinstance(info.get(k), str) and info[k]}
     found.update({k: info[k] for k in INFO_NUMBERS
                   if isinstance(info.get(k), int) and not isinstance(info.get(k), bool)})
+    # Where a remote receiver ran, as the run says (run_test.sh's --meta in vm-vm).
+    where = (run.info or {}).get("chain_receiver") if run is not None else None
+    if isinstance(where, str) and where:
+        found["receiver_where"] = where[:300]
     return found
 
 
@@ -233,7 +237,7 @@ def settings_lines(ch: dict) -> list[str]:
         if "sender_cpu" in s:
             out.append(f"Sender on CPU {s['sender_cpu']}." if s["sender_cpu"] >= 0
                        else "Sender unpinned.")
-        out.append(f"Receiver: {s['receiver']}.")
+        out.append(f"Receiver: {s.get('receiver_where') or s['receiver']}.")
         errs = [p["clock_error_ns"] for p in ch["points"]
                 if p.get("clock_error_ns") is not None and p["clock_error_ns"] == p["clock_error_ns"]]
         if errs:
@@ -248,7 +252,7 @@ def settings_lines(ch: dict) -> list[str]:
         if "receiver_cpu_reason" in s:
             text += f" ({s['receiver_cpu_reason']})"
         out.append(text[0].upper() + text[1:] + ".")
-    if "receiver_wait" in s:
+    if "receiver_wait" in s and not s.get("receiver", "").startswith("remote"):
         out.append(f"The receiver waits: {s['receiver_wait']}.")
     if "latency" in s:
         out.append(f"Latency: {s['latency']}.")
