@@ -33,8 +33,10 @@ check "IVSHMEM_NET=tap with vm-vm: exit 2, one line" bash -c \
 nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
 	echo "skip: the non-root refusal: needs root and setpriv to become another user"
-elif ! "${nobody[@]}" test -r ./setup.sh -a -x vm; then
-	# A checkout in a private directory (mktemp -d is 0700) is out of that user's reach.
+elif ! "${nobody[@]}" test -r "$PWD/vm/settings.bash" -a -x "$PWD/vm"; then
+	# A checkout in a private directory (mktemp -d is 0700) is out of that user's reach:
+	# by its absolute path, as setup.sh sources its files (a relative path from inside
+	# would pass, and setup.sh then fail on the first file it sources).
 	echo "skip: the non-root refusal: uid 65534 cannot read this checkout ($PWD)"
 else
 	rc=0
