@@ -58,8 +58,11 @@ case $stopped in
 	check "stopped: settled, after 6 to 12 repetitions $stopped" [ "$n" -ge 6 -a "$n" -le 12 ]
 	;;
 *)
-	# The last interval of each figure named, as its +-width in percent.
-	widths=$(tail -n 20 "$tmp/ci.out" | sed -nE 's/^latency .*= \+-([0-9.]+) %.*wanted.*/\1/p' | paste -sd' ')
+	# The last interval of each figure run.json names unsettled, as its +-width in
+	# percent: the last line naming it (each repetition prints its unsettled ones).
+	widths=$(json "$tmp/ci/run.json" '"\n".join(r["repetitions"]["unsettled"])' | while IFS= read -r name; do
+		grep -F "$name: " "$tmp/ci.out" | tail -n 1 | sed -nE 's/.*= \+-([0-9.]+) %.*wanted.*/\1/p'
+	done | paste -sd' ')
 	max_reached() { [ "$stopped" = "('max reached', 12)" ] && [ -n "$widths" ] && awk -v w="$widths" \
 		'BEGIN { n = split(w, a, " "); for (i = 1; i <= n; i++) if (a[i] + 0 <= 60) exit 1 }'; }
 	check "not settled in 12 $stopped: every figure named was wider than +-60 % ($widths)" max_reached
