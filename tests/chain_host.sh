@@ -114,23 +114,31 @@ check "dead responder: the first point's row kept, listed in run.json" bash -c '
 # 6. A remote receiver (--chain-receiver remote): chain_sink, another process, takes ring B.
 # On one host both clocks are the same clock, so each point's measured offset must be
 # within its own error bound of zero: the probes' arithmetic checked against the truth.
+# A second chain_sink on the same memory takes no point the first has claimed, and the
+# first none the second has: each point is received once.
 start_reader --cpu 1
 "$BIN/chain_sink" --shm "$shm" --cpu 0 --probe-cpu 1 --idle 60s >"$tmp/sink.out" 2>&1 &
 sink=$!
+"$BIN/chain_sink" --shm "$shm" --cpu 0 --probe-cpu 1 --idle 60s >"$tmp/sink-b.out" 2>&1 &
+sink_b=$!
 rc=0
 "$BIN/host_writer" --shm "$shm" -o "$tmp/remote" -t chain --chain-sizes 64,4k --chain-batch 1,16 \
 	--chain-touch none,write --chain-duration 50ms --chain-receiver remote --cpu 0 --timeout 5s \
 	>"$tmp/remote.out" 2>&1 || rc=$?
-kill "$sink" 2>/dev/null || true
+kill "$sink" "$sink_b" 2>/dev/null || true
 wait "$sink" || true
+wait "$sink_b" || true
+cat "$tmp/sink-b.out" >>"$tmp/sink.out"
 check "remote receiver: exit 0" [ "$rc" = 0 ]
 [ "$rc" = 0 ] || cat "$tmp/remote.out" "$tmp/sink.out"
 check "remote receiver: 8 rows, receiver remote, verified, a latency and a clock bound each" awk "$cols"'
 	{ n++; if ($c["receiver"] != "remote" || $c["messages"] <= 0 || $c["errors"] != 0 || $c["nf_errors"] != 0 ||
 	           $c["latency_count"] < 1 || $c["clock_error_ns"] < 1 || $c["p50_ns"] > $c["max_ns"]) bad = 1 }
 	END { exit bad || n != 8 }' "$tmp/remote/chain_results.csv"
-check "remote receiver: chain_sink served the 8 points, none bad" \
+check "remote receiver: the two chain_sinks served the 8 points once each, none bad" \
 	[ "$(grep -cE '^chain_sink: .* received, .* 0 bad$' "$tmp/sink.out")" = 8 ]
+check "remote receiver: a point claimed by one was left to it by the other ($(grep -c 'left to it' "$tmp/sink.out"))" \
+	grep -q '^chain_sink: a point taken by process [0-9]*; left to it$' "$tmp/sink.out"
 check "remote receiver: each offset within its bound of the truth, 0 ($(grep -oE 'offset -?[0-9]+ ns \+- [0-9]+' "$tmp/sink.out" | head -3 | tr '\n' ' '))" \
 	awk '/clock offset/ { for (i = 1; i <= NF; i++) if ($i == "offset") { o = $(i + 1); e = $(i + 4) + 0 }
 		n++; if (o < 0) o = -o; if (o > e) bad = 1 } END { exit bad || n != 8 }' "$tmp/sink.out"
@@ -187,6 +195,7 @@ P, TX, RX = 4096, 4096 + 320, 4096 + 384
 m[P:P + 4096] = os.urandom(4096)                   # params, result, set-up: garbage
 struct.pack_into("<Q", m, 0, 0x3148434E45425649)   # a session header's magic
 struct.pack_into("<8Q", m, RX, *([0] * 8))
+struct.pack_into("<8Q", m, 4096 + 512, *([0] * 8))  # the summary line: no receiver's claim
 struct.pack_into("<QQQQQQQQ", m, TX, 0x3158522D4E494843, 7, 1, 0, 0, 1 << 62, 0, 0)
 deadline = time.time() + 10
 while time.time() < deadline and not struct.unpack_from("<Q", m, RX + 24)[0]:

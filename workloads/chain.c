@@ -157,7 +157,7 @@ struct chain_remote {
 	uint64_t histogram;      /* 1: past CHAIN_MAX_SAMPLES, the summary is the histogram's */
 	/* ---- line 3: receiver-written, the summary ---- */
 	double min, mean, p50, p90, p99, p999, max;
-	uint64_t pid;            /* the receiver's process */
+	uint64_t pid;            /* the receiver's process: it claims the point with it */
 };
 
 #define CHAIN_REMOTE_AT (CHAIN_SETUP_AT + sizeof(struct chain_setup))
@@ -1400,7 +1400,6 @@ done:
 			rc == -ENOMEM ? "out of memory" : ivb_channel_error(rc));
 		fflush(o->say);
 	}
-	rl->pid = (uint64_t)getpid();
 	rl->rc = rc;
 	ivb_store_release(&rl->done, 1);
 	if (pt) {
@@ -1427,7 +1426,18 @@ int ivb_chain_sink(void *base, size_t map_size, const struct ivb_chain_sink_opts
 		if (ivb_load_acquire(&hdr->magic) == IVB_MAGIC &&
 		    ivb_load_acquire(&rl->magic) == CHAIN_REMOTE_MAGIC && point && point != last &&
 		    !ivb_load_acquire(&rl->ready) && !ivb_load_acquire(&rl->done)) {
+			uint64_t free = 0;
+
 			last = point;
+			/* One receiver per point: a second chain_sink on the same memory
+			 * (the sender clears pid with the rest) leaves it alone. */
+			if (!__atomic_compare_exchange_n(&rl->pid, &free, (uint64_t)getpid(), 0,
+							 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+				if (o->say)
+					fprintf(o->say, "chain_sink: a point taken by process %llu; "
+						"left to it\n", (unsigned long long)free);
+				continue;
+			}
 			sink_point(base, map_size, rl, o);
 			points++;
 			idle = ivb_now_ns();
