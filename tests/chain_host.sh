@@ -104,6 +104,20 @@ start=$SECONDS
 	--chain-touch none,read --chain-duration 400ms --timeout 1s --cpu 0 -q >"$tmp/dead.out" 2>&1 &
 writer=$!
 wait_line "$tmp/dead/chain_results.csv" '^64,16,' 20 || true
+# Then until the second point (touch read) has started in the responder: the set-up's
+# touch (chain.c's line after the channel's) and the result's started flag; a slow build
+# (the sanitizers') can still be opening it when the row appears.
+/usr/bin/python3 - "$shm" <<'PY' || true
+import mmap, os, struct, sys, time
+m = mmap.mmap(os.open(sys.argv[1], os.O_RDONLY), 0, prot=mmap.PROT_READ)
+deadline = time.time() + 20
+while time.time() < deadline:
+    started, = struct.unpack_from("<Q", m, 4096 + 128)
+    touch, = struct.unpack_from("<I", m, 4096 + 256)
+    if touch == 1 and started == 1:
+        break
+    time.sleep(0.001)
+PY
 kill -9 "$reader_pid"
 wait "$writer" || rc=$?
 reader_pid=''
