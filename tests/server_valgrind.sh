@@ -44,6 +44,8 @@ run_one() {
 	else
 		failures=$((failures + 1))
 		echo "FAIL $name under valgrind (exit $rc)"
+		# The failed checks first (with what a misbehaving cycle said), then the end.
+		grep -E '^FAIL |misbehaved' "$tmp/$name.out" | head -n 20 | sed 's/^/    failed: /'
 		sed 's/^/    /' "$tmp/$name.out" | tail -n 20
 		sed 's/^/    vg: /' "$log" | tail -n 40
 	fi
