@@ -530,9 +530,9 @@ static struct chain_remote *remote_lines(void *payload)
 }
 
 /*
- * Lay the two rings out as ivb_channel_open() does (ivb_channel_layout()),
- * write the set-up with the
- * touch (and, for a remote receiver, its line: remote), post IVB_CMD_CHAIN
+ * Prepare the point as ivb_channel_open() does (ivb_channel_prepare(), kind
+ * IVB_STREAM_ECHO), with the message from the seed, then write the chain's
+ * set-up, the touch (and, for a remote receiver, its line: remote), post IVB_CMD_CHAIN
  * and wait for the responder to start. Ring B's consumer side gets
  * rx_waiter, the receiving thread's own. Returns 0,
  * 1 when a message of len bytes cannot fit (nothing posted), -1 on failure
@@ -542,42 +542,17 @@ static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_
 		      uint64_t slots, uint32_t batch, uint32_t touch, uint64_t responder_spin_ns,
 		      struct ivb_waiter *rx_waiter, const struct chain_remote *remote)
 {
-	struct ivb_stream_params *p = (struct ivb_stream_params *)ini->payload;
-	struct ivb_stream_result *res = (struct ivb_stream_result *)(ini->payload + sizeof(*p));
 	struct chain_setup *cs = (struct chain_setup *)(ini->payload + CHAIN_SETUP_AT);
-	struct ivb_ring_geometry ring[2];
-	int rc;
+	int rc = ivb_channel_prepare(ch, ini, IVB_STREAM_ECHO, len, slots, batch, IVB_VERIFY_XXH3,
+				     responder_spin_ns);
 
-	memset(ch, 0, sizeof(*ch));
-	if (ivb_channel_layout(ini->map_size, len, slots, ring))
-		return 1;
-	ch->ini = ini;
-	ch->params = p;
-	ch->result = res;
-	ch->len = len;
-	ch->verify = IVB_VERIFY_XXH3;
-	ch->src = malloc(len);
-	ch->dst = malloc(len);
-	if (!ch->src || !ch->dst) {
-		snprintf(ini->status, sizeof(ini->status), "out of memory for %u-byte messages", len);
-		ivb_channel_free(ch);
-		return -1;
-	}
+	if (rc)
+		return rc;
 	chain_fill(ch->src, len, remote->seed);
-	memset(p, 0, sizeof(*p));
-	memset(res, 0, sizeof(*res));
 	memset(cs, 0, sizeof(*cs));
-	p->kind = IVB_STREAM_ECHO;
-	p->verify = ch->verify;
-	p->msg_len = len;
-	p->batch = batch;
-	p->spin_ns = responder_spin_ns;
-	p->timeout_ns = ini->timeout_ns;
 	cs->touch = touch;
-	p->ring[0] = ring[0];
-	p->ring[1] = ring[1];
-	ivb_ring_init(&ch->tx, ini->hdr, &p->ring[0], ini->waiter, ini->peer, batch, 1);
-	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], rx_waiter, ini->peer, batch, 1);
+	/* Ring B's consumer is the receiving thread, which publishes per batch. */
+	ivb_ring_init(&ch->rx, ini->hdr, &ch->params->ring[1], rx_waiter, ini->peer, batch, 1);
 	{
 		/* The remote lines: the receiver's cleared, then ours, the point last. */
 		struct chain_remote *rl = remote_lines(ini->payload);
@@ -592,7 +567,7 @@ static int chain_open(struct ivb_channel *ch, struct ivb_initiator *ini, uint32_
 		}
 	}
 	rc = ivb_channel_post(ch, IVB_CMD_CHAIN);
-	if (rc || !ivb_load_acquire(&res->started)) {
+	if (rc || !ivb_load_acquire(&ch->result->started)) {
 		struct ivb_ack a;
 
 		if (rc == 0 && ivb_wait_ack(ini, ch->post_seq, ch->post_t0, "chain", &a) == 0)

@@ -105,15 +105,13 @@ int ivb_channel_open(struct ivb_channel *ch, struct ivb_initiator *ini, enum ivb
 	return ivb_channel_open_fault(ch, ini, kind, len, slots, batch, v, responder_spin_ns, NULL);
 }
 
-int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
-			   enum ivb_stream_kind kind, uint32_t len, uint64_t slots, uint32_t batch,
-			   enum ivb_verify v, uint64_t responder_spin_ns,
-			   const struct ivb_channel_fault *fault)
+int ivb_channel_prepare(struct ivb_channel *ch, struct ivb_initiator *ini,
+			enum ivb_stream_kind kind, uint32_t len, uint64_t slots, uint32_t batch,
+			enum ivb_verify v, uint64_t responder_spin_ns)
 {
 	struct ivb_stream_params *p = (struct ivb_stream_params *)ini->payload;
 	struct ivb_stream_result *res = (struct ivb_stream_result *)(ini->payload + sizeof(*p));
 	struct ivb_ring_geometry ring[2];
-	int rc;
 
 	memset(ch, 0, sizeof(*ch));
 	if (ivb_channel_layout(ini->map_size, len, slots, ring))
@@ -139,17 +137,29 @@ int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
 	p->batch = batch;
 	p->spin_ns = responder_spin_ns;
 	p->timeout_ns = ini->timeout_ns;
-	if (fault) {
-		p->stall_after = fault->stall_after;
-		p->stall_ns = fault->stall_ns;
-	}
 	p->ring[0] = ring[0];
 	p->ring[1] = ring[1];
 	ivb_ring_init(&ch->tx, ini->hdr, &p->ring[0], ini->waiter, ini->peer, batch, 1);
 	ivb_ring_init(&ch->rx, ini->hdr, &p->ring[1], ini->waiter, ini->peer,
 		      kind == IVB_STREAM_ECHO ? 1 : batch, 1);
+	return 0;
+}
+
+int ivb_channel_open_fault(struct ivb_channel *ch, struct ivb_initiator *ini,
+			   enum ivb_stream_kind kind, uint32_t len, uint64_t slots, uint32_t batch,
+			   enum ivb_verify v, uint64_t responder_spin_ns,
+			   const struct ivb_channel_fault *fault)
+{
+	int rc = ivb_channel_prepare(ch, ini, kind, len, slots, batch, v, responder_spin_ns);
+
+	if (rc)
+		return rc;
+	if (fault) {
+		ch->params->stall_after = fault->stall_after;
+		ch->params->stall_ns = fault->stall_ns;
+	}
 	rc = ivb_channel_post(ch, IVB_CMD_STREAM);
-	if (rc || !ivb_load_acquire(&res->started)) {
+	if (rc || !ivb_load_acquire(&ch->result->started)) {
 		struct ivb_ack a;
 
 		if (rc == 0 && ivb_wait_ack(ini, ch->post_seq, ch->post_t0, "stream", &a) == 0)

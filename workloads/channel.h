@@ -177,6 +177,16 @@ int ivb_channel_layout(size_t map_size, uint32_t len, uint64_t slots,
 		       struct ivb_ring_geometry ring[2]);
 
 /*
+ * ivb_channel_open() up to the post: the rings laid out and reset, the
+ * messages' buffers (src random), the set-up written. 0, 1 when a message
+ * of len bytes cannot fit, -1 on failure (ini->status says why). For a
+ * workload that adds to the set-up (chain.c), then ivb_channel_post()s.
+ */
+int ivb_channel_prepare(struct ivb_channel *ch, struct ivb_initiator *ini,
+			enum ivb_stream_kind kind, uint32_t len, uint64_t slots, uint32_t batch,
+			enum ivb_verify v, uint64_t responder_spin_ns);
+
+/*
  * Post cmd with the set-up already in place (ch's ini, result and rings
  * set) and wait for the responder to start or refuse: ivb_wait_until()'s
  * result (0 when one of the two happened; res->started says which).
