@@ -50,6 +50,8 @@ run_one() {
 		failures+=("$name")
 		[ "$rc" = 124 ] && echo "(timed out after ${t}s)" >>"$log"
 		printf 'FAIL  %-40s %3ss (exit %s)\n' "$name" $((end - start)) "$rc"
+		# The failed checks first (a long log's end may not hold them), then its end.
+		grep -m 20 -E '^(FAIL|not ok)\b' "$log" | sed 's/^/    ! /' || true
 		sed 's/^/    | /' "$log" | tail -n 60
 		;;
 	esac
