@@ -325,10 +325,19 @@ static int run_session(void *arg)
 			       w->idle_cpu_pct);
 	}
 	w->outcome = ivb_workloads_run(c->state, c->selected, &ctx, save_phase, w);
-	if (w->outcome != IVB_WL_STOPPED)
-		ivb_initiator_close(&w->ini);
-	else
+	if (w->outcome == IVB_WL_STOPPED) {
 		ivb_initiator_abort(&w->ini); /* the responder must not wait out a dead point */
+		return 0;
+	}
+	if (ivb_initiator_close(&w->ini)) {
+		/* Every row is on disk, but a second writer was in the session:
+		 * the run cannot say "complete". */
+		size_t n = strlen(w->failure);
+
+		snprintf(w->failure + n, sizeof(w->failure) - n, "%s%s", n ? "; and " : "",
+			 w->ini.status);
+		w->outcome = IVB_WL_ERRORS;
+	}
 	return 0;
 }
 

@@ -43,6 +43,7 @@ const char *ivb_error_name(uint32_t error)
 	case IVB_ERR_STALLED: return "stalled";
 	case IVB_ERR_BAD_INDEX: return "bad_index";
 	case IVB_ERR_TOO_MANY_BAD: return "too_many_bad_messages";
+	case IVB_ERR_SECOND_WRITER: return "forged_ack";
 	}
 	return "invalid";
 }

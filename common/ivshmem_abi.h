@@ -24,7 +24,10 @@
  *          release-store ack = N << 8 | PROCESSED (or ERROR)
  *   host : acquire-load ack until it carries N and a final state.
  * The sequence and the state share one word so neither side ever sees a
- * state belonging to another message.
+ * state belonging to another message. After answering a STOP the guest
+ * writes closed_flags, then release-stores closed_session = the session,
+ * and the host waits for it (guests that do so set IVB_GUEST_CLOSES in
+ * guest_flags when attaching).
  *
  * Everything the guest reads from here is untrusted: it copies what it
  * needs once and checks sizes against its own mapping, never against the
@@ -88,6 +91,7 @@ enum ivb_error {
 	IVB_ERR_STALLED = 8,     /* the other side stopped in the middle of a stream */
 	IVB_ERR_BAD_INDEX = 9,   /* a ring index no real peer could have written */
 	IVB_ERR_TOO_MANY_BAD = 10, /* so many bad messages that the rest cannot be trusted */
+	IVB_ERR_SECOND_WRITER = 11, /* the ack word held a value this guest did not write */
 	IVB_ERR__COUNT
 };
 
@@ -123,7 +127,7 @@ struct ivb_header {
 	/* ---- line 2: acknowledgement, guest-written ---- */
 	uint64_t ack;              /* seq << 8 | enum ivb_state (release) */
 	uint32_t error_code;       /* enum ivb_error for the acked message */
-	uint32_t guest_flags;      /* reserved, 0 */
+	uint32_t guest_flags;      /* IVB_GUEST_* bits, set when attaching */
 	uint64_t guest_read_ns;    /* time to copy the payload out of shm */
 	uint64_t guest_hash_ns;    /* time to hash the copied payload */
 	uint8_t guest_digest[IVB_SHA256_LEN]; /* SHA-256 the guest computed (proof) */
@@ -135,8 +139,15 @@ struct ivb_header {
 	uint64_t guest_map_size;   /* bytes the guest has mapped */
 	uint32_t guest_pid;        /* process id of guest_reader, for logs */
 	uint32_t guest_wait;       /* how the guest waits: enum ivb_mode */
-	uint8_t pad3[32];
+	uint64_t closed_session;   /* the session whose STOP it answered (release, after closed_flags) */
+	uint32_t closed_flags;     /* IVB_CLOSED_* for that session */
+	uint8_t pad3[20];
 };
+
+/* guest_flags: what this guest does beyond layout 2's first form. */
+#define IVB_GUEST_CLOSES 1u          /* it publishes closed_session after each STOP */
+/* closed_flags */
+#define IVB_CLOSED_SECOND_WRITER 1u  /* someone else answered for it in the session */
 
 _Static_assert(sizeof(struct ivb_header) == 4 * IVB_CACHE_LINE, "header is four cache lines");
 _Static_assert(offsetof(struct ivb_header, magic) == 0, "magic");
@@ -165,6 +176,8 @@ _Static_assert(offsetof(struct ivb_header, guest_peer_id) == 204, "guest_peer_id
 _Static_assert(offsetof(struct ivb_header, guest_map_size) == 208, "guest_map_size");
 _Static_assert(offsetof(struct ivb_header, guest_pid) == 216, "guest_pid");
 _Static_assert(offsetof(struct ivb_header, guest_wait) == 220, "guest_wait");
+_Static_assert(offsetof(struct ivb_header, closed_session) == 224, "closed_session");
+_Static_assert(offsetof(struct ivb_header, closed_flags) == 232, "closed_flags");
 _Static_assert(sizeof(struct ivb_header) <= IVB_PAYLOAD_OFFSET, "header fits before payload");
 
 /* The ack word: sequence number and state in one atomic store. */

@@ -67,6 +67,7 @@ int ivb_initiator_open(struct ivb_initiator *ini)
 	ivb_store_release(&h->session_id, 0);
 	ivb_store_release(&h->seq, 0);
 	ini->seq = 0;
+	ini->taken = ivb_ack_make(0, IVB_STATE_NONE); /* what attaching stores */
 	h->magic = IVB_MAGIC;
 	h->layout_version = IVB_LAYOUT_VERSION;
 	h->header_size = sizeof(*h);
@@ -126,8 +127,10 @@ struct ack_wait {
 	uint64_t seq;         /* message waited for */
 	uint64_t t0;          /* start of the interval */
 	uint64_t received_ns; /* first sight of RECEIVED, 0 until then */
+	uint64_t taken;       /* the last final ack taken before this message */
 	uint64_t ack;         /* last ack word read */
 	int ahead;            /* it acknowledged a message not yet posted */
+	int back;             /* it went back from the last ack taken */
 };
 
 static int ack_final(void *arg)
@@ -138,8 +141,15 @@ static int ack_final(void *arg)
 	a->ack = ivb_load_acquire(&a->hdr->ack);
 	if (ivb_ack_seq(a->ack) > a->seq)
 		return a->ahead = 1; /* no responder answers what it has not been sent */
-	if (ivb_ack_seq(a->ack) != a->seq)
+	if (ivb_ack_seq(a->ack) != a->seq) {
+		/* Between the last answer taken and this message, only late answers
+		 * of messages that timed out: one writer's word never goes back
+		 * to an older message, or to another state of the one taken. */
+		if (ivb_ack_seq(a->ack) < ivb_ack_seq(a->taken) ||
+		    (ivb_ack_seq(a->ack) == ivb_ack_seq(a->taken) && a->ack != a->taken))
+			return a->back = 1;
 		return 0;
+	}
 	st = ivb_ack_state(a->ack);
 	if (st == IVB_STATE_PROCESSED || st == IVB_STATE_ERROR)
 		return 1;
@@ -151,7 +161,7 @@ static int ack_final(void *arg)
 int ivb_wait_ack(struct ivb_initiator *ini, uint64_t seq, uint64_t t0, const char *what,
 		 struct ivb_ack *r)
 {
-	struct ack_wait a = { .hdr = ini->hdr, .seq = seq, .t0 = t0 };
+	struct ack_wait a = { .hdr = ini->hdr, .seq = seq, .t0 = t0, .taken = ini->taken };
 	int rc = ivb_wait_until(ini->waiter, ack_final, &a, t0 + ini->timeout_ns);
 	uint64_t now = ivb_now_ns();
 
@@ -166,7 +176,21 @@ int ivb_wait_ack(struct ivb_initiator *ini, uint64_t seq, uint64_t t0, const cha
 			 (unsigned long long)seq);
 		return -1;
 	}
+	if (rc == 0 && a.back) {
+		r->error = IVB_ERR_BAD_ACK;
+		snprintf(ini->status, sizeof(ini->status), "the acknowledgement went back to message "
+			 "%llu (%s) after message %llu (%s) had been answered, waiting for %s message "
+			 "%llu: a second writer (%s)",
+			 (unsigned long long)r->seen_seq, ivb_state_name(r->state),
+			 (unsigned long long)ivb_ack_seq(a.taken), ivb_state_name(ivb_ack_state(a.taken)),
+			 what, (unsigned long long)seq,
+			 a.ack == ivb_ack_make(0, IVB_STATE_NONE)
+			 ? "the responder attached to another session: the session id was changed"
+			 : "a forged or corrupt ack, perhaps one already taken");
+		return -1;
+	}
 	if (rc == 0) {
+		ini->taken = a.ack;
 		r->done_ns = now - t0;
 		r->received_ns = a.received_ns ? a.received_ns : r->done_ns;
 		r->error = r->state == IVB_STATE_ERROR ? ini->hdr->error_code : IVB_OK;
@@ -185,18 +209,70 @@ int ivb_wait_ack(struct ivb_initiator *ini, uint64_t seq, uint64_t t0, const cha
 	return -1;
 }
 
-void ivb_initiator_close(struct ivb_initiator *ini)
+static const char second_writer_said[] =
+	"the responder found that a second writer answered for it during the session "
+	"(guest_reader's log says when): answers taken during the run may have been forged";
+
+static int session_closed(void *arg)
+{
+	const struct ivb_initiator *ini = arg;
+
+	return ivb_load_acquire(&ini->hdr->closed_session) == ini->session;
+}
+
+/*
+ * After the STOP's answer: the responder's own word that it ended the
+ * session, and whether a second writer answered for it. The STOP's answer
+ * alone is not enough: a forger can answer it as well as any other.
+ */
+static int closed(struct ivb_initiator *ini)
+{
+	int rc = ivb_wait_until(ini->waiter, session_closed, ini, ivb_now_ns() + ini->timeout_ns);
+
+	if (rc == -EINTR)
+		return 0; /* the figures are in; a stop signal is not a forger */
+	if (rc) {
+		snprintf(ini->status, sizeof(ini->status), "the responder did not confirm the end of "
+			 "the session within %.1f s of the STOP's answer: that answer, and perhaps "
+			 "others, came from a second writer", (double)ini->timeout_ns / 1e9);
+		return -1;
+	}
+	if (ini->hdr->closed_flags & IVB_CLOSED_SECOND_WRITER) {
+		snprintf(ini->status, sizeof(ini->status), "%s", second_writer_said);
+		return -1;
+	}
+	return 0;
+}
+
+int ivb_initiator_close(struct ivb_initiator *ini)
 {
 	struct ivb_ack r;
-	uint64_t t0, seq;
+	uint64_t t0, seq, id;
+	int rc = 0, waited;
 
 	if (!ini->session)
-		return;
+		return 0;
 	t0 = ivb_now_ns();
 	seq = ivb_post(ini, IVB_CMD_STOP);
-	ivb_wait_ack(ini, seq, t0, "stop", &r);
+	id = ivb_load_acquire(&ini->hdr->session_id);
+	waited = ivb_wait_ack(ini, seq, t0, "stop", &r);
+	if (id != ini->session) {
+		snprintf(ini->status, sizeof(ini->status), "the session id in the shared memory "
+			 "changed during the run (to %016llx; a second writer): the responder may "
+			 "have left the session and answered another", (unsigned long long)id);
+		rc = -1;
+	} else if (waited) {
+		/* Unanswered: not an error here. Went back or ahead: ini->status says how. */
+		rc = r.error == IVB_ERR_BAD_ACK ? -1 : 0;
+	} else if (r.error == IVB_ERR_SECOND_WRITER) {
+		snprintf(ini->status, sizeof(ini->status), "%s", second_writer_said);
+		rc = -1;
+	} else if (ini->hdr->guest_flags & IVB_GUEST_CLOSES) {
+		rc = closed(ini);
+	}
 	ivb_store_release(&ini->hdr->session_id, 0);
 	ini->session = 0;
+	return rc;
 }
 
 void ivb_initiator_abort(struct ivb_initiator *ini)
@@ -266,6 +342,53 @@ static void answer(struct ivb_responder *r, uint64_t seq, enum ivb_state state,
 	ivb_notify(r->waiter, r->peer);
 }
 
+/*
+ * A second writer answered for this side (a forged or corrupt ack the
+ * initiator may have taken): say so once; from then on every final answer
+ * of the session is ERROR forged_ack, and the session's end (closed_flags)
+ * says so, so an initiator that took a forged answer and moved on cannot
+ * end the session believing it. The signs (handle_message()):
+ *   - a message's seq does not follow the last one answered: the
+ *     initiator moved on from a message this side never saw;
+ *   - the initiator posted the next message before this side answered the
+ *     current one: it took an answer this side had not given yet;
+ *   - at the STOP, the ack word is not this side's RECEIVED.
+ * (A workload posts again only after a final answer; after a timeout it
+ * ends the session instead, so none of these happens in a fair run.)
+ * The initiator checks the rest: the word going back or ahead (ack_final())
+ * and the session id. What is not seen: a writer that stores exactly the
+ * answer this side is about to store, a little before it, and wins the race
+ * to the initiator; that round trip comes out short. Seeing it needs an
+ * atomic exchange on every answer, which under TCG made the plain-mode
+ * round trip 150 -> 230 ns (a helper call per exchange); a load of the ack
+ * word before each answer cost as much (README, "Who must be trusted").
+ */
+enum second_writer_sign { SKIPPED, OVERTAKEN, STOP_WORD };
+
+static __attribute__((noinline, cold)) void second_writer(struct ivb_responder *r, uint64_t seq,
+							   enum second_writer_sign sign, uint64_t seen)
+{
+	if (r->forged)
+		return;
+	r->forged = 1;
+	if (sign == SKIPPED)
+		ivb_warn("session %016llx: message %llu follows message %llu: the initiator took an "
+			 "answer this side never gave (a second writer in the shared memory); "
+			 "answering ERROR forged_ack from now on", (unsigned long long)r->session,
+			 (unsigned long long)seq, (unsigned long long)r->last_seq);
+	else if (sign == OVERTAKEN)
+		ivb_warn("session %016llx: message %llu was followed by the next before this side "
+			 "answered it: the initiator took an answer this side had not given (a second "
+			 "writer in the shared memory); answering ERROR forged_ack from now on",
+			 (unsigned long long)r->session, (unsigned long long)seq);
+	else
+		ivb_warn("session %016llx: at its STOP (message %llu) the ack word holds message "
+			 "%llu %s, not the RECEIVED this side had just written: a second writer in the "
+			 "shared memory; answering ERROR forged_ack", (unsigned long long)r->session,
+			 (unsigned long long)seq, (unsigned long long)ivb_ack_seq(seen),
+			 ivb_state_name(ivb_ack_state(seen)));
+}
+
 /* Check a new session's identity line against this side. IVB_OK or the error. */
 static enum ivb_error check_identity(const struct ivb_responder *r, const struct ivb_header *id)
 {
@@ -302,6 +425,7 @@ static int attach(struct ivb_responder *r, uint64_t s)
 	r->hdr->guest_pid = (uint32_t)getpid();
 	r->hdr->guest_wait = ivb_waiter_mode(r->waiter);
 	r->hdr->error_code = e;
+	r->hdr->guest_flags = IVB_GUEST_CLOSES;
 	ivb_store_release(&r->hdr->ack, ivb_ack_make(0, e == IVB_OK ? IVB_STATE_NONE : IVB_STATE_ERROR));
 	ivb_store_release(&r->hdr->attached_session, s);
 	ivb_notify(r->waiter, r->peer);
@@ -314,6 +438,7 @@ static int attach(struct ivb_responder *r, uint64_t s)
 	}
 	r->session = s;
 	r->last_seq = 0;
+	r->forged = 0;
 	if (r->verbose)
 		ivb_warn("attached to session %016llx", (unsigned long long)s);
 	return 0;
@@ -325,6 +450,7 @@ static int handle_message(struct ivb_responder *r, uint64_t seq)
 	struct ivb_message m;
 	struct ivb_reply reply;
 	enum ivb_error e = IVB_OK;
+	uint64_t seen;
 
 	/* Only what every message needs is set: under TCG each store costs. */
 	reply.read_ns = reply.hash_ns = 0;
@@ -334,13 +460,18 @@ static int handle_message(struct ivb_responder *r, uint64_t seq)
 	m.command = r->hdr->command;
 	m.payload_size = r->hdr->payload_size;
 	memcpy(m.check, r->hdr->check, sizeof(m.check));
+	if (seq != r->last_seq + 1)
+		second_writer(r, seq, SKIPPED, 0);
 	answer(r, seq, IVB_STATE_RECEIVED, IVB_OK, NULL);
 	/* A command whose workload has no work beyond the acknowledgements
 	 * (a PING) makes no call: under TCG a call and its return cost more
 	 * than the rest of the exchange. */
-	if (m.command == IVB_CMD_STOP)
-		;
-	else if (m.command >= IVB_CMD__COUNT || !r->accepts[m.command])
+	if (m.command == IVB_CMD_STOP) {
+		/* RECEIVED of the STOP is this side's last store so far. */
+		seen = ivb_load_acquire(&r->hdr->ack);
+		if (seen != ivb_ack_make(seq, IVB_STATE_RECEIVED))
+			second_writer(r, seq, STOP_WORD, seen);
+	} else if (m.command >= IVB_CMD__COUNT || !r->accepts[m.command])
 		e = IVB_ERR_BAD_COMMAND;
 	else if (r->serve[m.command])
 		e = r->serve[m.command](r, &m, &reply);
@@ -357,9 +488,21 @@ static int handle_message(struct ivb_responder *r, uint64_t seq)
 				 (unsigned long long)seq);
 		return 1;
 	}
+	/* The initiator posts again only once this answer is out. */
+	if (__atomic_load_n(&r->hdr->seq, __ATOMIC_RELAXED) != seq)
+		second_writer(r, seq, OVERTAKEN, 0);
+	if (r->forged)
+		e = IVB_ERR_SECOND_WRITER;
 	answer(r, seq, e == IVB_OK ? IVB_STATE_PROCESSED : IVB_STATE_ERROR, e, &reply);
 	r->last_seq = seq;
 	r->messages++;
+	if (m.command == IVB_CMD_STOP) {
+		/* The end of the session, in words no answer shares: an initiator
+		 * that took a forged answer of the STOP itself still hears it. */
+		r->hdr->closed_flags = r->forged ? IVB_CLOSED_SECOND_WRITER : 0;
+		ivb_store_release(&r->hdr->closed_session, r->session);
+		ivb_notify(r->waiter, r->peer);
+	}
 	if (r->exit_after >= 0 && r->messages >= r->exit_after) {
 		ivb_warn("exiting after %ld messages (--exit-after)", r->messages);
 		exit(0);

@@ -21,7 +21,8 @@
 #define IVB_ERR_TIMEOUT 100     /* no final ack before the deadline */
 #define IVB_ERR_INTERRUPTED 101 /* SIGINT, SIGTERM or SIGHUP while waiting */
 #define IVB_ERR_BAD_PROOF 102   /* PROCESSED, but the digest returned is not the payload's */
-#define IVB_ERR_BAD_ACK 103     /* an ack of a message not yet posted: forged or corrupt */
+#define IVB_ERR_BAD_ACK 103     /* an ack no responder wrote: of a message not yet
+				   * posted, or going back from one already taken */
 
 /* ---- initiator ---------------------------------------------------------- */
 
@@ -35,6 +36,7 @@ struct ivb_initiator {
 	uint64_t timeout_ns;      /* deadline of every wait */
 	uint64_t session;         /* current session id, 0 before open */
 	uint64_t seq;             /* last message posted */
+	uint64_t taken;           /* the last final ack word taken (its message's answer) */
 	uint32_t responder_pid;   /* what the responder said when it attached, */
 	uint32_t responder_wait;  /* for run.json: its pid and enum ivb_mode */
 	int attached;             /* a responder attached to a session of ours */
@@ -72,8 +74,15 @@ uint64_t ivb_post(struct ivb_initiator *ini, enum ivb_command cmd);
 int ivb_wait_ack(struct ivb_initiator *ini, uint64_t seq, uint64_t t0, const char *what,
 		 struct ivb_ack *a);
 
-/* Tell the responder the session is over (best effort) and close it. */
-void ivb_initiator_close(struct ivb_initiator *ini);
+/*
+ * Tell the responder the session is over and close it. Returns 0, or -1
+ * with ini->status saying why the session's answers cannot be trusted: a
+ * second writer showed itself (the session id changed under us, an ack
+ * went back or ahead, the responder said someone answered for it, or it
+ * never confirmed the end of the session after the STOP's answer). A STOP
+ * that goes unanswered is not an error here: every figure was taken by then.
+ */
+int ivb_initiator_close(struct ivb_initiator *ini);
 
 /*
  * End the session at once, without a STOP message or a wait: the session
@@ -117,6 +126,7 @@ struct ivb_responder {
 	uint64_t session;         /* session being served, 0 when detached */
 	uint64_t last_session;    /* last session served or refused */
 	uint64_t last_seq;        /* last message answered in this session */
+	int forged;               /* a second writer answered for this side in this session */
 	long messages;            /* messages answered since start */
 	uint64_t silence_ns;      /* detach after the initiator is silent this long */
 	long exit_after;          /* fault injection: exit after this many messages (-1 off) */

@@ -52,11 +52,15 @@ BIDIR=(-t stream --sizes 64 --direction bidir --duration 300ms)
 SIZELAT=(-t sizelat --lat-sizes 8 --lat-iterations 100000)
 RATE=(-t rate --rate 2000 --rate-duration 500ms)
 LATENCY=(-t latency -n 5000 -w 100)
+# Long enough (tens of ms) that an attacker woken at message 500 lands well
+# before the session ends.
+LATENCY_LONG=(-t latency -n 300000 -w 100)
 FRAMES=(-t frames -f 64x64 -b 300)
 HOLD=(--for 10s)  # an attack held until host_writer has ended (then it is stopped)
 FRESH=(-t "latency,stream,sizelat" -n 200 -w 10 --sizes 64 --duration 20ms --lat-sizes 8 --lat-iterations 200)
 
 attacked=()       # cases whose figures are checked at the end
+early_answers=(latency-ack-ahead latency-ack-forged) # their latency can be shortened unseen (below)
 real_runs=()      # result directories of runs nobody attacked
 
 # status_of DIR: run.json's status
@@ -252,7 +256,7 @@ impossible_rows() {
 			"$dir/rate_results.csv"
 	fi
 	p=$(json_num "$dir" latency p50_ns)
-	if [ -n "$p" ]; then
+	if [ -n "$p" ] && [[ ! " ${early_answers[*]} " =~ \ ${dir##*/}\  ]]; then
 		awk -v p="$p" -v m="$(json_num "$dir" latency min_ns)" -v real="$real_latency_p50" \
 			-v rmin="$real_latency_min" -v f="$LATENCY_FACTOR" 'BEGIN {
 				if (p + 0 < real / f) print "latency p50 " p " ns (fastest real: " real " ns)"
@@ -299,7 +303,7 @@ attack h2g-end-below must "${H2G[@]}" -- --at moved:1000 --set ring0.end=5 "${HO
 attack h2g-slot-len must "${H2G[@]}" -- --at moved:1000 --set 'ring0.slot[all].len=0xffffffff' "${HOLD[@]}"
 attack h2g-slot-seq-skip must "${H2G[@]}" -- --at moved:1000 --set 'ring0.slot[pending].seq=+1' "${HOLD[@]}"
 attack h2g-session-flip may "${H2G[@]}" -- --at moved:1000 --set hdr.session_id=random
-attack h2g-ack-forged may "${H2G[@]}" -- --at moved:1000 --set hdr.ack=ack:processed "${HOLD[@]}"
+attack h2g-ack-forged must "${H2G[@]}" -- --at moved:1000 --set hdr.ack=ack:processed "${HOLD[@]}"
 
 # Stream g2h: ring 1's head, end and slots are the responder's.
 attack g2h-head-ahead must "${G2H[@]}" -- --at moved:1000 --set ring1.head=+0x4000000000000000 "${HOLD[@]}"
@@ -325,8 +329,17 @@ attack rate-end-below must "${RATE[@]}" -- --at moved:100 --set ring1.end=0
 attack rate-echo-seq-skip may "${RATE[@]}" -- --at moved:100 --set 'ring1.slot[all].seq=+1' "${HOLD[@]}"
 
 # Latency and frames: the session fields.
-attack latency-session-flip may "${LATENCY[@]}" -- --at seq:500 --set hdr.session_id=random
-attack latency-ack-ahead may "${LATENCY[@]}" -- --at seq:500 --set hdr.ack=ack:processed+1 "${HOLD[@]}"
+# A session id changed under the initiator is seen (the responder leaves for
+# the other session, the ack goes back, and the id is checked at the close).
+attack latency-session-flip must "${LATENCY_LONG[@]}" -- --at seq:500 --set hdr.session_id=random
+# Answers written in the responder's place. Most are seen (the responder
+# finds it was overtaken or skipped, the ack goes back or ahead, the end of
+# the session says so), but one written exactly as the responder is about
+# to write it, a little earlier, is not: that round trip comes out short
+# (README, "Who must be trusted"), so these runs' latency figures are not held
+# to the fastest real ones below.
+attack latency-ack-ahead may "${LATENCY_LONG[@]}" -- --at seq:500 --set hdr.ack=ack:processed+1 "${HOLD[@]}"
+attack latency-ack-forged may "${LATENCY_LONG[@]}" -- --at seq:500 --set hdr.ack=ack:processed "${HOLD[@]}"
 attack latency-command may "${LATENCY[@]}" -- --at seq:500 --set hdr.command=0x77 "${HOLD[@]}"
 # Frames whose check takes the responder milliseconds: a forged PROCESSED
 # lands inside that window however the attacker is scheduled.

@@ -287,6 +287,9 @@ const char *ivb_channel_responder_error(struct ivb_channel *ch)
 
 	if (!responder_done(ch)) /* its ring said it had finished: it did not say so itself */
 		return "it has not answered: the end marker of its ring is forged or corrupt";
+	if (ivb_ack_state(ivb_load_acquire(&ch->ini->hdr->ack)) == IVB_STATE_PROCESSED)
+		/* A responder ends a point well only when asked to (the end marker). */
+		return "a PROCESSED answer before the point was asked to end: a forged or corrupt ack";
 	e = ch->ini->hdr->error_code;
 	if ((e == IVB_ERR_DIGEST || e == IVB_ERR_TOO_MANY_BAD) && ch->result->errors)
 		snprintf(ch->why, sizeof(ch->why), "%s (%llu bad message(s), the first with sequence "
