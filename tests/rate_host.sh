@@ -153,9 +153,8 @@ else
 	echo "skip part: stress-ng not installed (the sweep ran without co-runners)"
 fi
 
-# 4. The default bound finds the knee the 1 ms bound does (within a factor of 2, or on the
-# next rung of the 1-2-5 ladder, whose 2 -> 5 step alone is 2.5x: the ladder is the knee's
-# resolution, and a knee between two rungs reads as the lower one):
+# 4. The default bound finds the knee the 1 ms bound does, within a factor of 2 (each
+# sweep refines its knee between the 1-2-5 ladder's rungs, to 1.26x at most):
 # host-only sweeps of 200 ms points up to saturation, the default's first. A
 # machine whose own noise passes 1 ms at p99 (the quiet run's p99 says so)
 # cannot meet a 1 ms bound at any rate: then the comparison is skipped, said
@@ -167,14 +166,7 @@ sweep_knee() { # sweep_knee DIR ARGS...: a host-only sweep to saturation; its qu
 	k=$(rate_json "$out" 'r["knee_per_s"]["none"]')
 	echo "${k:-0}"
 }
-ladder_next() { # ladder_next V: the rung of the 1-2-5 ladder above V (rate.c's ladder_next)
-	local decade=1
-	while [ $((decade * 10)) -le "$1" ]; do decade=$((decade * 10)); done
-	if [ "$1" -lt $((2 * decade)) ]; then echo $((2 * decade))
-	elif [ "$1" -lt $((5 * decade)) ]; then echo $((5 * decade))
-	else echo $((10 * decade)); fi
-}
-knees_agree() { # knees_agree TRY: true when the two knees are within a factor of 2, or on adjacent rungs
+knees_agree() { # knees_agree TRY: true when the two knees are within a factor of 2
 	local d m lo hi
 	d=$(sweep_knee "$tmp/knee-default-$1")
 	m=$(sweep_knee "$tmp/knee-1ms-$1" --p99-bound 1ms)
@@ -182,16 +174,16 @@ knees_agree() { # knees_agree TRY: true when the two knees are within a factor o
 	echo "try $1: knee $m/s with a 1 ms bound: $(rate_json "$tmp/knee-1ms-$1" 'r["stop_reason"]["none"]')"
 	[ "$d" -gt 0 ] && [ "$m" -gt 0 ] || return 1
 	lo=$((d < m ? d : m)) hi=$((d < m ? m : d))
-	[ "$hi" -le $((2 * lo)) ] || [ "$(ladder_next "$lo")" = "$hi" ]
+	[ "$hi" -le $((2 * lo)) ]
 }
 if knees_agree 1 || knees_agree 2; then
-	check "default bound: the knee within a factor of 2 of the 1 ms bound's, or a rung above it" true
+	check "default bound: the knee within a factor of 2 of the 1 ms bound's" true
 else
 	noise=$(rate_json "$tmp/knee-default-2" 'int(r["quiet_run"]["p99_ns"])')
 	if [ "${noise:-0}" -gt 1000000 ]; then
 		echo "skip part: this machine's own noise passes 1 ms at p99 at 1000/s ($noise ns): a 1 ms bound measures the noise, not the channel"
 	else
-		check "default bound: the knee within a factor of 2 of the 1 ms bound's, or a rung above it" false
+		check "default bound: the knee within a factor of 2 of the 1 ms bound's" false
 	fi
 fi
 

@@ -538,6 +538,39 @@ def test_a_lone_point_below_the_knee_does_not_lower_it(tmp_path):
     assert NOISY_STOP in page and 'data-key="rate.knee_per_s.none"' in page
 
 
+def test_a_refined_knee_between_the_rungs(tmp_path):
+    """A sweep that stopped on 5k and 10k/s with its knee at 2k/s, then
+    refined (host_writer's --refine): 3.2k/s sustained, 4k/s not, rows
+    written in the order measured. Read in the order of rates, as
+    host_writer judges them, the knee is 3.2k/s, stopped by 4k and 5k/s."""
+    d = sweep_run(tmp_path / "refined", [True, True, False, False], refine=2,
+                  knee_per_s={"none": 3200}, not_sustained_below_knee={"none": []},
+                  stop_reason={"none": "2 consecutive points not sustained: 4000/s (...) "
+                               "and 5000/s (...)"})
+    rows = read_rows(d / RATE_CSV)
+    rows += [point_row(3200, True), point_row(4000, False)]
+    write_rows(d / RATE_CSV, rows)
+    write_rows(d / HIST_CSV, [h for r in (1000, 2000, 5000, 10000, 3200, 4000)
+                              for h in hist_rows(r)])
+    info = json.loads((d / "run.json").read_text())
+    info["files"] = {RATE_CSV: 6, HIST_CSV: len(read_rows(d / HIST_CSV))}
+    info["rate"]["points"] = 6
+    (d / "run.json").write_text(json.dumps(info))
+    proc = run(d, "-q")
+    assert proc.returncode == 0, proc.stderr
+    rate = summary_of(d)["rate"]
+    assert rate["knee_per_s"] == {"none": 3200}
+    knee = rate["knees"]["none"]
+    assert knee["first_not_sustained"]["offered_per_s"] == 4000
+    assert [p["offered_per_s"] for p in knee["not_sustained_above_knee"]] == [4000, 5000]
+    assert [p["offered_per_s"] for p in rate["points"] if p["at_knee"]] == [3200]
+    # The same rows with run.json's knee at the ladder's 2k/s are refused.
+    info["rate"]["knee_per_s"] = {"none": 2000}
+    (d / "run.json").write_text(json.dumps(info))
+    proc = run(d, "-q")
+    assert proc.returncode == 1 and "rate.knee_per_s.none is 2,000" in proc.stderr, proc.stderr
+
+
 def test_the_old_rules_knee_is_refused(tmp_path):
     """run.json whose knee is the last rate sustained before the first not
     (the rule before two in a row) disagrees with the rows."""

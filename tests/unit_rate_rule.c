@@ -3,7 +3,9 @@
  * on fixed points: one noisy point below the true knee does not stop the
  * sweep nor lower the knee; two points in a row not sustained stop it, for
  * either cause, and the knee is the highest rate sustained below them;
- * --sweep-to ends it; the reasons name the points and the causes.
+ * --sweep-to ends it; the reasons name the points and the causes; the
+ * refinement picks the geometric middle between the knee and the rate above
+ * it, to two digits, and stops when there is nothing to refine.
  *
  * A deliberate shortcut: the rule is static in rate.c, so this test
  * includes rate.c itself (its ivb_wl_rate then comes from here, and the
@@ -125,6 +127,62 @@ static void test_bound_and_fraction_edges(void)
 	CHECKF(v.knee == 1000, "1 ns over: not sustained, knee %llu", (unsigned long long)v.knee);
 }
 
+/* Insert a point of rate r, sustained or slow, into pts[0..n) in the order of rates. */
+static int insert(int n, uint64_t r, int ok)
+{
+	int i = n;
+
+	while (i > 0 && pts[i - 1].offered > r) {
+		pts[i] = pts[i - 1];
+		i--;
+	}
+	memset(&pts[i], 0, sizeof(pts[i]));
+	pts[i].offered = r;
+	pts[i].achieved = (double)r;
+	pts[i].p99 = ok ? 20e3 : 2.5e6;
+	return n + 1;
+}
+
+static void test_refine(void)
+{
+	uint64_t above, mid;
+	int n;
+
+	/* Between two digits' worth: the geometric middle, to two digits. */
+	CHECKF(rate_between(2000000, 5000000) == 3200000, "2M..5M: %llu",
+	       (unsigned long long)rate_between(2000000, 5000000));
+	CHECKF(rate_between(5000, 10000) == 7100 && rate_between(7100, 10000) == 8400 &&
+	       rate_between(1000000, 2000000) == 1400000, "5k..10k, 7.1k..10k, 1M..2M");
+	CHECKF(rate_between(99, 100) == 0 && rate_between(1000, 1000) == 0 &&
+	       rate_between(1000, 1010) == 0, "nothing strictly between: 0");
+	/* Knee 1000/s, stopped by 2000 and 5000/s: 1400/s, then by what it gave. */
+	n = fixture("oss");
+	rate_rule(pts, n, BOUND, TO, &v);
+	mid = refine_rate(pts, n, &v, &above);
+	CHECKF(mid == 1400 && above == 2000, "first: %llu above %llu", (unsigned long long)mid,
+	       (unsigned long long)above);
+	n = insert(n, mid, 1);
+	rate_rule(pts, n, BOUND, TO, &v);
+	mid = refine_rate(pts, n, &v, &above);
+	CHECKF(v.knee == 1400 && v.stop == RATE_STOP_NOT_SUSTAINED && mid == 1700 && above == 2000,
+	       "sustained: knee %llu, next %llu", (unsigned long long)v.knee,
+	       (unsigned long long)mid);
+	n = insert(n, mid, 0);
+	rate_rule(pts, n, BOUND, TO, &v);
+	mid = refine_rate(pts, n, &v, &above);
+	CHECKF(v.knee == 1400 && mid == 1500 && above == 1700 &&
+	       strstr(v.reason, "2 consecutive points not sustained: 1700/s") != NULL,
+	       "not sustained: knee %llu, next %llu, %s", (unsigned long long)v.knee,
+	       (unsigned long long)mid, v.reason);
+	/* Nothing to refine: still going, no knee, or --sweep-to. */
+	rate_rule(pts, fixture("oo"), BOUND, TO, &v);
+	CHECKF(refine_rate(pts, 2, &v, &above) == 0, "going on: none");
+	rate_rule(pts, fixture("ss"), BOUND, TO, &v);
+	CHECKF(refine_rate(pts, 2, &v, &above) == 0, "no knee: none");
+	rate_rule(pts, fixture("oos"), BOUND, 5000, &v);
+	CHECKF(refine_rate(pts, 3, &v, &above) == 0, "--sweep-to: none");
+}
+
 static void test_pure(void)
 {
 	struct point copy[RATE_MAX_LADDER];
@@ -145,6 +203,7 @@ int main(void)
 	RUN(test_no_knee);
 	RUN(test_sweep_to);
 	RUN(test_bound_and_fraction_edges);
+	RUN(test_refine);
 	RUN(test_pure);
 	return check_done("unit_rate_rule");
 }

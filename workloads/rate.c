@@ -83,6 +83,8 @@
 #define DEFAULT_SLOTS "4096"
 #define DEFAULT_SWEEP_FROM "1k"
 #define DEFAULT_SWEEP_TO "100M"
+#define DEFAULT_REFINE "2"
+#define RATE_MAX_REFINE 8              /* --refine at most */
 #define RATE_MAX 100000000ull          /* 100M messages/s: far beyond any channel here */
 #define RATE_MIN_MESSAGES 10           /* measured messages a point needs at least */
 #define RATE_EXACT_MAX 10000000ull     /* samples kept for exact percentiles (80 MB) */
@@ -263,6 +265,7 @@ struct rate {
 	int rate_given;            /* --rate was given */
 	int sweep;                 /* --rate-sweep */
 	uint64_t sweep_from, sweep_to;
+	int refine;                /* rates measured between the knee and the rate above it */
 	enum arrivals arrivals;
 	uint64_t seed;             /* poisson gaps */
 	uint64_t duration_ns;      /* measured schedule of a point */
@@ -316,6 +319,11 @@ static void set_sweep(void *st, const char *arg)
 {
 	(void)arg;
 	((struct rate *)st)->sweep = 1;
+}
+
+static void set_refine(void *st, const char *arg)
+{
+	((struct rate *)st)->refine = (int)ivb_opt_count("--refine", arg, 0, RATE_MAX_REFINE);
 }
 
 static void set_sweep_from(void *st, const char *arg)
@@ -445,6 +453,7 @@ static const struct ivb_wl_option rate_opts[] = {
 	{ "rate-sweep", 0, NULL, "offered rates on a 1-2-5 ladder up to saturation; finds the knee", NULL, set_sweep },
 	{ "sweep-from", 0, "R", "the sweep's first rate (default %s)", DEFAULT_SWEEP_FROM, set_sweep_from },
 	{ "sweep-to", 0, "R", "the sweep's last rate at most (default %s)", DEFAULT_SWEEP_TO, set_sweep_to },
+	{ "refine", 0, "N", "rates measured between the quiet knee and the next rung, halving the gap each time, 0..8 (default %s)", DEFAULT_REFINE, set_refine },
 	{ "arrivals", 0, "KIND", "constant, poisson, or closed (the closed loop, to compare) (default %s)", "constant", set_arrivals },
 	{ "rate-seed", 0, "N", "seed of the poisson gaps (default %s)", "1", set_seed },
 	{ "rate-duration", 0, "DUR", "measured time per rate, after a tenth more of warm-up (default %s)", DEFAULT_DURATION, set_duration },
@@ -467,6 +476,7 @@ static void rate_defaults(void *st)
 	r->rate_given = 0;
 	set_sweep_from(st, DEFAULT_SWEEP_FROM);
 	set_sweep_to(st, DEFAULT_SWEEP_TO);
+	set_refine(st, DEFAULT_REFINE);
 	set_seed(st, "1");
 	set_duration(st, DEFAULT_DURATION);
 	set_size(st, DEFAULT_SIZE);
@@ -1068,16 +1078,94 @@ static uint64_t ladder_next(uint64_t v)
 }
 
 /*
- * Set k's point pt (k 0 quiet, 1 + s set s) into its sweep history, and
- * rate_rule()'s verdict on them into r->verdict[k] and r->knee[k].
+ * Set k's point pt (k 0 quiet, 1 + s set s) into its sweep history, kept in
+ * the order of rates (a refinement's rates fall between the ladder's, and
+ * the analysis reads the rows in that order too), and rate_rule()'s verdict
+ * on them into r->verdict[k] and r->knee[k].
  */
 static void judge(struct rate *r, int k, const struct point *pt)
 {
-	if (r->nseen[k] < RATE_MAX_LADDER)
-		r->seen[k][r->nseen[k]++] = *pt;
+	int i;
+
+	if (r->nseen[k] < RATE_MAX_LADDER) {
+		for (i = r->nseen[k]; i > 0 && r->seen[k][i - 1].offered > pt->offered; i--)
+			r->seen[k][i] = r->seen[k][i - 1];
+		r->seen[k][i] = *pt;
+		r->nseen[k]++;
+	}
 	rate_rule(r->seen[k], r->nseen[k], r->bound_used_ns, r->sweep ? r->sweep_to : pt->offered,
 		  &r->verdict[k]);
 	r->knee[k] = r->verdict[k].knee;
+}
+
+/*
+ * The rate halfway (geometrically) between lo and hi, to two significant
+ * digits so that it reads as a rate (3,200,000/s, not 3,162,278/s); 0 when
+ * no such rate lies strictly between them.
+ */
+static uint64_t rate_between(uint64_t lo, uint64_t hi)
+{
+	double mid = sqrt((double)lo * (double)hi), unit = 1;
+	uint64_t v;
+
+	while (mid / unit >= 100)
+		unit *= 10;
+	v = (uint64_t)(floor(mid / unit + 0.5) * unit);
+	return v > lo && v < hi ? v : 0;
+}
+
+/*
+ * The next rate to refine a knee with: halfway (rate_between()) from the
+ * knee v->knee to the first rate above it in pts (sorted by rate; rate_rule()
+ * found it not sustained, or the knee would be higher), put in *above; 0
+ * when the sweep did not stop on two points not sustained, had no knee, or
+ * no rate lies between. Pure.
+ */
+static uint64_t refine_rate(const struct point *pts, int n, const struct rate_verdict *v,
+			    uint64_t *above)
+{
+	int i;
+
+	*above = 0;
+	if (v->stop != RATE_STOP_NOT_SUSTAINED || !v->knee)
+		return 0;
+	for (i = 0; i < n && pts[i].offered <= v->knee; i++)
+		;
+	if (i == n)
+		return 0;
+	*above = pts[i].offered;
+	return rate_between(v->knee, *above);
+}
+
+/*
+ * After the quiet sweep stopped on two rates not sustained: r->refine more
+ * quiet points between its knee and the first rate not sustained above it,
+ * each at the geometric middle of the gap left (the 1-2-5 ladder's steps
+ * are 2x and 2.5x; two halvings leave 1.26x at most). The knee and the stop
+ * reason are rate_rule()'s on all the points, in the order of rates. The
+ * interference sets keep the ladder's resolution. Returns point()'s worst.
+ */
+static int refine(struct rate *r, struct ivb_wl_ctx *ctx, struct outputs *o, int *bad)
+{
+	struct point p;
+	uint64_t above, mid;
+	int i, rc = 0;
+
+	for (i = 0; i < r->refine; i++) {
+		mid = refine_rate(r->seen[0], r->nseen[0], &r->verdict[0], &above);
+		if (!mid)
+			break;
+		if (!ctx->quiet)
+			printf("  refining the knee: %llu/s, between %llu/s (sustained) and %llu/s (not)\n",
+			       (unsigned long long)mid, (unsigned long long)r->verdict[0].knee,
+			       (unsigned long long)above);
+		rc = point(r, ctx, o, mid, -1, NULL, &p);
+		if (rc < 0)
+			break;
+		*bad |= rc > 0;
+		judge(r, 0, &p);
+	}
+	return rc;
 }
 
 /* Print set k's stop reason (not quiet). */
@@ -1142,6 +1230,8 @@ static enum ivb_wl_outcome rate_run(void *st, struct ivb_wl_ctx *ctx)
 		if (rate > r->sweep_to)
 			rate = r->sweep_to;
 	}
+	if (rc >= 0 && r->sweep)
+		rc = refine(r, ctx, o, &bad);
 	/* Why each set still going stopped: the quiet sweep's end, or the run's. */
 	for (k = 0; k <= r->nsets; k++) {
 		struct rate_verdict *v = &r->verdict[k];
@@ -1185,6 +1275,7 @@ static void rate_json(const void *st, struct ivb_json *j, int selected)
 		ivb_json_uint(j, "sweep_from", r->sweep_from);
 		ivb_json_uint(j, "sweep_to", r->sweep_to);
 		ivb_json_str(j, "ladder", "1-2-5");
+		ivb_json_int(j, "refine", r->refine);
 	} else {
 		ivb_json_uint(j, "offered_per_s", r->rate);
 	}
