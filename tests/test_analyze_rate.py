@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from analyze_common import SCRIPT, assert_one_line_error, build, host_writer_run, png, skip, write_rows
+from analyze_common import SCRIPT, assert_one_line_error, build, host_writer_run, package, png, skip, write_rows
 
 SHM_SIZE = 64 << 20
 RATE_CSV = "rate_results.csv"
@@ -569,6 +569,19 @@ def test_a_refined_knee_between_the_rungs(tmp_path):
     (d / "run.json").write_text(json.dumps(info))
     proc = run(d, "-q")
     assert proc.returncode == 1 and "rate.knee_per_s.none is 2,000" in proc.stderr, proc.stderr
+
+
+def test_refined_rates_get_ticks_but_no_colliding_labels():
+    """On the plots' load axis, the ladder's rungs and the first rate are
+    labelled; a refinement's rate between two rungs gets its tick but no
+    label unless it is 1.7x from every label (3.2M and 4M/s between 2M and
+    5M/s are not; 3k/s from a --sweep-from of 3k is, being the first)."""
+    tick_labels = package().kinds.rate.tick_labels
+    assert tick_labels([1000, 2000, 5000, 2000000, 5000000, 3200000, 4000000]) == [
+        "1,000", "2,000", "5,000", "2,000,000", "5,000,000", "", ""]
+    assert tick_labels([3000, 5000, 10000, 7100, 8400]) == [
+        "3,000", "5,000", "10,000", "", ""]
+    assert tick_labels([1000, 50000, 300000]) == ["1,000", "50,000", "300,000"]
 
 
 def test_the_old_rules_knee_is_refused(tmp_path):

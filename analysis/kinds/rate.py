@@ -882,14 +882,31 @@ def report_spectrum(points: list[dict], unit) -> list[str]:
 # --------------------------------------------------------------------------
 
 
+def tick_labels(rates: list[int], apart: float = 1.7) -> list[str]:
+    """A label for each rate a tick marks: the 1-2-5 ladder's rungs and the
+    first rate always; any other (a knee's refinement, between two rungs)
+    only when it is `apart` times from every labelled one, else no label,
+    so that no two labels overlap."""
+    def rung(r):
+        digits = str(int(r)).rstrip("0")
+        return digits in ("1", "2", "5")
+    ordered = sorted(set(rates))
+    shown = {r for r in ordered if rung(r)} | set(ordered[:1])
+    for r in ordered:
+        if r not in shown and all(max(r, s) / min(r, s) >= apart for s in shown):
+            shown.add(r)
+    return [nice(r) if r in shown else "" for r in rates]
+
+
 def rate_axes(ax, rates: list[int], ylabel: str) -> None:
-    """Log-log axes with the measured rates as x ticks."""
+    """Log-log axes with the measured rates as x ticks (labelled where the
+    labels do not collide: tick_labels())."""
     from matplotlib.ticker import NullFormatter, NullLocator
 
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(rates)
-    ax.set_xticklabels([nice(r) for r in rates], rotation=30 if len(rates) > 6 else 0)
+    ax.set_xticklabels(tick_labels(rates), rotation=30 if len(rates) > 6 else 0)
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
     if len(rates) == 1:
